@@ -1,0 +1,506 @@
+//! `Connection`: a lazily opened link to a broker chosen by URL, with failover and retry, channels, and
+//! the two ways of receiving: `drain_events` (blocking) or `register_with_event_loop` (a [`Hub`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hub::reactor::{Driver, Reactor};
+use crate::hub::{Event, Hub, Sources};
+use crate::message::Message;
+use crate::registry::Registry;
+use crate::transport::{BrokerConnection, Capabilities, Channel, Delivery, Poller, Transport};
+use crate::url::{parse_failover, BrokerUrl};
+
+/// How often and how fast to retry connecting (Kombu's `max_retries`, `interval_start`, `interval_step`,
+/// `interval_max`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Rounds over the URL list after the first one; `None` retries forever.
+    pub max_retries: Option<u32>,
+    /// Wait before the first retry.
+    pub interval_start: Duration,
+    /// Added to the wait after each retry.
+    pub interval_step: Duration,
+    /// Longest wait.
+    pub interval_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: Some(2),
+            interval_start: Duration::from_millis(100),
+            interval_step: Duration::from_millis(200),
+            interval_max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: one round over the URLs.
+    pub fn none() -> Self {
+        RetryPolicy { max_retries: Some(0), ..Default::default() }
+    }
+    /// Sets the number of retries (`None`: forever).
+    pub fn max_retries(mut self, n: Option<u32>) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Sets the intervals.
+    pub fn intervals(mut self, start: Duration, step: Duration, max: Duration) -> Self {
+        self.interval_start = start;
+        self.interval_step = step;
+        self.interval_max = max;
+        self
+    }
+    /// The wait before retry number `n` (0-based).
+    pub fn interval(&self, n: u32) -> Duration {
+        (self.interval_start + self.interval_step * n).min(self.interval_max)
+    }
+}
+
+/// The order in which failover URLs are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailoverStrategy {
+    /// In the order given, starting after the last one that failed.
+    #[default]
+    RoundRobin,
+    /// In a random order each round.
+    Shuffle,
+}
+
+type Handler = Box<dyn FnMut(Message) -> Result<()> + Send>;
+
+/// Consumers of one connection: consumer tag to callback.
+#[derive(Default)]
+pub(crate) struct ConsumerTable {
+    entries: Mutex<HashMap<Arc<str>, Arc<Mutex<Handler>>>>,
+}
+
+impl ConsumerTable {
+    pub(crate) fn insert(&self, tag: Arc<str>, handler: Arc<Mutex<Handler>>) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(tag, handler);
+    }
+    pub(crate) fn remove(&self, tag: &str) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(tag);
+    }
+    fn get(&self, tag: &str) -> Option<Arc<Mutex<Handler>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(tag).cloned()
+    }
+
+    /// Hands each delivery to its consumer; a delivery for a consumer that is gone goes back to its queue.
+    fn dispatch(&self, deliveries: &mut Vec<Delivery>) -> Result<usize> {
+        let mut first_err = None;
+        let mut n = 0;
+        let mut current: Option<(Arc<str>, Arc<Mutex<Handler>>)> = None;
+        for d in deliveries.drain(..) {
+            let handler = match &current {
+                Some((tag, h)) if Arc::ptr_eq(tag, &d.consumer_tag) || **tag == *d.consumer_tag => Some(h.clone()),
+                _ => {
+                    let h = self.get(&d.consumer_tag);
+                    if let Some(h) = &h {
+                        current = Some((d.consumer_tag.clone(), h.clone()));
+                    }
+                    h
+                }
+            };
+            match handler {
+                Some(h) => {
+                    n += 1;
+                    let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = (*h)(d.message) {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                None => {
+                    tracing::debug!("delivery for cancelled consumer {}: requeued", d.consumer_tag);
+                    if let Err(e) = d.message.reject(true) {
+                        tracing::debug!("requeue of a delivery for a cancelled consumer: {e}");
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+}
+
+/// Drives one connection in a reactor: its poller's events become deliveries, handed to its consumers.
+struct ConnectionDriver {
+    poller: Box<dyn Poller>,
+    consumers: Arc<ConsumerTable>,
+    closed: Arc<AtomicBool>,
+    buf: Vec<Delivery>,
+}
+
+impl Driver for ConnectionDriver {
+    fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+        self.poller.register(sources)
+    }
+    fn ready(&mut self, event: &Event, sources: &mut Sources<'_>) -> Result<usize> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let polled = self.poller.ready(event, sources, &mut self.buf);
+        let dispatched = self.consumers.dispatch(&mut self.buf);
+        polled?;
+        dispatched
+    }
+    fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+        self.poller.deregister(sources)
+    }
+    fn finished(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+struct Link {
+    broker: Arc<dyn BrokerConnection>,
+    transport: Arc<dyn Transport>,
+    url: BrokerUrl,
+    default_channel: Option<Arc<dyn Channel>>,
+}
+
+struct Inner {
+    urls: Vec<BrokerUrl>,
+    transports: Vec<Arc<dyn Transport>>,
+    retry: RetryPolicy,
+    strategy: FailoverStrategy,
+    link: Mutex<Option<Link>>,
+    next_url: Mutex<usize>,
+    consumers: Arc<ConsumerTable>,
+    reactor: Mutex<Option<Reactor>>,
+    in_hub: AtomicBool,
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(link) = self.link.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Err(e) = link.broker.close() {
+                tracing::debug!("closing connection to {}: {e}", link.url);
+            }
+        }
+    }
+}
+
+/// A connection to a broker, picked by URL scheme. Cheap to clone (clones share the connection).
+///
+/// Opening is lazy: the first operation that needs the broker connects, trying each URL of a failover
+/// list (`url1;url2`) with the [`RetryPolicy`].
+///
+/// ```
+/// use kombu_core::{Connection, ErrorKind};
+/// let err = Connection::open("rediss-typo://localhost").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::UnknownTransport);
+/// assert_eq!(Connection::open("::").unwrap_err().kind(), ErrorKind::InvalidArgument);
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("urls", &self.inner.urls).finish()
+    }
+}
+
+/// Builds a [`Connection`] with options.
+#[derive(Debug)]
+#[must_use]
+pub struct ConnectionBuilder {
+    url: String,
+    retry: RetryPolicy,
+    strategy: FailoverStrategy,
+}
+
+impl ConnectionBuilder {
+    /// Sets the retry policy used when connecting.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Sets the failover strategy.
+    pub fn failover(mut self, strategy: FailoverStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+    /// Parses the URL(s) and finds their transports; does not connect yet.
+    pub fn open(self) -> Result<Connection> {
+        let urls = parse_failover(&self.url)?;
+        let registry = Registry::global();
+        let transports = urls.iter().map(|u| registry.get(&u.scheme)).collect::<Result<Vec<_>>>()?;
+        Ok(Connection {
+            inner: Arc::new(Inner {
+                urls,
+                transports,
+                retry: self.retry,
+                strategy: self.strategy,
+                link: Mutex::new(None),
+                next_url: Mutex::new(0),
+                consumers: Arc::new(ConsumerTable::default()),
+                reactor: Mutex::new(None),
+                in_hub: AtomicBool::new(false),
+                closed: Arc::new(AtomicBool::new(false)),
+            }),
+        })
+    }
+}
+
+static CONSUMER_SEQ: AtomicU64 = AtomicU64::new(1);
+
+impl Connection {
+    /// A connection to `url` (or a failover list `url1;url2`), with default options. Checks the URL and
+    /// its scheme now; connects on first use.
+    pub fn open(url: &str) -> Result<Connection> {
+        Connection::builder(url).open()
+    }
+
+    /// A builder for a connection with options.
+    pub fn builder(url: &str) -> ConnectionBuilder {
+        ConnectionBuilder { url: url.to_owned(), retry: RetryPolicy::default(), strategy: FailoverStrategy::default() }
+    }
+
+    fn link(&self) -> Result<MutexGuard<'_, Option<Link>>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::state("connection is closed"));
+        }
+        let mut guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.as_ref().is_some_and(|l| !l.broker.is_open()) {
+            *guard = None;
+        }
+        if guard.is_none() {
+            *guard = Some(self.establish()?);
+        }
+        Ok(guard)
+    }
+
+    fn establish(&self) -> Result<Link> {
+        let inner = &self.inner;
+        let n = inner.urls.len();
+        let mut round = 0u32;
+        loop {
+            let mut order: Vec<usize> = {
+                let start = *inner.next_url.lock().unwrap_or_else(|e| e.into_inner());
+                (0..n).map(|i| (start + i) % n).collect()
+            };
+            if inner.strategy == FailoverStrategy::Shuffle {
+                shuffle(&mut order);
+            }
+            let mut last_err = None;
+            let mut recoverable = false;
+            for i in order {
+                let url = &inner.urls[i];
+                match inner.transports[i].connect(url) {
+                    Ok(broker) => {
+                        *inner.next_url.lock().unwrap_or_else(|e| e.into_inner()) = i;
+                        tracing::debug!("connected to {url}");
+                        return Ok(Link {
+                            broker: Arc::from(broker),
+                            transport: inner.transports[i].clone(),
+                            url: url.clone(),
+                            default_channel: None,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot connect to {url}: {e}");
+                        recoverable |= e.is_recoverable();
+                        *inner.next_url.lock().unwrap_or_else(|e| e.into_inner()) = (i + 1) % n;
+                        last_err = Some(e);
+                    }
+                }
+            }
+            let err = last_err.unwrap_or_else(|| Error::connection("no broker URL"));
+            let retries_left = inner.retry.max_retries.is_none_or(|max| round < max);
+            if !recoverable || !retries_left {
+                return Err(err);
+            }
+            std::thread::sleep(inner.retry.interval(round));
+            round += 1;
+        }
+    }
+
+    /// Connects now (if not connected yet).
+    pub fn connect(&self) -> Result<()> {
+        self.link().map(|_| ())
+    }
+
+    /// Whether a live connection is open.
+    pub fn is_connected(&self) -> bool {
+        let guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().is_some_and(|l| l.broker.is_open())
+    }
+
+    /// The URL connected to (or the first of the list, before connecting), password hidden.
+    pub fn url(&self) -> String {
+        let guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(l) => l.url.to_string(),
+            None => self.inner.urls[0].to_string(),
+        }
+    }
+
+    /// What the transport of the (first) URL can do.
+    pub fn capabilities(&self) -> Capabilities {
+        let guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(l) => l.transport.capabilities(),
+            None => self.inner.transports[0].capabilities(),
+        }
+    }
+
+    /// Opens a new channel.
+    pub fn channel(&self) -> Result<Arc<dyn Channel>> {
+        let guard = self.link()?;
+        match guard.as_ref() {
+            Some(link) => link.broker.channel(),
+            None => Err(Error::connection("not connected")),
+        }
+    }
+
+    /// The connection's shared channel, opened on first use.
+    pub fn default_channel(&self) -> Result<Arc<dyn Channel>> {
+        let mut guard = self.link()?;
+        let link = guard.as_mut().ok_or_else(|| Error::connection("not connected"))?;
+        if let Some(ch) = link.default_channel.as_ref().filter(|c| c.is_open()) {
+            return Ok(ch.clone());
+        }
+        let ch = link.broker.channel()?;
+        link.default_channel = Some(ch.clone());
+        Ok(ch)
+    }
+
+    fn poller(&self) -> Result<Box<dyn Poller>> {
+        let guard = self.link()?;
+        match guard.as_ref() {
+            Some(link) => link.broker.poller(),
+            None => Err(Error::connection("not connected")),
+        }
+    }
+
+    fn driver(&self) -> Result<Box<dyn Driver>> {
+        Ok(Box::new(ConnectionDriver {
+            poller: self.poller()?,
+            consumers: self.inner.consumers.clone(),
+            closed: self.inner.closed.clone(),
+            buf: Vec::with_capacity(256),
+        }))
+    }
+
+    /// Hands this connection to `hub`: from now on the hub's loop delivers its consumers' messages.
+    pub fn register_with_event_loop(&self, hub: &mut Hub) -> Result<()> {
+        if self.inner.in_hub.swap(true, Ordering::AcqRel) {
+            return Err(Error::state("connection is already registered with an event loop"));
+        }
+        let result = self.driver().and_then(|d| hub.add_driver(d));
+        if result.is_err() {
+            self.inner.in_hub.store(false, Ordering::Release);
+        }
+        result.map(|_| ())
+    }
+
+    /// Waits for messages and hands them to their consumers' callbacks. Returns how many were delivered,
+    /// or a `Timeout` error if none arrived within `timeout` (`None`: wait forever). An error from a
+    /// consumer (for example a refused content type) is returned after the other messages of the batch.
+    pub fn drain_events(&self, timeout: Option<Duration>) -> Result<usize> {
+        if self.inner.in_hub.load(Ordering::Acquire) {
+            return Err(Error::state("connection is driven by a Hub; run the hub instead of drain_events"));
+        }
+        let mut guard = self.inner.reactor.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let mut reactor = Reactor::new()?;
+            reactor.add_driver(self.driver()?)?;
+            *guard = Some(reactor);
+        }
+        let reactor = guard.as_mut().ok_or_else(|| Error::state("no reactor"))?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut external = Vec::new();
+        loop {
+            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let delivered = reactor.turn(wait, &mut external);
+            if reactor.is_empty() {
+                *guard = None;
+                delivered?;
+                return Err(Error::state("connection closed"));
+            }
+            match delivered {
+                Ok(0) => {}
+                Err(e) if e.kind() == ErrorKind::Connection => {
+                    // The poller lost its connection: start over with a fresh one next time.
+                    *guard = None;
+                    return Err(e);
+                }
+                other => return other,
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::timeout("no message arrived before the timeout"));
+            }
+        }
+    }
+
+    pub(crate) fn consumers(&self) -> &Arc<ConsumerTable> {
+        &self.inner.consumers
+    }
+
+    pub(crate) fn new_consumer_tag(&self) -> Arc<str> {
+        let n = CONSUMER_SEQ.fetch_add(1, Ordering::Relaxed);
+        Arc::from(format!("ctag-{}-{n}", std::process::id()))
+    }
+
+    /// Closes the connection: consumers stop, unacknowledged messages go back to their queues.
+    pub fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.reactor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match link {
+            Some(l) => l.broker.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn shuffle(v: &mut [usize]) {
+    // A small xorshift seeded from the clock is plenty to spread clients over brokers.
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
+    let mut x = clock.unwrap_or(0) ^ u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_intervals_grow_to_max() {
+        let p = RetryPolicy::default().intervals(
+            Duration::from_millis(100),
+            Duration::from_millis(100),
+            Duration::from_millis(250),
+        );
+        assert_eq!(p.interval(0), Duration::from_millis(100));
+        assert_eq!(p.interval(1), Duration::from_millis(200));
+        assert_eq!(p.interval(5), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn shuffle_keeps_elements() {
+        let mut v = vec![0, 1, 2, 3, 4];
+        shuffle(&mut v);
+        v.sort();
+        assert_eq!(v, vec![0, 1, 2, 3, 4]);
+    }
+}

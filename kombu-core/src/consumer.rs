@@ -1,0 +1,230 @@
+//! `Consumer`: receives messages from one or more queues into a callback, checking the accept list and
+//! decoding bodies; refused or undecodable messages go to an error handler and are never lost.
+
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+
+use crate::connection::Connection;
+use crate::entity::Queue;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Message;
+use crate::serialization::Accept;
+use crate::transport::Channel;
+
+/// A user callback: hands the message back with the error when it refuses it.
+type MessageFn = Box<dyn FnMut(Message) -> std::result::Result<(), (Error, Message)> + Send>;
+/// What the connection's consumer table calls.
+type HandlerFn = Box<dyn FnMut(Message) -> Result<()> + Send>;
+type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
+
+/// Consumes from queues. Build it, then [`consume`](Consumer::consume); dropping it cancels.
+///
+/// Messages arrive when the connection's events are processed: by [`Connection::drain_events`], or by a
+/// [`Hub`](crate::Hub) the connection is registered with.
+///
+/// A message whose content type is not in the accept list, or (with [`callback`](Consumer::callback))
+/// whose body does not decode, does not reach the callback: it goes to the [`on_error`](Consumer::on_error)
+/// handler, or, without one, stays unacknowledged (so it is redelivered when the channel closes) and the
+/// error is returned from `drain_events`/`run_once` after the other messages. Either way it is not lost.
+pub struct Consumer {
+    connection: Connection,
+    channel: Option<Arc<dyn Channel>>,
+    queues: Vec<Queue>,
+    accept: Accept,
+    prefetch: Option<u16>,
+    no_ack: bool,
+    auto_declare: bool,
+    on_message: Option<MessageFn>,
+    on_error: Option<ErrorFn>,
+    tags: Vec<Arc<str>>,
+    active: Option<Arc<dyn Channel>>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queues", &self.queues.iter().map(|q| &q.name).collect::<Vec<_>>())
+            .field("tags", &self.tags)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// A consumer of `queues` on `connection` (on its default channel unless [`channel`](Consumer::channel)
+    /// is set). Accepts every content type until [`accept`](Consumer::accept) says otherwise.
+    pub fn new(connection: &Connection, queues: impl IntoIterator<Item = Queue>) -> Consumer {
+        Consumer {
+            connection: connection.clone(),
+            channel: None,
+            queues: queues.into_iter().collect(),
+            accept: Accept::any(),
+            prefetch: None,
+            no_ack: false,
+            auto_declare: true,
+            on_message: None,
+            on_error: None,
+            tags: Vec::new(),
+            active: None,
+        }
+    }
+
+    /// Consumes on this channel.
+    pub fn channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+    /// Only these content types reach the callback.
+    pub fn accept(mut self, accept: Accept) -> Self {
+        self.accept = accept;
+        self
+    }
+    /// At most `n` unacknowledged messages at a time (sets the channel's QoS).
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.prefetch = Some(n);
+        self
+    }
+    /// The broker forgets messages as it delivers them (no ack needed, none possible).
+    pub fn no_ack(mut self, yes: bool) -> Self {
+        self.no_ack = yes;
+        self
+    }
+    /// Whether to declare the queues (and their exchanges and bindings) before consuming (default true).
+    pub fn auto_declare(mut self, yes: bool) -> Self {
+        self.auto_declare = yes;
+        self
+    }
+
+    /// The callback for each accepted message; it settles the message (ack, reject, requeue) itself.
+    pub fn on_message(mut self, callback: impl FnMut(Message) + Send + 'static) -> Self {
+        let mut callback = callback;
+        self.on_message = Some(Box::new(move |m| {
+            callback(m);
+            Ok(())
+        }));
+        self
+    }
+
+    /// The callback for each accepted message, with its body decoded as `T`. A body that does not decode
+    /// goes to the error handler instead.
+    pub fn callback<T, F>(mut self, callback: F) -> Self
+    where
+        T: DeserializeOwned,
+        F: FnMut(T, Message) + Send + 'static,
+    {
+        let mut callback = callback;
+        self.on_message = Some(Box::new(move |m: Message| {
+            match m.decode::<T>() {
+                Ok(body) => {
+                    callback(body, m);
+                    Ok(())
+                }
+                Err(e) => Err((e, m)),
+            }
+        }));
+        self
+    }
+
+    /// Handles messages that were refused (content type not accepted) or did not decode. The handler
+    /// decides what happens to the message (for example `reject(false)` to dead-letter it).
+    pub fn on_error(mut self, handler: impl FnMut(Error, Message) + Send + 'static) -> Self {
+        self.on_error = Some(Box::new(handler));
+        self
+    }
+
+    /// The consumer tags, one per queue, while consuming.
+    pub fn consumer_tags(&self) -> &[Arc<str>] {
+        &self.tags
+    }
+
+    /// Declares the queues (unless `auto_declare(false)`), sets QoS, and starts consuming.
+    pub fn consume(&mut self) -> Result<()> {
+        if self.active.is_some() {
+            return Ok(());
+        }
+        let mut on_message =
+            self.on_message.take().ok_or_else(|| Error::invalid("consumer has no callback: set on_message or callback"))?;
+        let channel = match &self.channel {
+            Some(c) => c.clone(),
+            None => self.connection.default_channel()?,
+        };
+        if self.auto_declare {
+            for q in &self.queues {
+                channel.declare(q)?;
+            }
+        }
+        if let Some(n) = self.prefetch {
+            channel.qos(n)?;
+        }
+        let accept = self.accept.clone();
+        let mut on_error = self.on_error.take();
+        let handler: HandlerFn = Box::new(move |m: Message| {
+            if !accept.allows(m.content_type.as_deref()) {
+                let err = Error::new(
+                    ErrorKind::ContentDisallowed,
+                    format!(
+                        "message {} has content type '{}', which this consumer does not accept",
+                        m.delivery_info.delivery_tag,
+                        m.content_type.as_deref().unwrap_or("")
+                    ),
+                );
+                return refuse(&mut on_error, err, m);
+            }
+            match on_message(m) {
+                Ok(()) => Ok(()),
+                Err((err, m)) => refuse(&mut on_error, err, m),
+            }
+        });
+        let handler = Arc::new(Mutex::new(handler));
+        let table = self.connection.consumers().clone();
+        for q in &self.queues {
+            let tag = self.connection.new_consumer_tag();
+            table.insert(tag.clone(), handler.clone());
+            self.tags.push(tag.clone());
+            if let Err(e) = channel.consume(&q.name, &tag, self.no_ack) {
+                self.active = Some(channel);
+                let _ = self.cancel();
+                return Err(e);
+            }
+        }
+        self.active = Some(channel);
+        Ok(())
+    }
+
+    /// Stops consuming; messages not yet delivered stay in their queues.
+    pub fn cancel(&mut self) -> Result<()> {
+        let Some(channel) = self.active.take() else { return Ok(()) };
+        let mut first_err = None;
+        for tag in self.tags.drain(..) {
+            if let Err(e) = channel.cancel(&tag) {
+                first_err.get_or_insert(e);
+            }
+            self.connection.consumers().remove(&tag);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn refuse(on_error: &mut Option<ErrorFn>, err: Error, message: Message) -> Result<()> {
+    match on_error {
+        Some(handler) => {
+            handler(err, message);
+            Ok(())
+        }
+        None => {
+            tracing::warn!("message refused and left unacknowledged: {err}");
+            Err(err)
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Err(e) = self.cancel() {
+            tracing::debug!("cancelling consumer on drop: {e}");
+        }
+    }
+}

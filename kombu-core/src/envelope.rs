@@ -1,0 +1,256 @@
+//! Kombu's JSON message envelope, as Python Kombu's virtual transports (Redis and others) store a message.
+//!
+//! ```json
+//! {"body": "eyJoZWxsbyI6IDF9", "content-encoding": "utf-8", "content-type": "application/json",
+//!  "headers": {"h": "v"},
+//!  "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "ex", "routing_key": "a.b"},
+//!                 "priority": 3, "body_encoding": "base64", "delivery_tag": "da30b664-..."}}
+//! ```
+//!
+//! Pure: bytes in, values out. Unknown properties and delivery-info fields are kept, so a message that
+//! passes through Rust reaches Python unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::entity::FieldTable;
+use crate::error::{Error, Result};
+use crate::message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, Properties};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The envelope: one JSON object per message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The body: base64 text when `properties.body_encoding` is `base64`, the body itself otherwise.
+    pub body: String,
+    /// Character encoding of the decoded body.
+    #[serde(rename = "content-encoding", default)]
+    pub content_encoding: Option<String>,
+    /// MIME type of the decoded body.
+    #[serde(rename = "content-type", default)]
+    pub content_type: Option<String>,
+    /// Application headers.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub headers: FieldTable,
+    /// Properties, delivery info and transport bookkeeping.
+    #[serde(default)]
+    pub properties: EnvelopeProperties,
+}
+
+/// The `properties` object of the envelope.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EnvelopeProperties {
+    /// 1 transient, 2 persistent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_mode: Option<u8>,
+    /// Exchange and routing key it was published with.
+    #[serde(default)]
+    pub delivery_info: EnvelopeDeliveryInfo,
+    /// Priority (Kombu writes 0 when none was given).
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// `base64` when the body is base64 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_encoding: Option<String>,
+    /// The delivery tag (Kombu's Redis transport: a UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_tag: Option<String>,
+    /// Correlation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Reply-to queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Expiration in milliseconds, as text (AMQP's form, which Kombu's Producer writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    /// Message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Timestamp, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<serde_json::Number>,
+    /// Any other properties, kept as they are.
+    #[serde(flatten)]
+    pub extra: FieldTable,
+}
+
+/// The `delivery_info` object of the envelope.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EnvelopeDeliveryInfo {
+    /// Exchange name.
+    #[serde(default)]
+    pub exchange: String,
+    /// Routing key.
+    #[serde(default)]
+    pub routing_key: String,
+    /// Set by Kombu when it restores an unacknowledged message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivered: Option<bool>,
+    /// Any other fields, kept as they are.
+    #[serde(flatten)]
+    pub extra: FieldTable,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<FieldTable, D::Error> {
+    Ok(Option::<FieldTable>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Envelope {
+    /// The envelope for `message` published to `exchange` with `routing_key`, tagged `delivery_tag`.
+    pub fn from_message(message: &Message, exchange: &str, routing_key: &str, delivery_tag: &str) -> Envelope {
+        let p = &message.properties;
+        Envelope {
+            body: B64.encode(&message.body),
+            content_encoding: message.content_encoding.clone(),
+            content_type: message.content_type.clone(),
+            headers: message.headers.clone(),
+            properties: EnvelopeProperties {
+                delivery_mode: Some(p.delivery_mode.unwrap_or_default().as_u8()),
+                delivery_info: EnvelopeDeliveryInfo {
+                    exchange: exchange.to_owned(),
+                    routing_key: routing_key.to_owned(),
+                    redelivered: None,
+                    extra: FieldTable::new(),
+                },
+                priority: Some(p.priority.unwrap_or(0)),
+                body_encoding: Some("base64".to_owned()),
+                delivery_tag: Some(delivery_tag.to_owned()),
+                correlation_id: p.correlation_id.clone(),
+                reply_to: p.reply_to.clone(),
+                expiration: p.expiration.map(|d| d.as_millis().to_string()),
+                message_id: p.message_id.clone(),
+                timestamp: p.timestamp.map(serde_json::Number::from),
+                extra: p.extra.clone(),
+            },
+        }
+    }
+
+    /// Parses an envelope; anything that is not one is an error naming what is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<Envelope> {
+        serde_json::from_slice(bytes).map_err(|e| Error::serialization(format!("not a Kombu message envelope: {e}")))
+    }
+
+    /// The envelope as JSON bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serializing these plain types cannot fail; fall back to an empty object if it ever did.
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// Whether Kombu marked it redelivered (in delivery info or the `redelivered` header).
+    pub fn redelivered(&self) -> bool {
+        self.properties.delivery_info.redelivered.unwrap_or(false)
+            || self.headers.get("redelivered").and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+
+    /// The priority Kombu stored (0 when none).
+    pub fn priority(&self) -> u8 {
+        self.properties.priority.unwrap_or(0)
+    }
+
+    /// The message it carries (body decoded from base64), not bound to any channel.
+    pub fn into_message(self) -> Result<Message> {
+        let body = match self.properties.body_encoding.as_deref() {
+            Some("base64") => B64
+                .decode(self.body.as_bytes())
+                .map_err(|e| Error::serialization(format!("envelope body is not valid base64: {e}")))?,
+            None | Some("") => self.body.into_bytes(),
+            Some(other) => return Err(Error::serialization(format!("unknown envelope body encoding '{other}'"))),
+        };
+        let redelivered = self.properties.delivery_info.redelivered.unwrap_or(false)
+            || self.headers.get("redelivered").and_then(|v| v.as_bool()).unwrap_or(false);
+        let p = self.properties;
+        let expiration = match p.expiration.as_deref() {
+            Some(ms) => Some(Duration::from_millis(
+                ms.trim().parse::<f64>().map_err(|_| Error::serialization(format!("bad expiration '{ms}'")))?.max(0.0)
+                    as u64,
+            )),
+            None => None,
+        };
+        let mut message = Message::new(body);
+        message.content_type = self.content_type;
+        message.content_encoding = self.content_encoding;
+        message.headers = self.headers;
+        message.properties = Properties {
+            delivery_mode: p.delivery_mode.map(DeliveryMode::from_u8),
+            priority: p.priority,
+            correlation_id: p.correlation_id,
+            reply_to: p.reply_to,
+            expiration,
+            message_id: p.message_id,
+            timestamp: p.timestamp.and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f.max(0.0) as u64))),
+            extra: p.extra,
+        };
+        message.delivery_info = DeliveryInfo {
+            exchange: p.delivery_info.exchange,
+            routing_key: p.delivery_info.routing_key,
+            redelivered,
+            delivery_tag: DeliveryTag::Text(Arc::from(p.delivery_tag.unwrap_or_default())),
+            consumer_tag: None,
+        };
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Exactly as Python Kombu 5.7 stores a message on Redis (see DESIGN.md).
+    const PY: &str = r#"{"body": "eyJoZWxsbyI6IDF9", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"h": "v"}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "peek_ex", "routing_key": "a.b"}, "priority": 3, "body_encoding": "base64", "delivery_tag": "da30b664-1ff6-469c-9d0b-5b42741886ce"}}"#;
+
+    #[test]
+    fn reads_python_kombu_message() {
+        let m = Envelope::parse(PY.as_bytes()).unwrap().into_message().unwrap();
+        assert_eq!(&m.body[..], br#"{"hello": 1}"#);
+        assert_eq!(m.content_type.as_deref(), Some("application/json"));
+        assert_eq!(m.headers["h"], "v");
+        assert_eq!(m.properties.priority, Some(3));
+        assert_eq!(m.properties.delivery_mode, Some(DeliveryMode::Persistent));
+        assert_eq!(m.delivery_info.exchange, "peek_ex");
+        assert_eq!(m.delivery_info.routing_key, "a.b");
+        assert_eq!(m.delivery_info.delivery_tag.to_string(), "da30b664-1ff6-469c-9d0b-5b42741886ce");
+        assert!(!m.delivery_info.redelivered);
+    }
+
+    #[test]
+    fn writes_what_python_writes() {
+        let m = Message::new(&br#"{"hello": 1}"#[..])
+            .content_type("application/json")
+            .content_encoding("utf-8")
+            .header("h", "v")
+            .priority(3);
+        let env = Envelope::from_message(&m, "peek_ex", "a.b", "da30b664-1ff6-469c-9d0b-5b42741886ce");
+        let ours: serde_json::Value = serde_json::from_slice(&env.to_vec()).unwrap();
+        let theirs: serde_json::Value = serde_json::from_str(PY).unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn keeps_unknown_fields_and_marks_redelivery() {
+        let raw = r#"{"body": "aGk=", "content-type": "text/plain", "headers": {"redelivered": true},
+            "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "", "routing_key": "q", "x": 1},
+            "custom": [1,2], "timestamp": 1700000000.5}}"#;
+        let env = Envelope::parse(raw.as_bytes()).unwrap();
+        assert!(env.redelivered());
+        assert_eq!(env.properties.delivery_info.extra["x"], 1);
+        let m = env.into_message().unwrap();
+        assert!(m.delivery_info.redelivered);
+        assert_eq!(m.properties.extra["custom"][1], 2);
+        assert_eq!(m.properties.timestamp, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(Envelope::parse(b"not json").is_err());
+        assert!(Envelope::parse(b"{}").is_err());
+        let bad_b64 = r#"{"body": "!!!", "properties": {"body_encoding": "base64"}}"#;
+        assert!(Envelope::parse(bad_b64.as_bytes()).unwrap().into_message().is_err());
+        let null_headers = r#"{"body": "x", "headers": null}"#;
+        assert_eq!(&Envelope::parse(null_headers.as_bytes()).unwrap().into_message().unwrap().body[..], b"x");
+    }
+}

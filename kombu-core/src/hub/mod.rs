@@ -1,0 +1,294 @@
+//! The Hub: one event loop that drives every connection registered with it, of any backend, plus timers,
+//! tick callbacks, raw file-descriptor readers and writers, and wake-ups from other threads.
+//!
+//! ```
+//! use std::time::Duration;
+//! use kombu_core::Hub;
+//!
+//! let mut hub = Hub::new().unwrap();
+//! let stop = hub.stopper();
+//! let ticks = std::rc::Rc::new(std::cell::Cell::new(0));
+//! let t = ticks.clone();
+//! hub.call_repeatedly(Duration::from_millis(1), move || {
+//!     t.set(t.get() + 1);
+//!     if t.get() == 3 {
+//!         stop.stop();
+//!     }
+//! });
+//! hub.run_forever().unwrap();
+//! assert_eq!(ticks.get(), 3);
+//! ```
+
+pub(crate) mod reactor;
+mod sources;
+mod timer;
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use sources::{Event, EventKind, Interest, Sources, Token, WakeHandle};
+pub use timer::TimerHandle;
+
+use crate::error::Result;
+use reactor::{Driver, Reactor};
+use sources::WakeShared;
+use timer::Timers;
+
+/// Stops a running Hub from anywhere (another thread, a callback).
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    shared: Arc<WakeShared>,
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopper").field("stopped", &self.flag.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Stopper {
+    /// Makes `run_forever` return after the current iteration.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        let _ = self.shared.waker.wake();
+    }
+}
+
+type Callback = Box<dyn FnMut(&Event)>;
+
+/// The event loop. See the [module docs](self) for an example.
+pub struct Hub {
+    reactor: Reactor,
+    timers: Timers,
+    ticks: Vec<Box<dyn FnMut()>>,
+    callbacks: HashMap<Token, Callback>,
+    on_error: Option<Box<dyn FnMut(crate::Error)>>,
+    stop: Arc<AtomicBool>,
+    external: Vec<Event>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("reactor", &self.reactor)
+            .field("timers", &self.timers.len())
+            .field("callbacks", &self.callbacks.len())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// A new, empty event loop.
+    pub fn new() -> Result<Hub> {
+        Ok(Hub {
+            reactor: Reactor::new()?,
+            timers: Timers::default(),
+            ticks: Vec::new(),
+            callbacks: HashMap::new(),
+            on_error: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            external: Vec::new(),
+        })
+    }
+
+    /// Runs `callback` once after `delay`.
+    pub fn call_later(&mut self, delay: Duration, callback: impl FnMut() + 'static) -> TimerHandle {
+        self.timers.add(Instant::now() + delay, None, Box::new(callback))
+    }
+
+    /// Runs `callback` once at `when`.
+    pub fn call_at(&mut self, when: Instant, callback: impl FnMut() + 'static) -> TimerHandle {
+        self.timers.add(when, None, Box::new(callback))
+    }
+
+    /// Runs `callback` every `interval`, the first time after one interval.
+    pub fn call_repeatedly(&mut self, interval: Duration, callback: impl FnMut() + 'static) -> TimerHandle {
+        self.timers.add(Instant::now() + interval, Some(interval), Box::new(callback))
+    }
+
+    /// Cancels a timer (the same as [`TimerHandle::cancel`]).
+    pub fn cancel(&mut self, timer: &TimerHandle) {
+        timer.cancel();
+    }
+
+    /// Runs `callback` at the start of every loop iteration.
+    pub fn on_tick(&mut self, callback: impl FnMut() + 'static) {
+        self.ticks.push(Box::new(callback));
+    }
+
+    /// Handles errors from connections instead of returning them from `run_once`/`run_forever`.
+    pub fn on_error(&mut self, handler: impl FnMut(crate::Error) + 'static) {
+        self.on_error = Some(Box::new(handler));
+    }
+
+    /// Calls `callback` whenever `fd` is readable. The descriptor must stay open until removed.
+    pub fn add_reader(&mut self, fd: RawFd, callback: impl FnMut(&Event) + 'static) -> Result<Token> {
+        self.add_fd(fd, Interest::READABLE, Box::new(callback))
+    }
+
+    /// Calls `callback` whenever `fd` is writable.
+    pub fn add_writer(&mut self, fd: RawFd, callback: impl FnMut(&Event) + 'static) -> Result<Token> {
+        self.add_fd(fd, Interest::WRITABLE, Box::new(callback))
+    }
+
+    fn add_fd(&mut self, fd: RawFd, interest: Interest, callback: Callback) -> Result<Token> {
+        let token = self.reactor.external_sources().register_fd(fd, interest)?;
+        self.callbacks.insert(token, callback);
+        Ok(token)
+    }
+
+    /// Stops watching a descriptor added with `add_reader` or `add_writer`.
+    pub fn remove_fd(&mut self, fd: RawFd, token: Token) -> Result<()> {
+        self.callbacks.remove(&token);
+        self.reactor.external_sources().deregister_fd(fd, token)
+    }
+
+    /// A handle that, woken from any thread, runs `callback` on the Hub's thread.
+    pub fn add_waker(&mut self, callback: impl FnMut() + 'static) -> WakeHandle {
+        let handle = self.reactor.external_sources().waker();
+        let mut callback = callback;
+        self.callbacks.insert(handle.token(), Box::new(move |_| callback()));
+        handle
+    }
+
+    /// A handle that stops `run_forever` from anywhere.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { flag: self.stop.clone(), shared: self.reactor.shared().clone() }
+    }
+
+    /// Stops `run_forever` after the current iteration.
+    pub fn stop(&self) {
+        self.stopper().stop();
+    }
+
+    pub(crate) fn add_driver(&mut self, driver: Box<dyn Driver>) -> Result<u64> {
+        self.reactor.add_driver(driver)
+    }
+
+    /// One iteration: due timers, tick callbacks, then wait for events until the next timer (or until
+    /// woken) and handle them. Returns how many messages were delivered.
+    pub fn run_once(&mut self) -> Result<usize> {
+        self.run_once_for(None)
+    }
+
+    fn run_once_for(&mut self, max_wait: Option<Duration>) -> Result<usize> {
+        self.timers.fire_due(Instant::now());
+        for tick in self.ticks.iter_mut() {
+            tick();
+        }
+        if self.stop.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let wait = self.timers.next_due().map(|at| at.saturating_duration_since(Instant::now()));
+        let wait = match (wait, max_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut external = std::mem::take(&mut self.external);
+        let result = self.reactor.turn(wait, &mut external);
+        for ev in external.drain(..) {
+            if let Some(cb) = self.callbacks.get_mut(&ev.token) {
+                cb(&ev);
+            }
+        }
+        self.external = external;
+        self.timers.fire_due(Instant::now());
+        match result {
+            Err(e) if self.on_error.is_some() => {
+                if let Some(handler) = self.on_error.as_mut() {
+                    handler(e);
+                }
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+
+    /// Runs until [`stop`](Hub::stop) (or a [`Stopper`]) is called, or a connection error is returned
+    /// (unless an [`on_error`](Hub::on_error) handler takes it).
+    pub fn run_forever(&mut self) -> Result<()> {
+        self.stop.store(false, Ordering::Release);
+        while !self.stop.load(Ordering::Acquire) {
+            self.run_once()?;
+        }
+        Ok(())
+    }
+
+    /// Runs until stopped or until `duration` has passed.
+    pub fn run_for(&mut self, duration: Duration) -> Result<()> {
+        let end = Instant::now() + duration;
+        self.stop.store(false, Ordering::Release);
+        while !self.stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            self.run_once_for(Some(end - now))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::rc::Rc;
+
+    #[test]
+    fn timers_fire_in_order() {
+        let mut hub = Hub::new().unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let (a, b) = (log.clone(), log.clone());
+        hub.call_later(Duration::from_millis(20), move || a.borrow_mut().push("late"));
+        hub.call_later(Duration::from_millis(5), move || b.borrow_mut().push("early"));
+        let cancelled = hub.call_later(Duration::from_millis(1), || panic!("cancelled timer ran"));
+        hub.cancel(&cancelled);
+        hub.run_for(Duration::from_millis(60)).unwrap();
+        assert_eq!(*log.borrow(), vec!["early", "late"]);
+    }
+
+    #[test]
+    fn waker_from_another_thread_runs_callback() {
+        let mut hub = Hub::new().unwrap();
+        let hits = Rc::new(RefCell::new(0));
+        let h = hits.clone();
+        let stop = hub.stopper();
+        let waker = hub.add_waker(move || {
+            *h.borrow_mut() += 1;
+            stop.stop();
+        });
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            waker.wake();
+        });
+        hub.run_forever().unwrap();
+        t.join().unwrap();
+        assert_eq!(*hits.borrow(), 1);
+    }
+
+    #[test]
+    fn reader_callback_sees_readable_fd() {
+        let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let mut hub = Hub::new().unwrap();
+        let seen = Rc::new(RefCell::new(false));
+        let s = seen.clone();
+        let stop = hub.stopper();
+        hub.add_reader(rx.as_raw_fd(), move |ev| {
+            assert!(ev.readable);
+            *s.borrow_mut() = true;
+            stop.stop();
+        })
+        .unwrap();
+        tx.write_all(b"x").unwrap();
+        hub.run_for(Duration::from_secs(5)).unwrap();
+        assert!(*seen.borrow());
+    }
+}

@@ -1,0 +1,47 @@
+//! kombu-core: the broker-independent heart of kombu-rs.
+//!
+//! It defines the entities ([`Exchange`], [`Queue`], [`Binding`], [`Message`]), Kombu's JSON
+//! [`envelope`], [`routing`] for virtual exchanges, [`serialization`], the [`transport`] traits every
+//! backend implements, the [`Registry`] of transports by URL scheme, the user API ([`Connection`],
+//! [`Producer`], [`Consumer`], [`SimpleQueue`]) and the [`Hub`] event loop. It knows no broker: backends
+//! live in their own crates (`kombu-memory`, `kombu-redis`, `kombu-amqp`) and register themselves.
+//!
+//! Programs normally use the `kombu` facade crate, which re-exports this one and links the backends
+//! chosen by Cargo features.
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+mod connection;
+mod consumer;
+mod entity;
+pub mod envelope;
+mod error;
+pub mod hub;
+mod message;
+mod producer;
+pub mod registry;
+pub mod routing;
+pub mod serialization;
+mod simple;
+pub mod transport;
+pub mod url;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use connection::{Connection, ConnectionBuilder, FailoverStrategy, RetryPolicy};
+pub use consumer::Consumer;
+pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
+pub use error::{Error, ErrorKind, Result};
+pub use hub::{Hub, Stopper, TimerHandle};
+pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
+pub use producer::{Producer, Publish};
+pub use registry::Registry;
+pub use serialization::Accept;
+pub use simple::SimpleQueue;
+pub use transport::{BrokerConnection, Capabilities, Channel, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions, Transport};
+pub use url::BrokerUrl;
+
+#[doc(hidden)]
+pub use inventory;

@@ -1,0 +1,320 @@
+//! `Producer`: serializes, compresses and publishes messages to an exchange, declaring what it needs first.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::connection::Connection;
+use crate::entity::{Exchange, FieldTable, Queue};
+use crate::error::Result;
+use crate::message::{DeliveryMode, Message};
+use crate::serialization;
+use crate::transport::{Channel, Outgoing, PublishOptions};
+
+/// Publishes messages. Settings given here are the defaults of each [`publish`](Producer::publish).
+///
+/// A runnable example (on the memory backend) is in the `kombu` crate's documentation:
+/// `producer.publish(&body).routing_key("k").priority(3).send()?`.
+pub struct Producer {
+    channel: Arc<dyn Channel>,
+    exchange: Exchange,
+    routing_key: String,
+    serializer: String,
+    compression: Option<String>,
+    delivery_mode: DeliveryMode,
+    auto_declare: bool,
+    declared: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("exchange", &self.exchange.name)
+            .field("routing_key", &self.routing_key)
+            .field("serializer", &self.serializer)
+            .finish()
+    }
+}
+
+impl Producer {
+    /// A producer on the connection's default channel, publishing to the default exchange with JSON.
+    pub fn new(connection: &Connection) -> Result<Producer> {
+        Ok(Producer::on_channel(connection.default_channel()?))
+    }
+
+    /// A producer on a given channel.
+    pub fn on_channel(channel: Arc<dyn Channel>) -> Producer {
+        Producer {
+            channel,
+            exchange: Exchange::default_exchange(),
+            routing_key: String::new(),
+            serializer: "json".to_owned(),
+            compression: None,
+            delivery_mode: DeliveryMode::Persistent,
+            auto_declare: true,
+            declared: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The default exchange to publish to (declared before the first publish unless `auto_declare(false)`).
+    pub fn exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = exchange;
+        self
+    }
+    /// The default routing key.
+    pub fn routing_key(mut self, key: impl Into<String>) -> Self {
+        self.routing_key = key.into();
+        self
+    }
+    /// The default serializer (`json`, `text`, `raw`, or a registered one).
+    pub fn serializer(mut self, name: impl Into<String>) -> Self {
+        self.serializer = name.into();
+        self
+    }
+    /// The default compression (`zlib`/`gzip`, or a registered one).
+    pub fn compression(mut self, name: impl Into<String>) -> Self {
+        self.compression = Some(name.into());
+        self
+    }
+    /// The default delivery mode.
+    pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
+        self.delivery_mode = mode;
+        self
+    }
+    /// Whether to declare the exchange before the first publish (default true).
+    pub fn auto_declare(mut self, yes: bool) -> Self {
+        self.auto_declare = yes;
+        self
+    }
+    /// The channel it publishes on.
+    pub fn channel(&self) -> &Arc<dyn Channel> {
+        &self.channel
+    }
+
+    /// Starts a publish of `body`, serialized with the producer's serializer. Finish with
+    /// [`send`](Publish::send).
+    pub fn publish<'a, T: Serialize + ?Sized>(&'a self, body: &'a T) -> Publish<'a, T> {
+        Publish::new(self, Body::Value(body))
+    }
+
+    /// Starts a publish of an already encoded body (content type `application/data`, encoding `binary`,
+    /// unless set with [`Publish::content_type`]).
+    pub fn publish_bytes(&self, body: impl Into<Bytes>) -> Publish<'_, ()> {
+        Publish::new(self, Body::Raw(body.into()))
+    }
+
+    /// Publishes prepared messages in one go (pipelined where the backend can).
+    pub fn send_batch(&self, batch: Vec<Outgoing>) -> Result<()> {
+        self.maybe_declare_exchange(None)?;
+        self.channel.publish_batch(batch, &PublishOptions::default())
+    }
+
+    fn maybe_declare_exchange(&self, exchange: Option<&Exchange>) -> Result<()> {
+        let ex = exchange.unwrap_or(&self.exchange);
+        if ex.is_default() || (exchange.is_none() && !self.auto_declare) {
+            return Ok(());
+        }
+        let key = format!("exchange\0{}", ex.name);
+        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return Ok(());
+        }
+        self.channel.declare_exchange(ex, false)?;
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        Ok(())
+    }
+
+    fn maybe_declare_queue(&self, queue: &Queue) -> Result<()> {
+        let key = format!("queue\0{}", queue.name);
+        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return Ok(());
+        }
+        self.channel.declare(queue)?;
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        Ok(())
+    }
+}
+
+enum Body<'a, T: ?Sized> {
+    Value(&'a T),
+    Raw(Bytes),
+}
+
+/// One publish being prepared; [`send`](Publish::send) publishes it.
+#[must_use = "a publish does nothing until .send() is called"]
+pub struct Publish<'a, T: ?Sized> {
+    producer: &'a Producer,
+    body: Body<'a, T>,
+    exchange: Option<&'a Exchange>,
+    routing_key: Option<&'a str>,
+    serializer: Option<&'a str>,
+    compression: Option<&'a str>,
+    content_type: Option<(String, String)>,
+    declare: Vec<&'a Queue>,
+    message: Message,
+    options: PublishOptions,
+}
+
+impl<T: ?Sized> std::fmt::Debug for Publish<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publish")
+            .field("exchange", &self.exchange.map(|e| &e.name))
+            .field("routing_key", &self.routing_key)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl<'a, T: ?Sized> Publish<'a, T> {
+    fn new(producer: &'a Producer, body: Body<'a, T>) -> Self {
+        let mut message = Message::default();
+        message.properties.delivery_mode = Some(producer.delivery_mode);
+        Publish {
+            producer,
+            body,
+            exchange: None,
+            routing_key: None,
+            serializer: None,
+            compression: None,
+            content_type: None,
+            declare: Vec::new(),
+            message,
+            options: PublishOptions::default(),
+        }
+    }
+
+    /// Publishes to this exchange instead of the producer's (declared first, once).
+    pub fn exchange(mut self, exchange: &'a Exchange) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+    /// The routing key.
+    pub fn routing_key(mut self, key: &'a str) -> Self {
+        self.routing_key = Some(key);
+        self
+    }
+    /// The serializer.
+    pub fn serializer(mut self, name: &'a str) -> Self {
+        self.serializer = Some(name);
+        self
+    }
+    /// The compression.
+    pub fn compression(mut self, name: &'a str) -> Self {
+        self.compression = Some(name);
+        self
+    }
+    /// Content type and encoding of a raw body.
+    pub fn content_type(mut self, content_type: impl Into<String>, encoding: impl Into<String>) -> Self {
+        self.content_type = Some((content_type.into(), encoding.into()));
+        self
+    }
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.message.headers.insert(key.into(), value.into());
+        self
+    }
+    /// Adds headers.
+    pub fn headers(mut self, headers: FieldTable) -> Self {
+        self.message.headers.extend(headers);
+        self
+    }
+    /// The priority.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.message.properties.priority = Some(priority);
+        self
+    }
+    /// Drop the message if it is not delivered within `ttl`.
+    pub fn expiration(mut self, ttl: Duration) -> Self {
+        self.message.properties.expiration = Some(ttl);
+        self
+    }
+    /// The delivery mode.
+    pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
+        self.message.properties.delivery_mode = Some(mode);
+        self
+    }
+    /// The correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.message.properties.correlation_id = Some(id.into());
+        self
+    }
+    /// The reply-to queue.
+    pub fn reply_to(mut self, queue: impl Into<String>) -> Self {
+        self.message.properties.reply_to = Some(queue.into());
+        self
+    }
+    /// The message id.
+    pub fn message_id(mut self, id: impl Into<String>) -> Self {
+        self.message.properties.message_id = Some(id.into());
+        self
+    }
+    /// The timestamp (seconds since the epoch).
+    pub fn timestamp(mut self, seconds: u64) -> Self {
+        self.message.properties.timestamp = Some(seconds);
+        self
+    }
+    /// Declares `queue` (and its bindings) before publishing, once per producer.
+    pub fn declare(mut self, queue: &'a Queue) -> Self {
+        self.declare.push(queue);
+        self
+    }
+    /// Asks the broker to report the message if no queue takes it (where the backend can).
+    pub fn mandatory(mut self, yes: bool) -> Self {
+        self.options.mandatory = yes;
+        self
+    }
+    /// Waits up to `timeout` for the broker to confirm the message (where the backend can).
+    pub fn confirm_timeout(mut self, timeout: Duration) -> Self {
+        self.options.confirm_timeout = Some(timeout);
+        self
+    }
+}
+
+impl<T: Serialize + ?Sized> Publish<'_, T> {
+    /// Builds the message without publishing it (for [`Producer::send_batch`]).
+    pub fn into_outgoing(self) -> Result<Outgoing> {
+        Ok(self.prepare()?.0)
+    }
+
+    fn prepare(mut self) -> Result<(Outgoing, PublishOptions)> {
+        let p = self.producer;
+        let (body, ct, enc) = match self.body {
+            Body::Value(v) => serialization::encode(self.serializer.unwrap_or(&p.serializer), v)?,
+            Body::Raw(b) => {
+                let (ct, enc) = self
+                    .content_type
+                    .take()
+                    .unwrap_or_else(|| ("application/data".to_owned(), "binary".to_owned()));
+                (b, ct, enc)
+            }
+        };
+        let body = match self.compression.or(p.compression.as_deref()) {
+            Some(name) => {
+                let (z, header) = serialization::compress(name, &body)?;
+                self.message.headers.insert("compression".into(), header.into());
+                z
+            }
+            None => body,
+        };
+        let mut message = self.message;
+        message.body = body;
+        message.content_type = Some(ct);
+        message.content_encoding = Some(enc);
+        let exchange = self.exchange.map(|e| e.name.clone()).unwrap_or_else(|| p.exchange.name.clone());
+        let routing_key = self.routing_key.unwrap_or(&p.routing_key).to_owned();
+        p.maybe_declare_exchange(self.exchange)?;
+        for q in self.declare {
+            p.maybe_declare_queue(q)?;
+        }
+        Ok((Outgoing { message, exchange, routing_key }, self.options))
+    }
+
+    /// Publishes the message.
+    pub fn send(self) -> Result<()> {
+        let channel = self.producer.channel.clone();
+        let (out, options) = self.prepare()?;
+        channel.publish(out.message, &out.exchange, &out.routing_key, &options)
+    }
+}

@@ -1,0 +1,59 @@
+//! Headers exchanges: match message headers against a binding's arguments (`x-match` `all` or `any`).
+
+use crate::entity::FieldTable;
+
+/// Whether `headers` satisfy a headers-exchange binding with `binding_args`.
+///
+/// `x-match` is `all` (the default: every bound header must be present and equal) or `any` (at least
+/// one). Arguments starting with `x-` are not matched; a bound value of JSON `null` only asks for presence.
+///
+/// ```
+/// use kombu_core::routing::headers_match;
+/// use serde_json::json;
+/// let bind = json!({"x-match": "any", "a": 1, "b": 2}).as_object().unwrap().clone();
+/// let msg = json!({"b": 2}).as_object().unwrap().clone();
+/// assert!(headers_match(&bind, &msg));
+/// ```
+pub fn headers_match(binding_args: &FieldTable, headers: &FieldTable) -> bool {
+    let any = matches!(binding_args.get("x-match").and_then(|v| v.as_str()), Some("any" | "any-with-x"));
+    let mut wanted = binding_args.iter().filter(|(k, _)| !k.starts_with("x-")).peekable();
+    if wanted.peek().is_none() {
+        return !any;
+    }
+    let mut hit = |(k, v): (&String, &serde_json::Value)| match headers.get(k) {
+        Some(have) => v.is_null() || have == v,
+        None => false,
+    };
+    if any {
+        wanted.any(&mut hit)
+    } else {
+        wanted.all(&mut hit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(v: serde_json::Value) -> FieldTable {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn all_and_any() {
+        let all = t(json!({"x-match": "all", "a": "1", "b": 2}));
+        assert!(headers_match(&all, &t(json!({"a": "1", "b": 2, "c": 3}))));
+        assert!(!headers_match(&all, &t(json!({"a": "1"}))));
+        assert!(!headers_match(&all, &t(json!({"a": "1", "b": 3}))));
+        let any = t(json!({"x-match": "any", "a": "1", "b": 2}));
+        assert!(headers_match(&any, &t(json!({"b": 2}))));
+        assert!(!headers_match(&any, &t(json!({"b": 1}))));
+        assert!(!headers_match(&any, &t(json!({}))));
+        let default_all = t(json!({"a": "1"}));
+        assert!(headers_match(&default_all, &t(json!({"a": "1"}))));
+        let presence = t(json!({"a": null}));
+        assert!(headers_match(&presence, &t(json!({"a": 5}))));
+        assert!(!headers_match(&presence, &t(json!({}))));
+    }
+}

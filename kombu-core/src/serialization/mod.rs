@@ -1,0 +1,280 @@
+//! Serializers and compressors, keyed by name and content type, and consumers' accept lists.
+//!
+//! Built in: `json` (`application/json`, the default), `text` (`text/plain`) and `raw`
+//! (`application/data`, bytes as they are); compressors `zlib` and its Kombu alias `gzip`
+//! (`application/x-gzip`, which Kombu writes for zlib data). Register more with [`register_serializer`]
+//! and [`register_compressor`].
+
+mod compression;
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+pub use compression::{compress, decompress, register_compressor, Compressor};
+
+/// Turns values into bytes and back, for one content type.
+///
+/// Implementations work through `erased_serde`, so any `serde` format can be plugged in.
+pub trait Serializer: Send + Sync + 'static {
+    /// The name used to pick it (`json`).
+    fn name(&self) -> &str;
+    /// The MIME type it writes (`application/json`).
+    fn content_type(&self) -> &str;
+    /// The character encoding it writes (`utf-8`, or `binary`).
+    fn content_encoding(&self) -> &str;
+    /// Serializes `value`.
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>>;
+    /// Hands a deserializer over `body` to `visit`.
+    fn deserialize<'de>(
+        &self,
+        body: &'de [u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<()>,
+    ) -> Result<()>;
+}
+
+struct Json;
+impl Serializer for Json {
+    fn name(&self) -> &str {
+        "json"
+    }
+    fn content_type(&self) -> &str {
+        "application/json"
+    }
+    fn content_encoding(&self) -> &str {
+        "utf-8"
+    }
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(128);
+        let mut ser = serde_json::Serializer::new(&mut out);
+        erased_serde::serialize(value, &mut ser).map_err(|e| Error::serialization(format!("json: {e}")))?;
+        Ok(out)
+    }
+    fn deserialize<'de>(
+        &self,
+        body: &'de [u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<()>,
+    ) -> Result<()> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))?;
+        de.end().map_err(|e| Error::serialization(format!("json: {e}")))
+    }
+}
+
+/// Text and raw bodies: strings (and, for raw, byte arrays) as they are.
+struct Plain {
+    name: &'static str,
+    content_type: &'static str,
+    encoding: &'static str,
+}
+impl Serializer for Plain {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn content_type(&self) -> &str {
+        self.content_type
+    }
+    fn content_encoding(&self) -> &str {
+        self.encoding
+    }
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
+        let v = serde_json::to_value(value).map_err(|e| Error::serialization(format!("{}: {e}", self.name)))?;
+        match v {
+            serde_json::Value::String(s) => Ok(s.into_bytes()),
+            serde_json::Value::Array(items) if self.encoding == "binary" => items
+                .iter()
+                .map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| Error::serialization("raw: body must be a string or bytes")),
+            _ => Err(Error::serialization(format!(
+                "{}: body must be a string{}",
+                self.name,
+                if self.encoding == "binary" { " or bytes" } else { "" }
+            ))),
+        }
+    }
+    fn deserialize<'de>(
+        &self,
+        body: &'de [u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<()>,
+    ) -> Result<()> {
+        if self.encoding == "binary" {
+            let de = serde::de::value::BorrowedBytesDeserializer::<serde::de::value::Error>::new(body);
+            visit(&mut <dyn erased_serde::Deserializer>::erase(de))
+        } else {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| Error::serialization(format!("{}: body is not UTF-8: {e}", self.name)))?;
+            let de = serde::de::value::BorrowedStrDeserializer::<serde::de::value::Error>::new(text);
+            visit(&mut <dyn erased_serde::Deserializer>::erase(de))
+        }
+    }
+}
+
+static JSON: Json = Json;
+
+fn registry() -> &'static RwLock<Vec<Arc<dyn Serializer>>> {
+    static REG: OnceLock<RwLock<Vec<Arc<dyn Serializer>>>> = OnceLock::new();
+    REG.get_or_init(|| {
+        RwLock::new(vec![
+            Arc::new(Json),
+            Arc::new(Plain { name: "text", content_type: "text/plain", encoding: "utf-8" }),
+            Arc::new(Plain { name: "raw", content_type: "application/data", encoding: "binary" }),
+        ])
+    })
+}
+
+/// Adds a serializer; one with the same name is replaced.
+pub fn register_serializer(serializer: Arc<dyn Serializer>) {
+    let mut reg = registry().write().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|s| s.name() != serializer.name());
+    reg.push(serializer);
+}
+
+/// The serializer with this name or content type.
+pub fn serializer(name_or_content_type: &str) -> Result<Arc<dyn Serializer>> {
+    let reg = registry().read().unwrap_or_else(|e| e.into_inner());
+    reg.iter()
+        .find(|s| s.name() == name_or_content_type || s.content_type() == name_or_content_type)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = reg.iter().map(|s| s.name()).collect();
+            Error::serialization(format!(
+                "no serializer named or for content type '{name_or_content_type}' (known: {})",
+                known.join(", ")
+            ))
+        })
+}
+
+/// The content type a missing content type is taken as: raw bytes.
+pub const RAW_CONTENT_TYPE: &str = "application/data";
+
+/// Serializes `value` with the named serializer: body, content type, content encoding.
+pub fn encode<T: Serialize + ?Sized>(serializer_name: &str, value: &T) -> Result<(Bytes, String, String)> {
+    if serializer_name == "json" {
+        let body = serde_json::to_vec(value).map_err(|e| Error::serialization(format!("json: {e}")))?;
+        return Ok((body.into(), JSON.content_type().to_owned(), JSON.content_encoding().to_owned()));
+    }
+    let s = serializer(serializer_name)?;
+    let body = s.serialize(&value)?;
+    Ok((body.into(), s.content_type().to_owned(), s.content_encoding().to_owned()))
+}
+
+/// Deserializes a body by its content type (a missing one means raw bytes).
+pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T> {
+    let ct = content_type.filter(|c| !c.is_empty()).unwrap_or(RAW_CONTENT_TYPE);
+    if ct == "application/json" {
+        return serde_json::from_slice(body).map_err(|e| Error::serialization(format!("json: {e}")));
+    }
+    let s = serializer(ct)?;
+    let mut out = None;
+    s.deserialize(body, &mut |de| {
+        out = Some(
+            erased_serde::deserialize::<T>(de).map_err(|e| Error::serialization(format!("{}: {e}", s.name())))?,
+        );
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::serialization(format!("{}: produced no value", s.name())))
+}
+
+/// The content types a consumer takes. Messages of other types are refused before its callback runs.
+///
+/// ```
+/// use kombu_core::Accept;
+/// let accept = Accept::new(["json"]).unwrap();
+/// assert!(accept.allows(Some("application/json")));
+/// assert!(!accept.allows(Some("text/plain")));
+/// assert!(Accept::any().allows(Some("text/plain")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accept {
+    content_types: Option<Vec<String>>,
+}
+
+impl Accept {
+    /// Every content type.
+    pub fn any() -> Self {
+        Accept { content_types: None }
+    }
+
+    /// Only these serializers (by name, like `json`) or content types (with a `/`).
+    pub fn new<I, S>(names: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut types = Vec::new();
+        for name in names {
+            let name = name.as_ref();
+            if name.contains('/') {
+                types.push(name.to_owned());
+            } else {
+                types.push(serializer(name)?.content_type().to_owned());
+            }
+        }
+        Ok(Accept { content_types: Some(types) })
+    }
+
+    /// Whether a message of this content type is accepted (a missing type counts as raw bytes).
+    pub fn allows(&self, content_type: Option<&str>) -> bool {
+        match &self.content_types {
+            None => true,
+            Some(types) => {
+                let ct = content_type.filter(|c| !c.is_empty()).unwrap_or(RAW_CONTENT_TYPE);
+                types.iter().any(|t| t == ct)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let (body, ct, enc) = encode("json", &serde_json::json!({"a": [1, 2]})).unwrap();
+        assert_eq!((ct.as_str(), enc.as_str()), ("application/json", "utf-8"));
+        let v: serde_json::Value = decode(Some(&ct), &body).unwrap();
+        assert_eq!(v["a"][1], 2);
+    }
+
+    #[test]
+    fn json_through_registry_path_rejects_trailing_garbage() {
+        let s = serializer("application/json").unwrap();
+        let mut seen = false;
+        let err = s.deserialize(b"{} x", &mut |de| {
+            let _: serde_json::Value = erased_serde::deserialize(de).map_err(|e| Error::serialization(e.to_string()))?;
+            seen = true;
+            Ok(())
+        });
+        assert!(seen);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn text_and_raw() {
+        let (body, ct, _) = encode("text", "héllo").unwrap();
+        assert_eq!(ct, "text/plain");
+        let s: String = decode(Some("text/plain"), &body).unwrap();
+        assert_eq!(s, "héllo");
+        assert!(decode::<String>(Some("text/plain"), &[0xff, 0xfe]).is_err());
+        let (raw, ct, enc) = encode("raw", &serde_bytes::Bytes::new(&[0, 255, 7])).unwrap();
+        assert_eq!((ct.as_str(), enc.as_str()), ("application/data", "binary"));
+        assert_eq!(&raw[..], &[0, 255, 7]);
+        let b: serde_bytes::ByteBuf = decode(None, &[1, 2, 3]).unwrap();
+        assert_eq!(b.as_ref(), &[1, 2, 3]);
+        assert!(encode("text", &5).is_err());
+    }
+
+    #[test]
+    fn unknown_serializer_is_an_error() {
+        let err = encode("pickle", &1).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Serialization);
+        assert!(decode::<serde_json::Value>(Some("application/x-python-serialize"), b"x").is_err());
+        assert!(Accept::new(["nope"]).is_err());
+    }
+}

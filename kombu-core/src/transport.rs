@@ -1,0 +1,257 @@
+//! The traits every backend implements: [`Transport`] (a factory), [`BrokerConnection`], [`Channel`] and
+//! [`Poller`], and the [`Capabilities`] a transport declares.
+//!
+//! kombu-core knows no broker: everything broker-specific sits behind these traits, and the shared
+//! conformance suite (feature `testing`) checks that every implementation keeps the same semantics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::entity::{Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
+use crate::error::Result;
+use crate::hub::{Event, Sources};
+use crate::message::{DeliveryTag, Message};
+use crate::url::BrokerUrl;
+
+/// The order in which a backend hands out messages of different priorities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PriorityOrder {
+    /// Higher priority first (AMQP, memory).
+    HighestFirst,
+    /// Python Kombu's Redis order: lowest first, by bands that start at these steps
+    /// (`[0, 3, 6, 9]`: 0-2 first, then 3-5, 6-8, 9); FIFO within a band.
+    LowestFirstInBands(Vec<u8>),
+}
+
+/// What a transport can do. The conformance suite skips, by name, the cases a transport declares it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Exchange types it routes.
+    pub exchange_kinds: Vec<ExchangeKind>,
+    /// Priority support, and in which order.
+    pub priority: Option<PriorityOrder>,
+    /// Per-queue message TTL and per-message expiration.
+    pub message_ttl: bool,
+    /// Dead-letter exchanges for rejected and expired messages.
+    pub dead_letter: bool,
+    /// Connection heartbeats.
+    pub heartbeats: bool,
+    /// Deliveries wake the Hub as they arrive (no polling interval).
+    pub event_driven: bool,
+    /// The broker is a separate server that can be restarted while clients run.
+    pub external_broker: bool,
+}
+
+impl Capabilities {
+    /// Capabilities with every exchange type and nothing else.
+    pub fn new() -> Self {
+        Capabilities {
+            exchange_kinds: ExchangeKind::ALL.to_vec(),
+            priority: None,
+            message_ttl: false,
+            dead_letter: false,
+            heartbeats: false,
+            event_driven: true,
+            external_broker: false,
+        }
+    }
+    /// Sets the exchange types.
+    pub fn exchange_kinds(mut self, kinds: &[ExchangeKind]) -> Self {
+        self.exchange_kinds = kinds.to_vec();
+        self
+    }
+    /// Sets priority support.
+    pub fn priority(mut self, order: PriorityOrder) -> Self {
+        self.priority = Some(order);
+        self
+    }
+    /// Sets TTL support.
+    pub fn message_ttl(mut self, yes: bool) -> Self {
+        self.message_ttl = yes;
+        self
+    }
+    /// Sets dead-letter support.
+    pub fn dead_letter(mut self, yes: bool) -> Self {
+        self.dead_letter = yes;
+        self
+    }
+    /// Sets heartbeat support.
+    pub fn heartbeats(mut self, yes: bool) -> Self {
+        self.heartbeats = yes;
+        self
+    }
+    /// Sets whether deliveries are event-driven.
+    pub fn event_driven(mut self, yes: bool) -> Self {
+        self.event_driven = yes;
+        self
+    }
+    /// Sets whether the broker is an external, restartable server.
+    pub fn external_broker(mut self, yes: bool) -> Self {
+        self.external_broker = yes;
+        self
+    }
+    /// Whether it routes this exchange type.
+    pub fn supports(&self, kind: ExchangeKind) -> bool {
+        self.exchange_kinds.contains(&kind)
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities::new()
+    }
+}
+
+/// A backend: opens connections to one kind of broker. Registered under its aliases in the
+/// [`Registry`](crate::Registry).
+pub trait Transport: Send + Sync + 'static {
+    /// The main alias (`redis`).
+    fn name(&self) -> &str;
+    /// Every URL scheme it answers to, the main alias first.
+    fn aliases(&self) -> Vec<String>;
+    /// The port used when a URL has none.
+    fn default_port(&self) -> Option<u16>;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// Connects to the broker a URL names.
+    fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>>;
+}
+
+/// One open connection to a broker.
+pub trait BrokerConnection: Send + Sync {
+    /// Opens a channel.
+    fn channel(&self) -> Result<Arc<dyn Channel>>;
+    /// The poller that turns this connection's events into deliveries for the consumers of its channels.
+    /// Each call returns a poller for the same connection; one is registered at a time.
+    fn poller(&self) -> Result<Box<dyn Poller>>;
+    /// Whether the connection is usable.
+    fn is_open(&self) -> bool;
+    /// Closes the connection and its channels; unacknowledged messages go back to their queues.
+    fn close(&self) -> Result<()>;
+}
+
+/// Options of one publish.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// Report a message that no queue takes (where the backend can).
+    pub mandatory: bool,
+    /// Wait up to this long for the broker to confirm the message (where the backend can).
+    pub confirm_timeout: Option<Duration>,
+}
+
+/// A message to publish, with where it goes.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The message.
+    pub message: Message,
+    /// The exchange.
+    pub exchange: String,
+    /// The routing key.
+    pub routing_key: String,
+}
+
+/// A message delivered to a consumer.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The consumer it is for.
+    pub consumer_tag: Arc<str>,
+    /// The message, bound to its channel unless consumed with `no_ack`.
+    pub message: Message,
+}
+
+/// A channel: declares, publishes, gets, consumes and settles. Methods take `&self`: a channel is shared
+/// by its producers, consumers and the messages it delivered (which settle through it).
+///
+/// Messages a channel returns from [`get`](Channel::get) or delivers to a consumer are bound to it with
+/// [`Message::bind_channel`], unless taken with `no_ack`.
+pub trait Channel: Send + Sync {
+    /// Declares an exchange (`passive`: only check that it exists).
+    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()>;
+    /// Deletes an exchange.
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()>;
+    /// Declares a queue (not its bindings; see [`Channel::declare`]). `passive`: only check that it exists.
+    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo>;
+    /// Deletes a queue and its bindings; returns the number of messages it held.
+    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64>;
+    /// Binds a queue to an exchange.
+    fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()>;
+    /// Removes a binding.
+    fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()>;
+    /// Removes every ready message from a queue; returns how many.
+    fn purge_queue(&self, name: &str) -> Result<u64>;
+    /// Publishes a message. A message no queue takes is dropped, not an error.
+    fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions) -> Result<()>;
+    /// Publishes several messages; backends with a faster path (pipelining) override it.
+    fn publish_batch(&self, batch: Vec<Outgoing>, options: &PublishOptions) -> Result<()> {
+        for o in batch {
+            self.publish(o.message, &o.exchange, &o.routing_key, options)?;
+        }
+        Ok(())
+    }
+    /// Takes one message from a queue, if there is one.
+    fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Message>>;
+    /// Starts delivering messages from `queue` to the consumer `consumer_tag` (through the connection's poller).
+    fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()>;
+    /// Stops a consumer; messages not yet delivered stay in the queue.
+    fn cancel(&self, consumer_tag: &str) -> Result<()>;
+    /// Acknowledges a delivery.
+    fn ack(&self, tag: &DeliveryTag) -> Result<()>;
+    /// Rejects a delivery; with `requeue` it goes back to its queue (marked redelivered).
+    fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()>;
+    /// Redelivers every unacknowledged message of this channel.
+    fn recover(&self, requeue: bool) -> Result<()>;
+    /// Limits unacknowledged deliveries to `prefetch_count` (0: no limit).
+    fn qos(&self, prefetch_count: u16) -> Result<()>;
+    /// Closes the channel; its unacknowledged messages go back to their queues.
+    fn close(&self) -> Result<()>;
+    /// Whether the channel is usable.
+    fn is_open(&self) -> bool;
+
+    /// Declares a queue with its bindings, and the exchanges they name (Kombu's `Queue.declare`).
+    fn declare(&self, queue: &Queue) -> Result<QueueInfo> {
+        for b in &queue.bindings {
+            if !b.exchange.is_default() {
+                self.declare_exchange(&b.exchange, false)?;
+            }
+        }
+        let info = self.declare_queue(queue, false)?;
+        for b in &queue.bindings {
+            if !b.exchange.is_default() {
+                self.bind_queue(&info.name, &b.exchange.name, &b.routing_key, &b.arguments)?;
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// Wakes a connection's consumers: registers the connection's event sources (sockets, or a waker for
+/// sources on other threads) with a [`Hub`](crate::Hub), and turns their readiness into deliveries.
+pub trait Poller: Send {
+    /// Registers event sources. Anything already waiting should be signalled (for example by waking).
+    fn register(&mut self, sources: &mut Sources<'_>) -> Result<()>;
+    /// One of its sources is ready (or it was woken, or a timer it set is due): push what can be delivered.
+    fn ready(&mut self, event: &Event, sources: &mut Sources<'_>, out: &mut Vec<Delivery>) -> Result<()>;
+    /// Removes its event sources.
+    fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()>;
+}
+
+impl std::fmt::Debug for dyn Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({})", self.name())
+    }
+}
+
+impl std::fmt::Debug for dyn Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channel(open: {})", self.is_open())
+    }
+}
+
+impl std::fmt::Debug for dyn BrokerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BrokerConnection(open: {})", self.is_open())
+    }
+}

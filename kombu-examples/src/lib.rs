@@ -1,0 +1,1 @@
+//! Examples of kombu-rs; see `examples/`.

@@ -1,0 +1,1 @@
+//! The redis backend of kombu-rs (being built; see the project's issues). It registers no transport yet.
