@@ -113,14 +113,12 @@ impl Consumer {
         F: FnMut(T, Message) + Send + 'static,
     {
         let mut callback = callback;
-        self.on_message = Some(Box::new(move |m: Message| {
-            match m.decode::<T>() {
-                Ok(body) => {
-                    callback(body, m);
-                    Ok(())
-                }
-                Err(e) => Err((e, m)),
+        self.on_message = Some(Box::new(move |m: Message| match m.decode::<T>() {
+            Ok(body) => {
+                callback(body, m);
+                Ok(())
             }
+            Err(e) => Err((e, m)),
         }));
         self
     }
@@ -142,8 +140,10 @@ impl Consumer {
         if self.active.is_some() {
             return Ok(());
         }
-        let mut on_message =
-            self.on_message.take().ok_or_else(|| Error::invalid("consumer has no callback: set on_message or callback"))?;
+        let mut on_message = self
+            .on_message
+            .take()
+            .ok_or_else(|| Error::invalid("consumer has no callback: set on_message or callback"))?;
         let channel = match &self.channel {
             Some(c) => c.clone(),
             None => self.connection.default_channel()?,

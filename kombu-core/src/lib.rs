@@ -40,7 +40,9 @@ pub use producer::{Producer, Publish};
 pub use registry::Registry;
 pub use serialization::Accept;
 pub use simple::SimpleQueue;
-pub use transport::{BrokerConnection, Capabilities, Channel, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions, Transport};
+pub use transport::{
+    BrokerConnection, Capabilities, Channel, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions, Transport,
+};
 pub use url::BrokerUrl;
 
 #[doc(hidden)]

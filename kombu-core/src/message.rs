@@ -233,9 +233,10 @@ impl Message {
     }
 
     fn settle_with(&self, to: MessageState, op: impl FnOnce(&dyn Channel, &DeliveryTag) -> Result<()>) -> Result<()> {
-        let settle = self.settle.as_ref().ok_or_else(|| {
-            Error::state("message is not bound to a channel (outgoing, or consumed with no_ack)")
-        })?;
+        let settle = self
+            .settle
+            .as_ref()
+            .ok_or_else(|| Error::state("message is not bound to a channel (outgoing, or consumed with no_ack)"))?;
         let code = to as u8;
         if let Err(prev) = settle.state.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Error::state(format!(

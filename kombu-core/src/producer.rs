@@ -283,10 +283,8 @@ impl<T: Serialize + ?Sized> Publish<'_, T> {
         let (body, ct, enc) = match self.body {
             Body::Value(v) => serialization::encode(self.serializer.unwrap_or(&p.serializer), v)?,
             Body::Raw(b) => {
-                let (ct, enc) = self
-                    .content_type
-                    .take()
-                    .unwrap_or_else(|| ("application/data".to_owned(), "binary".to_owned()));
+                let (ct, enc) =
+                    self.content_type.take().unwrap_or_else(|| ("application/data".to_owned(), "binary".to_owned()));
                 (b, ct, enc)
             }
         };

@@ -50,9 +50,10 @@ impl BrokerUrl {
     {
         match self.query.get(name) {
             None => Ok(None),
-            Some(raw) => raw.parse::<T>().map(Some).map_err(|e| {
-                Error::invalid(format!("option '{name}={raw}' in URL {self}: {e}"))
-            }),
+            Some(raw) => raw
+                .parse::<T>()
+                .map(Some)
+                .map_err(|e| Error::invalid(format!("option '{name}={raw}' in URL {self}: {e}"))),
         }
     }
 
@@ -85,9 +86,7 @@ impl FromStr for BrokerUrl {
         let Some((scheme, _)) = s.split_once("://") else {
             return Err(bad("expected scheme://[user:password@]host[:port][/vhost]"));
         };
-        if scheme.is_empty()
-            || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        {
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
             return Err(bad("the scheme must be letters, digits, '+', '-' or '.'"));
         }
         let parsed = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;

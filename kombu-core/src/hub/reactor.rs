@@ -42,7 +42,8 @@ impl std::fmt::Debug for Reactor {
 
 impl Reactor {
     pub(crate) fn new() -> Result<Reactor> {
-        let poll = mio::Poll::new().map_err(|e| Error::with_source(crate::ErrorKind::Connection, "cannot create poll", e))?;
+        let poll =
+            mio::Poll::new().map_err(|e| Error::with_source(crate::ErrorKind::Connection, "cannot create poll", e))?;
         let waker = mio::Waker::new(poll.registry(), WAKER)
             .map_err(|e| Error::with_source(crate::ErrorKind::Connection, "cannot create waker", e))?;
         Ok(Reactor {

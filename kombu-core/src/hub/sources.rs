@@ -1,8 +1,8 @@
 //! What a poller sees of the Hub: tokens, readiness events, file-descriptor registration, wake handles
 //! for sources on other threads, and one-shot timers. The mio types stay inside.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -172,9 +172,7 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
     let s = serializer(ct)?;
     let mut out = None;
     s.deserialize(body, &mut |de| {
-        out = Some(
-            erased_serde::deserialize::<T>(de).map_err(|e| Error::serialization(format!("{}: {e}", s.name())))?,
-        );
+        out = Some(erased_serde::deserialize::<T>(de).map_err(|e| Error::serialization(format!("{}: {e}", s.name())))?);
         Ok(())
     })?;
     out.ok_or_else(|| Error::serialization(format!("{}: produced no value", s.name())))
@@ -247,7 +245,8 @@ mod tests {
         let s = serializer("application/json").unwrap();
         let mut seen = false;
         let err = s.deserialize(b"{} x", &mut |de| {
-            let _: serde_json::Value = erased_serde::deserialize(de).map_err(|e| Error::serialization(e.to_string()))?;
+            let _: serde_json::Value =
+                erased_serde::deserialize(de).map_err(|e| Error::serialization(e.to_string()))?;
             seen = true;
             Ok(())
         });
