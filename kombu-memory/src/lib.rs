@@ -1,1 +1,107 @@
-//! placeholder
+//! kombu-memory: an in-process broker for kombu-rs, registered as the `memory` transport.
+//!
+//! `memory://` (or `memory://name` for a separate virtual host) needs no server: every connection of
+//! the process that names the same virtual host shares its exchanges and queues. It routes like the
+//! other virtual transports (direct, topic, fanout and headers exchanges, with AMQP's rules), and has
+//! acknowledgements, requeue, prefetch, priorities (higher first), message TTL and dead-lettering.
+//!
+//! ```
+//! use kombu_core::{Connection, Exchange, Queue, Producer};
+//! kombu_memory::link();
+//!
+//! let conn = Connection::open("memory://doc-example").unwrap();
+//! let queue = Queue::with_exchange("greetings", Exchange::direct("hello"), "greet");
+//! let producer = Producer::new(&conn).unwrap().exchange(Exchange::direct("hello")).routing_key("greet");
+//! producer.publish("hi there").declare(&queue).send().unwrap();
+//!
+//! let channel = conn.default_channel().unwrap();
+//! let message = channel.get("greetings", false).unwrap().expect("a message");
+//! assert_eq!(message.decode::<String>().unwrap(), "hi there");
+//! message.ack().unwrap();
+//! ```
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+mod broker;
+mod channel;
+mod poller;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
+use kombu_core::{BrokerUrl, Result};
+
+use channel::{ConnShared, MemoryChannel};
+
+/// The memory transport.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoryTransport;
+
+impl Transport for MemoryTransport {
+    fn name(&self) -> &str {
+        "memory"
+    }
+    fn aliases(&self) -> Vec<String> {
+        vec!["memory".to_owned()]
+    }
+    fn default_port(&self) -> Option<u16> {
+        None
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().priority(PriorityOrder::HighestFirst).message_ttl(true).dead_letter(true)
+    }
+    fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {
+        let name = url.hostname.clone().or_else(|| url.virtual_host.clone()).unwrap_or_default();
+        Ok(Box::new(MemoryConnection {
+            shared: Arc::new(ConnShared {
+                broker: broker::broker(&name),
+                notify: Arc::default(),
+                channels: Mutex::new(Vec::new()),
+                open: AtomicBool::new(true),
+            }),
+        }))
+    }
+}
+
+kombu_core::register_transport!(MemoryTransport);
+
+/// Makes sure this crate is linked into the program, so that its transport is registered (a linker keeps
+/// a library's static registration only if something else in the same place is used). The `kombu`
+/// facade calls it; programs that use kombu-memory directly call it once. It must stay in this module,
+/// beside `register_transport!`.
+#[inline(never)]
+pub fn link() {
+    std::hint::black_box(MemoryTransport);
+}
+
+struct MemoryConnection {
+    shared: Arc<ConnShared>,
+}
+
+impl BrokerConnection for MemoryConnection {
+    fn channel(&self) -> Result<Arc<dyn Channel>> {
+        if !self.is_open() {
+            return Err(kombu_core::Error::connection("connection is closed"));
+        }
+        Ok(MemoryChannel::open(self.shared.clone()))
+    }
+
+    fn poller(&self) -> Result<Box<dyn Poller>> {
+        Ok(Box::new(poller::MemoryPoller { conn: self.shared.clone(), handle: None }))
+    }
+
+    fn is_open(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    fn close(&self) -> Result<()> {
+        for ch in self.shared.channels() {
+            ch.close()?;
+        }
+        self.shared.open.store(false, Ordering::Release);
+        self.shared.notify.wake();
+        Ok(())
+    }
+}

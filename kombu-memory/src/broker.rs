@@ -1,0 +1,350 @@
+//! The in-process broker: exchanges, bindings and queues of one virtual host, shared by every connection
+//! of the process that names it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Instant;
+
+use kombu_core::hub::WakeHandle;
+use kombu_core::routing::binding_matches;
+use kombu_core::{Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
+
+/// Wakes one connection's poller when a queue it consumes from gets messages.
+#[derive(Default)]
+pub(crate) struct Notify {
+    handle: Mutex<Option<WakeHandle>>,
+}
+
+impl Notify {
+    pub(crate) fn set(&self, handle: Option<WakeHandle>) {
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle;
+    }
+    pub(crate) fn wake(&self) {
+        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            h.wake();
+        }
+    }
+}
+
+/// A message waiting in a queue. The message itself is shared (fanout copies, unacked records).
+#[derive(Clone)]
+pub(crate) struct Stored {
+    pub(crate) message: Arc<Message>,
+    pub(crate) redelivered: bool,
+    pub(crate) expires_at: Option<Instant>,
+}
+
+struct Bind {
+    queue: String,
+    key: String,
+    args: FieldTable,
+}
+
+struct ExchangeEntry {
+    kind: ExchangeKind,
+    bindings: Vec<Bind>,
+}
+
+pub(crate) struct QueueEntry {
+    config: Queue,
+    /// One band per priority (index = priority), or a single band without priorities.
+    bands: Vec<VecDeque<Stored>>,
+    len: usize,
+    watchers: Vec<Weak<Notify>>,
+    pub(crate) consumers: u32,
+}
+
+impl QueueEntry {
+    fn new(config: Queue) -> Self {
+        let bands = usize::from(config.max_priority.unwrap_or(0)) + 1;
+        QueueEntry { config, bands: vec![VecDeque::new(); bands], len: 0, watchers: Vec::new(), consumers: 0 }
+    }
+
+    fn band(&self, message: &Message) -> usize {
+        usize::from(message.properties.priority.unwrap_or(0)).min(self.bands.len() - 1)
+    }
+
+    fn push_back(&mut self, stored: Stored) {
+        let b = self.band(&stored.message);
+        self.bands[b].push_back(stored);
+        self.len += 1;
+    }
+
+    fn push_front(&mut self, stored: Stored) {
+        let b = self.band(&stored.message);
+        self.bands[b].push_front(stored);
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<Stored> {
+        let band = self.bands.iter_mut().rev().find(|b| !b.is_empty())?;
+        self.len -= 1;
+        band.pop_front()
+    }
+
+    fn wake_watchers(&mut self) {
+        self.watchers.retain(|w| match w.upgrade() {
+            Some(n) => {
+                n.wake();
+                true
+            }
+            None => false,
+        });
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    exchanges: HashMap<String, ExchangeEntry>,
+    pub(crate) queues: HashMap<String, QueueEntry>,
+}
+
+/// One virtual host's broker.
+#[derive(Default)]
+pub(crate) struct Broker {
+    state: Mutex<State>,
+}
+
+/// The broker of virtual host `name`, created on first use and shared by the whole process.
+pub(crate) fn broker(name: &str) -> Arc<Broker> {
+    static BROKERS: OnceLock<Mutex<HashMap<String, Arc<Broker>>>> = OnceLock::new();
+    let mut all = BROKERS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    all.entry(name.to_owned()).or_default().clone()
+}
+
+fn no_queue(name: &str) -> Error {
+    Error::not_found(format!("no queue '{name}' in vhost"))
+}
+
+fn no_exchange(name: &str) -> Error {
+    Error::not_found(format!("no exchange '{name}' in vhost"))
+}
+
+impl Broker {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
+        if exchange.is_default() {
+            return Ok(());
+        }
+        let mut st = self.lock();
+        match st.exchanges.get(&exchange.name) {
+            Some(e) if e.kind != exchange.kind && !passive => Err(Error::precondition(format!(
+                "exchange '{}' exists with type {}, not {}",
+                exchange.name, e.kind, exchange.kind
+            ))),
+            Some(_) => Ok(()),
+            None if passive => Err(no_exchange(&exchange.name)),
+            None => {
+                st.exchanges.insert(exchange.name.clone(), ExchangeEntry { kind: exchange.kind, bindings: Vec::new() });
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+        let mut st = self.lock();
+        match st.exchanges.get(name) {
+            None => Err(no_exchange(name)),
+            Some(e) if if_unused && !e.bindings.is_empty() => {
+                Err(Error::precondition(format!("exchange '{name}' is in use")))
+            }
+            Some(_) => {
+                st.exchanges.remove(name);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+        let mut st = self.lock();
+        match st.queues.get(&queue.name) {
+            Some(q) => {
+                if !passive
+                    && (q.config.max_priority != queue.max_priority || q.config.message_ttl != queue.message_ttl)
+                {
+                    return Err(Error::precondition(format!(
+                        "queue '{}' exists with other arguments (max priority {:?}, message ttl {:?})",
+                        queue.name, q.config.max_priority, q.config.message_ttl
+                    )));
+                }
+                Ok(QueueInfo::new(queue.name.clone(), q.len as u64, q.consumers))
+            }
+            None if passive => Err(no_queue(&queue.name)),
+            None => {
+                st.queues.insert(queue.name.clone(), QueueEntry::new(queue.clone()));
+                Ok(QueueInfo::new(queue.name.clone(), 0, 0))
+            }
+        }
+    }
+
+    pub(crate) fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
+        let mut st = self.lock();
+        let q = st.queues.get(name).ok_or_else(|| no_queue(name))?;
+        if if_unused && q.consumers > 0 {
+            return Err(Error::precondition(format!("queue '{name}' has consumers")));
+        }
+        if if_empty && q.len > 0 {
+            return Err(Error::precondition(format!("queue '{name}' is not empty")));
+        }
+        let removed = st.queues.remove(name).map(|q| q.len as u64).unwrap_or(0);
+        for ex in st.exchanges.values_mut() {
+            ex.bindings.retain(|b| b.queue != name);
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn bind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+        let mut st = self.lock();
+        if !st.queues.contains_key(queue) {
+            return Err(no_queue(queue));
+        }
+        let ex = st.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
+        if !ex.bindings.iter().any(|b| b.queue == queue && b.key == key && &b.args == args) {
+            ex.bindings.push(Bind { queue: queue.to_owned(), key: key.to_owned(), args: args.clone() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unbind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+        let mut st = self.lock();
+        let ex = st.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
+        ex.bindings.retain(|b| !(b.queue == queue && b.key == key && &b.args == args));
+        Ok(())
+    }
+
+    pub(crate) fn purge(&self, name: &str) -> Result<u64> {
+        let mut st = self.lock();
+        let q = st.queues.get_mut(name).ok_or_else(|| no_queue(name))?;
+        let n = q.len as u64;
+        q.bands.iter_mut().for_each(VecDeque::clear);
+        q.len = 0;
+        Ok(n)
+    }
+
+    /// Routes a message to its queues. A message no queue takes is dropped.
+    pub(crate) fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
+        let mut st = self.lock();
+        st.route(message, exchange, routing_key, false)
+    }
+
+    /// Adds a watcher to a queue (once per connection).
+    pub(crate) fn watch(&self, queue: &str, notify: &Arc<Notify>) -> Result<()> {
+        let mut st = self.lock();
+        let q = st.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
+        if !q.watchers.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(notify))) {
+            q.watchers.push(Arc::downgrade(notify));
+        }
+        q.consumers += 1;
+        Ok(())
+    }
+}
+
+impl State {
+    fn route(&mut self, mut message: Message, exchange: &str, routing_key: &str, redelivered: bool) -> Result<()> {
+        message.delivery_info.exchange = exchange.to_owned();
+        message.delivery_info.routing_key = routing_key.to_owned();
+        let now = Instant::now();
+        if exchange.is_empty() {
+            if let Some(q) = self.queues.get_mut(routing_key) {
+                enqueue(q, Arc::new(message), redelivered, now);
+            }
+            return Ok(());
+        }
+        let ex = self.exchanges.get(exchange).ok_or_else(|| no_exchange(exchange))?;
+        let mut targets: Vec<&str> = Vec::new();
+        for b in &ex.bindings {
+            if !targets.contains(&b.queue.as_str())
+                && binding_matches(ex.kind, &b.key, &b.args, routing_key, &message.headers)
+            {
+                targets.push(&b.queue);
+            }
+        }
+        let targets: Vec<String> = targets.into_iter().map(str::to_owned).collect();
+        let shared = Arc::new(message);
+        for name in targets {
+            if let Some(q) = self.queues.get_mut(&name) {
+                enqueue(q, shared.clone(), redelivered, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next live message from a queue; expired ones are dead-lettered or dropped on the way.
+    pub(crate) fn pop(&mut self, queue: &str) -> Option<Stored> {
+        let now = Instant::now();
+        loop {
+            let q = self.queues.get_mut(queue)?;
+            let stored = q.pop()?;
+            match stored.expires_at {
+                Some(at) if at <= now => {
+                    let dl = dead_letter_target(&q.config);
+                    self.dead_letter(dl, stored);
+                }
+                _ => return Some(stored),
+            }
+        }
+    }
+
+    /// Puts messages back at the head of their queue, marked redelivered (in the order given).
+    pub(crate) fn requeue(&mut self, queue: &str, mut stored: Vec<Stored>) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            while let Some(mut s) = stored.pop() {
+                s.redelivered = true;
+                q.push_front(s);
+            }
+            q.wake_watchers();
+        }
+    }
+
+    /// Drops a rejected message, or routes it to the queue's dead-letter exchange.
+    pub(crate) fn reject(&mut self, queue: &str, stored: Stored) {
+        let dl = self.queues.get(queue).and_then(|q| dead_letter_target(&q.config));
+        self.dead_letter(dl, stored);
+    }
+
+    fn dead_letter(&mut self, target: Option<(String, Option<String>)>, stored: Stored) {
+        let Some((exchange, key)) = target else { return };
+        let mut message = Arc::unwrap_or_clone(stored.message);
+        message.properties.expiration = None;
+        let key = key.unwrap_or_else(|| message.delivery_info.routing_key.clone());
+        if let Err(e) = self.route(message, &exchange, &key, false) {
+            tracing::warn!("dead-lettering to '{exchange}': {e}");
+        }
+    }
+
+    pub(crate) fn unwatch(&mut self, queue: &str) {
+        let auto_delete = match self.queues.get_mut(queue) {
+            Some(q) => {
+                q.consumers = q.consumers.saturating_sub(1);
+                q.consumers == 0 && q.config.auto_delete
+            }
+            None => false,
+        };
+        if auto_delete {
+            self.queues.remove(queue);
+            for ex in self.exchanges.values_mut() {
+                ex.bindings.retain(|b| b.queue != queue);
+            }
+        }
+    }
+}
+
+fn dead_letter_target(config: &Queue) -> Option<(String, Option<String>)> {
+    config.dead_letter_exchange.clone().map(|ex| (ex, config.dead_letter_routing_key.clone()))
+}
+
+fn enqueue(q: &mut QueueEntry, message: Arc<Message>, redelivered: bool, now: Instant) {
+    let ttl = match (message.properties.expiration, q.config.message_ttl) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    q.push_back(Stored { message, redelivered, expires_at: ttl.map(|t| now + t) });
+    // Pollers are woken when a queue becomes non-empty; one that stops early (budget, prefetch) wakes
+    // itself again or is woken by the ack that makes room, so later messages need no wake of their own.
+    if q.len == 1 {
+        q.wake_watchers();
+    }
+}
