@@ -13,7 +13,7 @@ use crate::serialization::Accept;
 use crate::transport::Channel;
 
 /// A user callback: hands the message back with the error when it refuses it.
-type MessageFn = Box<dyn FnMut(Message) -> std::result::Result<(), (Error, Message)> + Send>;
+type MessageFn = Box<dyn FnMut(Message) -> std::result::Result<(), Box<(Error, Message)>> + Send>;
 /// What the connection's consumer table calls.
 type HandlerFn = Box<dyn FnMut(Message) -> Result<()> + Send>;
 type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
@@ -118,7 +118,7 @@ impl Consumer {
                 callback(body, m);
                 Ok(())
             }
-            Err(e) => Err((e, m)),
+            Err(e) => Err(Box::new((e, m))),
         }));
         self
     }
@@ -172,7 +172,10 @@ impl Consumer {
             }
             match on_message(m) {
                 Ok(()) => Ok(()),
-                Err((err, m)) => refuse(&mut on_error, err, m),
+                Err(refused) => {
+                    let (err, m) = *refused;
+                    refuse(&mut on_error, err, m)
+                }
             }
         });
         let handler = Arc::new(Mutex::new(handler));

@@ -34,9 +34,7 @@ pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
                 }
             }
             "*" => {
-                for j in 0..key.len() {
-                    next[j + 1] = reach[j];
-                }
+                next[1..].copy_from_slice(&reach[..key.len()]);
             }
             literal => {
                 for j in 0..key.len() {

@@ -1,1 +1,300 @@
-//! The conformance suite (being written).
+//! The conformance suite: the behaviours every transport must have (`CONFORMANCE.md`), as one table of
+//! cases that any backend's tests run against a URL.
+//!
+//! ```text
+//! #[test]
+//! fn conformance() {
+//!     kombu_memory::link();
+//!     kombu_core::testing::Suite::new("memory://conformance").peer("memory://peer").assert_passes();
+//! }
+//! ```
+//!
+//! A case that needs a capability the transport declares it lacks (see [`Capabilities`]) is skipped by
+//! name, with the reason, never silently. Every case uses fresh names, so suites for several backends,
+//! or several runs, can share one broker.
+
+mod cases;
+mod down;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::transport::{Capabilities, Channel};
+use crate::Message;
+
+pub use down::{DownTransport, DOWN_SCHEME};
+
+/// Restarts the broker behind the suite's URL (for case 26); returns when it accepts connections again.
+pub type RestartHook = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It passed.
+    Passed,
+    /// It did not apply, and why.
+    Skipped(String),
+    /// It failed, and how.
+    Failed(String),
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// Number in CONFORMANCE.md.
+    pub number: u32,
+    /// Short name.
+    pub name: &'static str,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// The outcome of a suite run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The URL it ran against.
+    pub url: String,
+    /// One result per case, in order.
+    pub results: Vec<CaseResult>,
+}
+
+impl Report {
+    /// The cases that failed.
+    pub fn failures(&self) -> Vec<&CaseResult> {
+        self.results.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).collect()
+    }
+    /// The result of case `number`.
+    pub fn case(&self, number: u32) -> Option<&CaseResult> {
+        self.results.iter().find(|r| r.number == number)
+    }
+    /// How many passed, failed and were skipped.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for r in &self.results {
+            match r.outcome {
+                Outcome::Passed => c.0 += 1,
+                Outcome::Failed(_) => c.1 += 1,
+                Outcome::Skipped(_) => c.2 += 1,
+            }
+        }
+        c
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "conformance of {}:", self.url)?;
+        for r in &self.results {
+            let (mark, detail) = match &r.outcome {
+                Outcome::Passed => ("ok     ", String::new()),
+                Outcome::Skipped(why) => ("skipped", format!(": {why}")),
+                Outcome::Failed(why) => ("FAILED ", format!(": {why}")),
+            };
+            writeln!(f, "  {mark} {:>2} {} ({} ms){detail}", r.number, r.name, r.elapsed.as_millis())?;
+        }
+        let (p, fl, s) = self.counts();
+        write!(f, "  {p} passed, {fl} failed, {s} skipped")
+    }
+}
+
+/// The suite, configured for one transport.
+#[derive(Clone)]
+pub struct Suite {
+    url: String,
+    peer: Option<String>,
+    restart: Option<RestartHook>,
+    only: Option<Vec<u32>>,
+}
+
+impl fmt::Debug for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Suite").field("url", &self.url).field("peer", &self.peer).finish()
+    }
+}
+
+impl Suite {
+    /// The suite for the transport of `url` (whose scheme must be registered).
+    pub fn new(url: impl Into<String>) -> Suite {
+        Suite { url: url.into(), peer: None, restart: None, only: None }
+    }
+
+    /// A URL of another backend (or another server), for case 19: one Hub driving both.
+    pub fn peer(mut self, url: impl Into<String>) -> Self {
+        self.peer = Some(url.into());
+        self
+    }
+
+    /// How to restart the broker, for case 26.
+    pub fn restart_hook(mut self, hook: RestartHook) -> Self {
+        self.restart = Some(hook);
+        self
+    }
+
+    /// Runs only these cases (by number).
+    pub fn only(mut self, numbers: &[u32]) -> Self {
+        self.only = Some(numbers.to_vec());
+        self
+    }
+
+    /// Runs every case and reports.
+    pub fn run(&self) -> Report {
+        down::install();
+        let caps = match Connection::open(&self.url) {
+            Ok(c) => c.capabilities(),
+            Err(e) => {
+                return Report {
+                    url: self.url.clone(),
+                    results: vec![CaseResult {
+                        number: 0,
+                        name: "open",
+                        outcome: Outcome::Failed(format!("cannot open {}: {e}", self.url)),
+                        elapsed: Duration::ZERO,
+                    }],
+                }
+            }
+        };
+        let ctx = Ctx { suite: self, caps };
+        let mut results = Vec::new();
+        for case in cases::CASES {
+            if self.only.as_ref().is_some_and(|o| !o.contains(&case.number)) {
+                continue;
+            }
+            let start = Instant::now();
+            let outcome = match (case.run)(&ctx) {
+                Ok(Verdict::Pass) => Outcome::Passed,
+                Ok(Verdict::Skip(why)) => Outcome::Skipped(why),
+                Err(why) => Outcome::Failed(why),
+            };
+            results.push(CaseResult { number: case.number, name: case.name, outcome, elapsed: start.elapsed() });
+        }
+        Report { url: self.url.clone(), results }
+    }
+
+    /// Runs every case; panics with the report if any failed. Prints the report either way.
+    pub fn assert_passes(&self) {
+        let report = self.run();
+        println!("{report}");
+        assert!(report.failures().is_empty(), "{report}");
+    }
+}
+
+/// What a case concluded, when it did not fail.
+pub(crate) enum Verdict {
+    Pass,
+    Skip(String),
+}
+
+/// What a case sees.
+pub(crate) struct Ctx<'a> {
+    suite: &'a Suite,
+    caps: Capabilities,
+}
+
+/// A failed check, as text.
+pub(crate) type Check<T = ()> = std::result::Result<T, String>;
+
+pub(crate) fn fail<T>(msg: impl Into<String>) -> Check<T> {
+    Err(msg.into())
+}
+
+/// Turns a kombu error into a case failure with context.
+pub(crate) trait Context<T> {
+    fn ctx(self, what: &str) -> Check<T>;
+}
+
+impl<T> Context<T> for Result<T> {
+    fn ctx(self, what: &str) -> Check<T> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// How long a case waits for something that should happen.
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
+/// How long a case waits to be sure something does not happen.
+pub(crate) const SETTLE: Duration = Duration::from_millis(250);
+
+impl Ctx<'_> {
+    pub(crate) fn caps(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.suite.url
+    }
+
+    pub(crate) fn peer(&self) -> Option<&str> {
+        self.suite.peer.as_deref()
+    }
+
+    pub(crate) fn restart_hook(&self) -> Option<&RestartHook> {
+        self.suite.restart.as_ref()
+    }
+
+    /// A name no other case or run uses.
+    pub(crate) fn name(&self, what: &str) -> String {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() % 1_000_000_000)
+            .unwrap_or(0);
+        format!("kct.{}.{nanos}.{}.{what}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn open(&self) -> Check<Connection> {
+        let conn = Connection::open(&self.suite.url).ctx("open")?;
+        conn.connect().ctx("connect")?;
+        Ok(conn)
+    }
+}
+
+/// Gets one message, waiting up to `wait` for it to arrive.
+pub(crate) fn get_wait(ch: &Arc<dyn Channel>, queue: &str, wait: Duration) -> Check<Option<Message>> {
+    let end = Instant::now() + wait;
+    loop {
+        if let Some(m) = ch.get(queue, false).ctx(&format!("get from {queue}"))? {
+            return Ok(Some(m));
+        }
+        if Instant::now() >= end {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Takes every message from a queue (each acked), waiting `SETTLE` after the last for stragglers.
+pub(crate) fn drain_queue(ch: &Arc<dyn Channel>, queue: &str) -> Check<Vec<Message>> {
+    let mut out = Vec::new();
+    while let Some(m) = get_wait(ch, queue, SETTLE)? {
+        m.ack().ctx("ack")?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// The bodies of messages, as text.
+pub(crate) fn bodies(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect()
+}
+
+/// Whether an error is of the kind.
+pub(crate) fn is_kind(e: &Error, kind: crate::ErrorKind) -> bool {
+    e.kind() == kind
+}
+
+/// The registry the suite uses (the global one).
+pub(crate) fn registry() -> &'static Registry {
+    Registry::global()
+}
+
+/// Runs the whole suite against `url` and panics with the report if a case failed
+/// (`Suite::new(url).assert_passes()`; use [`Suite`] to add a peer URL or a restart hook).
+pub fn assert_conformance(url: &str) {
+    Suite::new(url).assert_passes();
+}
