@@ -106,8 +106,8 @@ impl Envelope {
         let p = &message.properties;
         Envelope {
             body: B64.encode(&message.body),
-            content_encoding: message.content_encoding.clone(),
-            content_type: message.content_type.clone(),
+            content_encoding: message.content_encoding.as_deref().map(str::to_owned),
+            content_type: message.content_type.as_deref().map(str::to_owned),
             headers: message.headers.clone(),
             properties: EnvelopeProperties {
                 delivery_mode: Some(p.delivery_mode.unwrap_or_default().as_u8()),
@@ -172,8 +172,8 @@ impl Envelope {
             None => None,
         };
         let mut message = Message::new(body);
-        message.content_type = self.content_type;
-        message.content_encoding = self.content_encoding;
+        message.content_type = self.content_type.map(Into::into);
+        message.content_encoding = self.content_encoding.map(Into::into);
         message.headers = self.headers;
         message.properties = Properties {
             delivery_mode: p.delivery_mode.map(DeliveryMode::from_u8),
@@ -186,8 +186,8 @@ impl Envelope {
             extra: p.extra,
         };
         message.delivery_info = DeliveryInfo {
-            exchange: p.delivery_info.exchange,
-            routing_key: p.delivery_info.routing_key,
+            exchange: p.delivery_info.exchange.into(),
+            routing_key: p.delivery_info.routing_key.into(),
             redelivered,
             delivery_tag: DeliveryTag::Text(Arc::from(p.delivery_tag.unwrap_or_default())),
             consumer_tag: None,
@@ -211,8 +211,8 @@ mod tests {
         assert_eq!(m.headers["h"], "v");
         assert_eq!(m.properties.priority, Some(3));
         assert_eq!(m.properties.delivery_mode, Some(DeliveryMode::Persistent));
-        assert_eq!(m.delivery_info.exchange, "peek_ex");
-        assert_eq!(m.delivery_info.routing_key, "a.b");
+        assert_eq!(&*m.delivery_info.exchange, "peek_ex");
+        assert_eq!(&*m.delivery_info.routing_key, "a.b");
         assert_eq!(m.delivery_info.delivery_tag.to_string(), "da30b664-1ff6-469c-9d0b-5b42741886ce");
         assert!(!m.delivery_info.redelivered);
     }

@@ -73,7 +73,7 @@ impl fmt::Display for ErrorKind {
 /// assert_eq!(err.to_string(), "connection error: connection refused");
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}: {message}")]
+#[error("{}", self.display())]
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -94,6 +94,15 @@ impl Error {
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         Error { kind, message: message.into(), source: Some(source.into()) }
+    }
+
+    /// `kind: message`, or the message alone when it already starts with the kind's name.
+    fn display(&self) -> String {
+        if self.message.starts_with(self.kind.as_str()) {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.kind, self.message)
+        }
     }
 
     /// What went wrong.

@@ -88,20 +88,41 @@ pub struct Properties {
     pub extra: FieldTable,
 }
 
-/// Where a message came from and how to settle it.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Where a message came from and how to settle it. Names are shared strings (`Arc<str>`): a backend
+/// hands the same name to many messages without copying it.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeliveryInfo {
     /// The exchange it was published to.
-    pub exchange: String,
+    pub exchange: Arc<str>,
     /// The routing key it was published with.
-    pub routing_key: String,
+    pub routing_key: Arc<str>,
     /// Delivered before and not acknowledged.
     pub redelivered: bool,
     /// The tag to settle it by.
     pub delivery_tag: DeliveryTag,
     /// The consumer it was delivered to, if any.
-    pub consumer_tag: Option<String>,
+    pub consumer_tag: Option<Arc<str>>,
+}
+
+impl Default for DeliveryInfo {
+    fn default() -> Self {
+        let empty: Arc<str> = Arc::from("");
+        DeliveryInfo {
+            exchange: empty.clone(),
+            routing_key: empty,
+            redelivered: false,
+            delivery_tag: DeliveryTag::default(),
+            consumer_tag: None,
+        }
+    }
+}
+
+impl DeliveryInfo {
+    /// Delivery info for a message published to `exchange` with `routing_key`.
+    pub fn new(exchange: impl Into<Arc<str>>, routing_key: impl Into<Arc<str>>) -> Self {
+        DeliveryInfo { exchange: exchange.into(), routing_key: routing_key.into(), ..Default::default() }
+    }
 }
 
 /// How a received message was settled.
@@ -128,13 +149,11 @@ impl MessageState {
     }
 }
 
-/// The link from a received message back to its channel.
-struct Settle {
-    channel: Arc<dyn Channel>,
-    state: AtomicU8,
-}
-
 /// A message: published by a [`Producer`](crate::Producer), or received by a consumer or `get`.
+///
+/// Content type and encoding are shared strings (`Arc<str>`; build them with `.into()` from `&str` or
+/// `String`, read them with `as_deref()`). A received message settles through the channel it came from;
+/// a clone settles the same delivery, so settle one of them once.
 ///
 /// ```
 /// use kombu_core::Message;
@@ -142,22 +161,38 @@ struct Settle {
 /// assert_eq!(&m.body[..], b"hello");
 /// assert_eq!(m.headers["h"], "v");
 /// ```
-#[derive(Clone, Default)]
+#[derive(Default)]
 #[non_exhaustive]
 pub struct Message {
     /// The encoded (serialized, maybe compressed) body.
     pub body: Bytes,
     /// MIME type of the body, e.g. `application/json`.
-    pub content_type: Option<String>,
+    pub content_type: Option<Arc<str>>,
     /// Character encoding of the body, e.g. `utf-8` or `binary`.
-    pub content_encoding: Option<String>,
+    pub content_encoding: Option<Arc<str>>,
     /// Application headers (`compression` names the compression, as in Kombu).
     pub headers: FieldTable,
     /// Properties.
     pub properties: Properties,
     /// Delivery info (empty on an outgoing message).
     pub delivery_info: DeliveryInfo,
-    settle: Option<Arc<Settle>>,
+    channel: Option<Arc<dyn Channel>>,
+    state: AtomicU8,
+}
+
+impl Clone for Message {
+    fn clone(&self) -> Self {
+        Message {
+            body: self.body.clone(),
+            content_type: self.content_type.clone(),
+            content_encoding: self.content_encoding.clone(),
+            headers: self.headers.clone(),
+            properties: self.properties.clone(),
+            delivery_info: self.delivery_info.clone(),
+            channel: self.channel.clone(),
+            state: AtomicU8::new(self.state.load(Ordering::Acquire)),
+        }
+    }
 }
 
 impl fmt::Debug for Message {
@@ -192,12 +227,12 @@ impl Message {
         Message { body: body.into(), ..Default::default() }
     }
     /// Sets the content type.
-    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+    pub fn content_type(mut self, content_type: impl Into<Arc<str>>) -> Self {
         self.content_type = Some(content_type.into());
         self
     }
     /// Sets the content encoding.
-    pub fn content_encoding(mut self, encoding: impl Into<String>) -> Self {
+    pub fn content_encoding(mut self, encoding: impl Into<Arc<str>>) -> Self {
         self.content_encoding = Some(encoding.into());
         self
     }
@@ -215,16 +250,18 @@ impl Message {
     /// Binds a received message to the channel that settles it. Backends call this on every message they
     /// return from `get` or deliver to a consumer; `no_ack` deliveries are left unbound (and count as acked).
     pub fn bind_channel(&mut self, channel: Arc<dyn Channel>) {
-        self.settle = Some(Arc::new(Settle { channel, state: AtomicU8::new(0) }));
+        self.channel = Some(channel);
+        self.state = AtomicU8::new(0);
     }
 
-    /// How the message was settled. A message not bound to a channel (outgoing, or consumed with `no_ack`)
-    /// reports `Acked` once it has a delivery tag, `Received` otherwise.
+    /// The channel this message settles through, if it is bound to one.
+    pub fn channel(&self) -> Option<&Arc<dyn Channel>> {
+        self.channel.as_ref()
+    }
+
+    /// How the message was settled (`Received` for one not bound to a channel).
     pub fn state(&self) -> MessageState {
-        match &self.settle {
-            Some(s) => MessageState::from_u8(s.state.load(Ordering::Acquire)),
-            None => MessageState::Received,
-        }
+        MessageState::from_u8(self.state.load(Ordering::Acquire))
     }
 
     /// Whether the message was settled (acked, rejected or requeued).
@@ -233,21 +270,21 @@ impl Message {
     }
 
     fn settle_with(&self, to: MessageState, op: impl FnOnce(&dyn Channel, &DeliveryTag) -> Result<()>) -> Result<()> {
-        let settle = self
-            .settle
+        let bound = self
+            .channel
             .as_ref()
             .ok_or_else(|| Error::state("message is not bound to a channel (outgoing, or consumed with no_ack)"))?;
         let code = to as u8;
-        if let Err(prev) = settle.state.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire) {
+        if let Err(prev) = self.state.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Error::state(format!(
                 "message {} was already settled ({:?})",
                 self.delivery_info.delivery_tag,
                 MessageState::from_u8(prev)
             )));
         }
-        let res = op(settle.channel.as_ref(), &self.delivery_info.delivery_tag);
+        let res = op(bound.as_ref(), &self.delivery_info.delivery_tag);
         if res.is_err() {
-            settle.state.store(0, Ordering::Release);
+            self.state.store(0, Ordering::Release);
         }
         res
     }

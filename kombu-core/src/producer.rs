@@ -151,7 +151,7 @@ pub struct Publish<'a, T: ?Sized> {
     routing_key: Option<&'a str>,
     serializer: Option<&'a str>,
     compression: Option<&'a str>,
-    content_type: Option<(String, String)>,
+    content_type: Option<(Arc<str>, Arc<str>)>,
     declare: Vec<&'a Queue>,
     message: Message,
     options: PublishOptions,
@@ -206,7 +206,7 @@ impl<'a, T: ?Sized> Publish<'a, T> {
         self
     }
     /// Content type and encoding of a raw body.
-    pub fn content_type(mut self, content_type: impl Into<String>, encoding: impl Into<String>) -> Self {
+    pub fn content_type(mut self, content_type: impl Into<Arc<str>>, encoding: impl Into<Arc<str>>) -> Self {
         self.content_type = Some((content_type.into(), encoding.into()));
         self
     }
@@ -284,7 +284,7 @@ impl<T: Serialize + ?Sized> Publish<'_, T> {
             Body::Value(v) => serialization::encode(self.serializer.unwrap_or(&p.serializer), v)?,
             Body::Raw(b) => {
                 let (ct, enc) =
-                    self.content_type.take().unwrap_or_else(|| ("application/data".to_owned(), "binary".to_owned()));
+                    self.content_type.take().unwrap_or_else(|| ("application/data".into(), "binary".into()));
                 (b, ct, enc)
             }
         };

@@ -41,6 +41,7 @@ struct Bind {
 }
 
 struct ExchangeEntry {
+    name: Arc<str>,
     kind: ExchangeKind,
     bindings: Vec<Bind>,
 }
@@ -97,6 +98,9 @@ impl QueueEntry {
 pub(crate) struct State {
     exchanges: HashMap<String, ExchangeEntry>,
     pub(crate) queues: HashMap<String, QueueEntry>,
+    /// The last routing key published, shared by the next message that uses it again.
+    last_key: Option<Arc<str>>,
+    default_exchange: Option<Arc<str>>,
 }
 
 /// One virtual host's broker.
@@ -138,7 +142,9 @@ impl Broker {
             Some(_) => Ok(()),
             None if passive => Err(no_exchange(&exchange.name)),
             None => {
-                st.exchanges.insert(exchange.name.clone(), ExchangeEntry { kind: exchange.kind, bindings: Vec::new() });
+                let entry =
+                    ExchangeEntry { name: exchange.name.as_str().into(), kind: exchange.kind, bindings: Vec::new() };
+                st.exchanges.insert(exchange.name.clone(), entry);
                 Ok(())
             }
         }
@@ -244,16 +250,24 @@ impl Broker {
 
 impl State {
     fn route(&mut self, mut message: Message, exchange: &str, routing_key: &str, redelivered: bool) -> Result<()> {
-        message.delivery_info.exchange = exchange.to_owned();
-        message.delivery_info.routing_key = routing_key.to_owned();
+        message.delivery_info.routing_key = match &self.last_key {
+            Some(k) if **k == *routing_key => k.clone(),
+            _ => {
+                let k: Arc<str> = Arc::from(routing_key);
+                self.last_key = Some(k.clone());
+                k
+            }
+        };
         let now = Instant::now();
         if exchange.is_empty() {
+            message.delivery_info.exchange = self.default_exchange.get_or_insert_with(|| Arc::from("")).clone();
             if let Some(q) = self.queues.get_mut(routing_key) {
                 enqueue(q, Arc::new(message), redelivered, now);
             }
             return Ok(());
         }
         let ex = self.exchanges.get(exchange).ok_or_else(|| no_exchange(exchange))?;
+        message.delivery_info.exchange = ex.name.clone();
         let mut targets: Vec<&str> = Vec::new();
         for b in &ex.bindings {
             if !targets.contains(&b.queue.as_str())
@@ -309,7 +323,7 @@ impl State {
         let Some((exchange, key)) = target else { return };
         let mut message = Arc::unwrap_or_clone(stored.message);
         message.properties.expiration = None;
-        let key = key.unwrap_or_else(|| message.delivery_info.routing_key.clone());
+        let key = key.unwrap_or_else(|| message.delivery_info.routing_key.to_string());
         if let Err(e) = self.route(message, &exchange, &key, false) {
             tracing::warn!("dead-lettering to '{exchange}': {e}");
         }

@@ -2,6 +2,8 @@
 //! per-channel prefetch and unacknowledged messages that go back to their queues when the channel closes.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -40,7 +42,7 @@ struct Consumer {
 #[derive(Default)]
 struct State {
     next_tag: u64,
-    unacked: HashMap<u64, Unacked>,
+    unacked: FxHashMap<u64, Unacked>,
     prefetch: u16,
     consumers: Vec<Consumer>,
     rr: usize,
@@ -89,14 +91,14 @@ impl MemoryChannel {
         queue: &Arc<str>,
         stored: Stored,
         no_ack: bool,
-        consumer: Option<&str>,
+        consumer: Option<&Arc<str>>,
     ) -> Message {
         let mut m = (*stored.message).clone();
         st.next_tag += 1;
         let tag = st.next_tag;
         m.delivery_info.redelivered = stored.redelivered;
         m.delivery_info.delivery_tag = DeliveryTag::Number(tag);
-        m.delivery_info.consumer_tag = consumer.map(str::to_owned);
+        m.delivery_info.consumer_tag = consumer.cloned();
         if !no_ack {
             if let Some(me) = self.me.upgrade() {
                 m.bind_channel(me);

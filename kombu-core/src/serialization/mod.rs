@@ -153,14 +153,17 @@ pub fn serializer(name_or_content_type: &str) -> Result<Arc<dyn Serializer>> {
 pub const RAW_CONTENT_TYPE: &str = "application/data";
 
 /// Serializes `value` with the named serializer: body, content type, content encoding.
-pub fn encode<T: Serialize + ?Sized>(serializer_name: &str, value: &T) -> Result<(Bytes, String, String)> {
+pub fn encode<T: Serialize + ?Sized>(serializer_name: &str, value: &T) -> Result<(Bytes, Arc<str>, Arc<str>)> {
     if serializer_name == "json" {
-        let body = serde_json::to_vec(value).map_err(|e| Error::serialization(format!("json: {e}")))?;
-        return Ok((body.into(), JSON.content_type().to_owned(), JSON.content_encoding().to_owned()));
+        static JSON_TYPES: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
+        let (ct, enc) = JSON_TYPES.get_or_init(|| (JSON.content_type().into(), JSON.content_encoding().into()));
+        let mut body = Vec::with_capacity(128);
+        serde_json::to_writer(&mut body, value).map_err(|e| Error::serialization(format!("json: {e}")))?;
+        return Ok((body.into(), ct.clone(), enc.clone()));
     }
     let s = serializer(serializer_name)?;
     let body = s.serialize(&value)?;
-    Ok((body.into(), s.content_type().to_owned(), s.content_encoding().to_owned()))
+    Ok((body.into(), s.content_type().into(), s.content_encoding().into()))
 }
 
 /// Deserializes a body by its content type (a missing one means raw bytes).
@@ -235,7 +238,7 @@ mod tests {
     #[test]
     fn json_round_trip() {
         let (body, ct, enc) = encode("json", &serde_json::json!({"a": [1, 2]})).unwrap();
-        assert_eq!((ct.as_str(), enc.as_str()), ("application/json", "utf-8"));
+        assert_eq!((&*ct, &*enc), ("application/json", "utf-8"));
         let v: serde_json::Value = decode(Some(&ct), &body).unwrap();
         assert_eq!(v["a"][1], 2);
     }
@@ -257,12 +260,12 @@ mod tests {
     #[test]
     fn text_and_raw() {
         let (body, ct, _) = encode("text", "héllo").unwrap();
-        assert_eq!(ct, "text/plain");
+        assert_eq!(&*ct, "text/plain");
         let s: String = decode(Some("text/plain"), &body).unwrap();
         assert_eq!(s, "héllo");
         assert!(decode::<String>(Some("text/plain"), &[0xff, 0xfe]).is_err());
         let (raw, ct, enc) = encode("raw", &serde_bytes::Bytes::new(&[0, 255, 7])).unwrap();
-        assert_eq!((ct.as_str(), enc.as_str()), ("application/data", "binary"));
+        assert_eq!((&*ct, &*enc), ("application/data", "binary"));
         assert_eq!(&raw[..], &[0, 255, 7]);
         let b: serde_bytes::ByteBuf = decode(None, &[1, 2, 3]).unwrap();
         assert_eq!(b.as_ref(), &[1, 2, 3]);

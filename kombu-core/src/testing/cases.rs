@@ -130,7 +130,7 @@ fn recorder(conn: &Connection, queues: Vec<Queue>) -> Check<(Consumer, Seen)> {
     let s = seen.clone();
     let mut c = Consumer::new(conn, queues).on_message(move |m: Message| {
         let body = String::from_utf8_lossy(&m.body).into_owned();
-        let key = m.delivery_info.consumer_tag.clone().unwrap_or_default();
+        let key = m.delivery_info.consumer_tag.as_deref().unwrap_or_default().to_owned();
         if let Ok(mut s) = s.lock() {
             s.push((key, body));
         }
