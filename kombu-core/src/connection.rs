@@ -97,31 +97,27 @@ impl ConsumerTable {
     fn dispatch(&self, deliveries: &mut Vec<Delivery>) -> Result<usize> {
         let mut first_err = None;
         let mut n = 0;
-        let mut current: Option<(Arc<str>, Arc<Mutex<Handler>>)> = None;
-        for d in deliveries.drain(..) {
-            let handler = match &current {
-                Some((tag, h)) if Arc::ptr_eq(tag, &d.consumer_tag) || **tag == *d.consumer_tag => Some(h.clone()),
-                _ => {
-                    let h = self.get(&d.consumer_tag);
-                    if let Some(h) = &h {
-                        current = Some((d.consumer_tag.clone(), h.clone()));
-                    }
-                    h
+        let mut rest = deliveries.drain(..).peekable();
+        while let Some(d) = rest.next() {
+            let Some(handler) = self.get(&d.consumer_tag) else {
+                tracing::debug!("delivery for cancelled consumer {}: requeued", d.consumer_tag);
+                if let Err(e) = d.message.reject(true) {
+                    tracing::debug!("requeue of a delivery for a cancelled consumer: {e}");
                 }
+                continue;
             };
-            match handler {
-                Some(h) => {
-                    n += 1;
-                    let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = (*h)(d.message) {
-                        first_err.get_or_insert(e);
-                    }
+            // One lock for a run of deliveries to the same consumer.
+            let mut call = handler.lock().unwrap_or_else(|e| e.into_inner());
+            let tag = d.consumer_tag;
+            let mut message = d.message;
+            loop {
+                n += 1;
+                if let Err(e) = (*call)(message) {
+                    first_err.get_or_insert(e);
                 }
-                None => {
-                    tracing::debug!("delivery for cancelled consumer {}: requeued", d.consumer_tag);
-                    if let Err(e) = d.message.reject(true) {
-                        tracing::debug!("requeue of a delivery for a cancelled consumer: {e}");
-                    }
+                match rest.next_if(|next| Arc::ptr_eq(&next.consumer_tag, &tag)) {
+                    Some(next) => message = next.message,
+                    None => break,
                 }
             }
         }

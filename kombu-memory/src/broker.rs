@@ -258,11 +258,10 @@ impl State {
                 k
             }
         };
-        let now = Instant::now();
         if exchange.is_empty() {
             message.delivery_info.exchange = self.default_exchange.get_or_insert_with(|| Arc::from("")).clone();
             if let Some(q) = self.queues.get_mut(routing_key) {
-                enqueue(q, Arc::new(message), redelivered, now);
+                enqueue(q, Arc::new(message), redelivered);
             }
             return Ok(());
         }
@@ -280,7 +279,7 @@ impl State {
         let shared = Arc::new(message);
         for name in targets {
             if let Some(q) = self.queues.get_mut(&name) {
-                enqueue(q, shared.clone(), redelivered, now);
+                enqueue(q, shared.clone(), redelivered);
             }
         }
         Ok(())
@@ -288,16 +287,30 @@ impl State {
 
     /// Takes the next live message from a queue; expired ones are dead-lettered or dropped on the way.
     pub(crate) fn pop(&mut self, queue: &str) -> Option<Stored> {
-        let now = Instant::now();
-        loop {
-            let q = self.queues.get_mut(queue)?;
-            let stored = q.pop()?;
+        let mut one = Vec::with_capacity(1);
+        self.pop_into(queue, 1, &mut one);
+        one.pop()
+    }
+
+    /// Takes up to `max` live messages from a queue into `out` (one queue lookup for the batch).
+    pub(crate) fn pop_into(&mut self, queue: &str, max: usize, out: &mut Vec<Stored>) {
+        let mut expired = Vec::new();
+        let Some(q) = self.queues.get_mut(queue) else { return };
+        let mut taken = 0;
+        while taken < max {
+            let Some(stored) = q.pop() else { break };
             match stored.expires_at {
-                Some(at) if at <= now => {
-                    let dl = dead_letter_target(&q.config);
-                    self.dead_letter(dl, stored);
+                Some(at) if at <= Instant::now() => expired.push(stored),
+                _ => {
+                    out.push(stored);
+                    taken += 1;
                 }
-                _ => return Some(stored),
+            }
+        }
+        if !expired.is_empty() {
+            let dl = dead_letter_target(&q.config);
+            for stored in expired {
+                self.dead_letter(dl.clone(), stored);
             }
         }
     }
@@ -350,12 +363,12 @@ fn dead_letter_target(config: &Queue) -> Option<(String, Option<String>)> {
     config.dead_letter_exchange.clone().map(|ex| (ex, config.dead_letter_routing_key.clone()))
 }
 
-fn enqueue(q: &mut QueueEntry, message: Arc<Message>, redelivered: bool, now: Instant) {
+fn enqueue(q: &mut QueueEntry, message: Arc<Message>, redelivered: bool) {
     let ttl = match (message.properties.expiration, q.config.message_ttl) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    q.push_back(Stored { message, redelivered, expires_at: ttl.map(|t| now + t) });
+    q.push_back(Stored { message, redelivered, expires_at: ttl.map(|t| Instant::now() + t) });
     // Pollers are woken when a queue becomes non-empty; one that stops early (budget, prefetch) wakes
     // itself again or is woken by the ack that makes room, so later messages need no wake of their own.
     if q.len == 1 {

@@ -28,6 +28,9 @@ impl ConnShared {
     }
 }
 
+/// Most messages one consumer takes before the next consumer's turn.
+const TURN: usize = 16;
+
 struct Unacked {
     queue: Arc<str>,
     stored: Stored,
@@ -121,22 +124,28 @@ impl MemoryChannel {
         }
         let mut broker = self.broker().lock();
         let (mut delivered, mut idle, mut i) = (0, 0, st.rr);
+        let mut batch = Vec::with_capacity(TURN);
         while delivered < budget && idle < n {
-            if st.prefetch > 0 && st.unacked.len() >= usize::from(st.prefetch) {
+            let room = match st.prefetch {
+                0 => usize::MAX,
+                p => usize::from(p).saturating_sub(st.unacked.len()),
+            };
+            if room == 0 {
                 break;
             }
+            // Up to TURN messages per consumer per turn: fair across queues, one queue lookup per batch.
+            let take = room.min(budget - delivered).min(TURN);
             let c = &st.consumers[i % n];
             let (tag, queue, no_ack) = (c.tag.clone(), c.queue.clone(), c.no_ack);
             i += 1;
-            match broker.pop(&queue) {
-                Some(stored) => {
-                    let message = self.deliver(&mut st, &queue, stored, no_ack, Some(&tag));
-                    out.push(Delivery { consumer_tag: tag, message });
-                    delivered += 1;
-                    idle = 0;
-                }
-                None => idle += 1,
+            broker.pop_into(&queue, take, &mut batch);
+            let got = batch.len();
+            for stored in batch.drain(..) {
+                let message = self.deliver(&mut st, &queue, stored, no_ack, Some(&tag));
+                out.push(Delivery { consumer_tag: tag.clone(), message });
             }
+            delivered += got;
+            idle = if got == 0 { idle + 1 } else { 0 };
         }
         st.rr = i % n;
         delivered == budget
