@@ -1,0 +1,169 @@
+//! `cargo xtask bench`: the BENCH.md workload on each backend, Rust (the `kombu bench` command) and the
+//! Python Kombu anchor back to back on the same broker, several rounds, medians and ratios; plus the
+//! broker's own ceiling where one can be measured.
+
+use std::process::Command;
+
+use crate::{cargo, root, run_checked, services};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Messages per run.
+    #[arg(long, default_value_t = 20_000)]
+    n: u64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 100)]
+    size: u64,
+    /// Rounds per side (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Backends to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = ["memory".to_string(), "redis".to_string(), "amqp".to_string()])]
+    backends: Vec<String>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// Publish and consume rates, msg/s.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rates {
+    publish: f64,
+    consume: f64,
+    batch: Option<f64>,
+}
+
+fn url(backend: &str) -> Result<&'static str, String> {
+    match backend {
+        "memory" => Ok("memory://"),
+        "redis" => Ok("redis://127.0.0.1:6379/0"),
+        "amqp" => Ok("amqp://guest:guest@127.0.0.1:5672//"),
+        other => Err(format!("unknown backend '{other}' (memory, redis, amqp)")),
+    }
+}
+
+/// The number after `key=` or `key: ` in a line of output.
+fn field(text: &str, key: &str) -> Option<f64> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')).and_then(|v| v.parse().ok()))
+}
+
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{shown} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn rust_side(kombu: &std::path::Path, url: &str, a: &Args) -> Result<Rates, String> {
+    let text =
+        output(Command::new(kombu).args(["bench", url, "--count", &a.n.to_string(), "--size", &a.size.to_string()]))?;
+    Ok(Rates {
+        publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
+        consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
+        batch: field(&text, "batch"),
+    })
+}
+
+fn python_side(url: &str, a: &Args) -> Result<Rates, String> {
+    let anchor = root().join("../shared/anchors/kombu_py_bench.py");
+    let text = output(Command::new("python3").arg(&anchor).args([url, &a.n.to_string(), &a.size.to_string()]))?;
+    Ok(Rates {
+        publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
+        consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
+        batch: None,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// `redis-benchmark -P 64 -t lpush,rpop`: what Redis itself takes here.
+fn redis_ceiling() -> Option<String> {
+    let text =
+        output(Command::new("redis-benchmark").args(["-P", "64", "-t", "lpush,rpop", "-n", "400000", "-q"])).ok()?;
+    Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "))
+}
+
+pub(crate) fn run(a: &Args) -> Result<(), String> {
+    let services = services::ensure_all()?;
+    println!("{services}");
+    run_checked(cargo().current_dir(root()).args([
+        "build",
+        "--release",
+        "-p",
+        "kombu",
+        "--features",
+        "full",
+        "--bin",
+        "kombu",
+    ]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let kombu = target.join("release/kombu");
+    let mut json = Vec::new();
+    println!(
+        "\nBENCH.md workload: n={} size={} rounds={} (medians; Rust and Python alternate on the same broker)",
+        a.n, a.size, a.rounds
+    );
+    for backend in &a.backends {
+        let url = url(backend)?;
+        let (mut rp, mut rc, mut rb, mut pp, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..a.rounds.max(1) {
+            let r = rust_side(&kombu, url, a)?;
+            let p = python_side(url, a)?;
+            rp.push(r.publish);
+            rc.push(r.consume);
+            if let Some(b) = r.batch {
+                rb.push(b);
+            }
+            pp.push(p.publish);
+            pc.push(p.consume);
+        }
+        let (rp, rc, pp, pc) = (median(rp), median(rc), median(pp), median(pc));
+        let rb = (!rb.is_empty()).then(|| median(rb));
+        let mut line = format!(
+            "{backend:<7} publish: kombu-rs {rp:>10.0} msg/s  python {pp:>8.0} msg/s  ratio {:>5.1}x | consume+ack: kombu-rs {rc:>10.0} msg/s  python {pc:>8.0} msg/s  ratio {:>5.1}x",
+            rp / pp,
+            rc / pc
+        );
+        if let Some(b) = rb {
+            line.push_str(&format!(" | batched publish {b:.0} msg/s"));
+        }
+        println!("{line}");
+        json.push(serde_json::json!({
+            "backend": backend, "url": url, "n": a.n, "size": a.size,
+            "kombu_rs": {"publish": rp, "consume": rc, "batch_publish": rb},
+            "python_kombu": {"publish": pp, "consume": pc},
+            "ratio": {"publish": rp / pp, "consume": rc / pc},
+        }));
+        if backend == "redis" {
+            if let Some(c) = redis_ceiling() {
+                println!("        ceiling (redis-benchmark -P 64): {c}");
+            }
+        }
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rates_from_both_sides() {
+        let py = "python-kombu memory n=20000 size=100 publish=76100 msg/s consume=93723 msg/s";
+        assert_eq!(field(py, "publish"), Some(76100.0));
+        assert_eq!(field(py, "consume"), Some(93723.0));
+        assert_eq!(field(py, "batch"), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
+}
