@@ -128,28 +128,132 @@ impl ConsumerTable {
     }
 }
 
+/// What a consumer asked for, kept so that it can be set up again on a new connection after the old
+/// one was lost.
+pub(crate) struct ConsumerSpec {
+    pub(crate) queues: Vec<crate::entity::Queue>,
+    pub(crate) tags: Vec<Arc<str>>,
+    pub(crate) no_ack: bool,
+    pub(crate) prefetch: Option<u16>,
+    pub(crate) declare: bool,
+    /// On the connection's default channel (otherwise on a channel of its own).
+    pub(crate) default_channel: bool,
+    /// The channel it consumes on now, and the link generation that channel belongs to.
+    pub(crate) channel: Mutex<(Arc<dyn Channel>, u64)>,
+}
+
+impl ConsumerSpec {
+    /// The channel it consumes on now.
+    pub(crate) fn channel(&self) -> Arc<dyn Channel> {
+        self.channel.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    fn start(&self, channel: &Arc<dyn Channel>) -> Result<()> {
+        if self.declare {
+            for q in &self.queues {
+                channel.declare(q)?;
+            }
+        }
+        if let Some(n) = self.prefetch {
+            channel.qos(n)?;
+        }
+        for (q, tag) in self.queues.iter().zip(&self.tags) {
+            channel.consume(&q.name, tag, self.no_ack)?;
+        }
+        Ok(())
+    }
+}
+
 /// Drives one connection in a reactor: its poller's events become deliveries, handed to its consumers.
+/// When the poller reports the connection lost, it reconnects (consumers are set up again) and goes on,
+/// retrying on the connection's retry interval while the broker is away.
 struct ConnectionDriver {
     poller: Box<dyn Poller>,
+    connection: std::sync::Weak<Inner>,
     consumers: Arc<ConsumerTable>,
     closed: Arc<AtomicBool>,
     buf: Vec<Delivery>,
+    retry: Option<crate::hub::WakeHandle>,
+    retries: u32,
+    broken: bool,
+}
+
+impl ConnectionDriver {
+    /// Replaces a lost connection's poller with a new connection's.
+    fn recover(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+        if !self.broken {
+            if let Err(e) = self.poller.deregister(sources) {
+                tracing::debug!("deregistering a lost connection: {e}");
+            }
+            self.broken = true;
+        }
+        let inner = self.connection.upgrade().ok_or_else(|| Error::state("connection dropped"))?;
+        let conn = Connection { inner };
+        conn.reset_link();
+        let mut poller = conn.poller()?;
+        poller.register(sources)?;
+        self.poller = poller;
+        self.broken = false;
+        self.retries = 0;
+        tracing::info!("reconnected to {}", conn.url());
+        Ok(())
+    }
+
+    fn schedule_retry(&mut self, sources: &mut Sources<'_>, err: &Error) {
+        let delay = match self.connection.upgrade() {
+            Some(inner) => inner.retry.interval(self.retries),
+            None => return,
+        };
+        self.retries = self.retries.saturating_add(1);
+        tracing::warn!("connection lost ({err}); reconnecting in {delay:?}");
+        if let Some(token) = self.retry.as_ref().map(|w| w.token()) {
+            sources.wake_after(token, delay);
+        }
+    }
 }
 
 impl Driver for ConnectionDriver {
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+        self.retry = Some(sources.waker());
         self.poller.register(sources)
     }
     fn ready(&mut self, event: &Event, sources: &mut Sources<'_>) -> Result<usize> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(0);
         }
+        let ours = self.retry.as_ref().is_some_and(|w| w.token() == event.token);
+        if self.broken || ours {
+            if !(self.broken && ours && event.kind == crate::hub::EventKind::Timer) {
+                return Ok(0);
+            }
+            return match self.recover(sources) {
+                Ok(()) => Ok(0),
+                Err(e) if e.is_recoverable() => {
+                    self.schedule_retry(sources, &e);
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            };
+        }
         let polled = self.poller.ready(event, sources, &mut self.buf);
         let dispatched = self.consumers.dispatch(&mut self.buf);
-        polled?;
-        dispatched
+        match polled {
+            Err(e) if e.kind() == ErrorKind::Connection => {
+                match self.recover(sources) {
+                    Ok(()) => {}
+                    Err(again) if again.is_recoverable() => self.schedule_retry(sources, &again),
+                    Err(again) => return Err(again),
+                }
+                dispatched
+            }
+            Err(e) => Err(e),
+            Ok(()) => dispatched,
+        }
     }
     fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+        if self.broken {
+            return Ok(());
+        }
         self.poller.deregister(sources)
     }
     fn finished(&self) -> bool {
@@ -162,6 +266,7 @@ struct Link {
     transport: Arc<dyn Transport>,
     url: BrokerUrl,
     default_channel: Option<Arc<dyn Channel>>,
+    generation: u64,
 }
 
 struct Inner {
@@ -172,6 +277,8 @@ struct Inner {
     link: Mutex<Option<Link>>,
     next_url: Mutex<usize>,
     consumers: Arc<ConsumerTable>,
+    specs: Mutex<Vec<Arc<ConsumerSpec>>>,
+    generation: AtomicU64,
     reactor: Mutex<Option<Reactor>>,
     in_hub: AtomicBool,
     closed: Arc<AtomicBool>,
@@ -244,6 +351,8 @@ impl ConnectionBuilder {
                 link: Mutex::new(None),
                 next_url: Mutex::new(0),
                 consumers: Arc::new(ConsumerTable::default()),
+                specs: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
                 reactor: Mutex::new(None),
                 in_hub: AtomicBool::new(false),
                 closed: Arc::new(AtomicBool::new(false)),
@@ -275,9 +384,65 @@ impl Connection {
             *guard = None;
         }
         if guard.is_none() {
-            *guard = Some(self.establish()?);
+            let mut link = self.establish()?;
+            self.restart_consumers(&mut link)?;
+            *guard = Some(link);
         }
         Ok(guard)
+    }
+
+    /// Sets up, on a new link, the consumers that were consuming on an earlier one.
+    fn restart_consumers(&self, link: &mut Link) -> Result<()> {
+        let specs = self.inner.specs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for spec in specs {
+            if spec.channel.lock().unwrap_or_else(|e| e.into_inner()).1 == link.generation {
+                continue;
+            }
+            let channel = if spec.default_channel {
+                match &link.default_channel {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = link.broker.channel()?;
+                        link.default_channel = Some(c.clone());
+                        c
+                    }
+                }
+            } else {
+                link.broker.channel()?
+            };
+            spec.start(&channel)?;
+            *spec.channel.lock().unwrap_or_else(|e| e.into_inner()) = (channel, link.generation);
+        }
+        Ok(())
+    }
+
+    /// Starts a consumer now and keeps its spec, so that it is started again after a reconnect.
+    pub(crate) fn start_consumer(&self, spec: ConsumerSpec) -> Result<Arc<ConsumerSpec>> {
+        let spec = Arc::new(spec);
+        spec.start(&spec.channel())?;
+        self.inner.specs.lock().unwrap_or_else(|e| e.into_inner()).push(spec.clone());
+        Ok(spec)
+    }
+
+    /// Forgets a consumer's spec (it was cancelled).
+    pub(crate) fn forget_consumer(&self, spec: &Arc<ConsumerSpec>) {
+        self.inner.specs.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| !Arc::ptr_eq(s, spec));
+    }
+
+    /// The generation of the current link (0 before connecting).
+    pub(crate) fn generation(&self) -> u64 {
+        let guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|l| l.generation).unwrap_or(0)
+    }
+
+    /// Drops the current link (closing it, best effort), so that the next use connects again.
+    fn reset_link(&self) {
+        let old = self.inner.link.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(l) = old {
+            if let Err(e) = l.broker.close() {
+                tracing::debug!("closing a lost connection to {}: {e}", l.url);
+            }
+        }
     }
 
     fn establish(&self) -> Result<Link> {
@@ -305,6 +470,7 @@ impl Connection {
                             transport: inner.transports[i].clone(),
                             url: url.clone(),
                             default_channel: None,
+                            generation: inner.generation.fetch_add(1, Ordering::AcqRel) + 1,
                         });
                     }
                     Err(e) => {
@@ -386,9 +552,13 @@ impl Connection {
     fn driver(&self) -> Result<Box<dyn Driver>> {
         Ok(Box::new(ConnectionDriver {
             poller: self.poller()?,
+            connection: Arc::downgrade(&self.inner),
             consumers: self.inner.consumers.clone(),
             closed: self.inner.closed.clone(),
             buf: Vec::with_capacity(256),
+            retry: None,
+            retries: 0,
+            broken: false,
         }))
     }
 
@@ -431,8 +601,10 @@ impl Connection {
             match delivered {
                 Ok(0) => {}
                 Err(e) if e.kind() == ErrorKind::Connection => {
-                    // The poller lost its connection: start over with a fresh one next time.
+                    // The connection was lost: the next call connects again and restarts the consumers.
                     *guard = None;
+                    drop(guard);
+                    self.reset_link();
                     return Err(e);
                 }
                 other => return other,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConsumerSpec};
 use crate::entity::Queue;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Message;
@@ -38,7 +38,7 @@ pub struct Consumer {
     on_message: Option<MessageFn>,
     on_error: Option<ErrorFn>,
     tags: Vec<Arc<str>>,
-    active: Option<Arc<dyn Channel>>,
+    active: Option<Arc<ConsumerSpec>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -144,18 +144,10 @@ impl Consumer {
             .on_message
             .take()
             .ok_or_else(|| Error::invalid("consumer has no callback: set on_message or callback"))?;
-        let channel = match &self.channel {
-            Some(c) => c.clone(),
-            None => self.connection.default_channel()?,
+        let (channel, default_channel) = match &self.channel {
+            Some(c) => (c.clone(), false),
+            None => (self.connection.default_channel()?, true),
         };
-        if self.auto_declare {
-            for q in &self.queues {
-                channel.declare(q)?;
-            }
-        }
-        if let Some(n) = self.prefetch {
-            channel.qos(n)?;
-        }
         let accept = self.accept.clone();
         let mut on_error = self.on_error.take();
         let handler: HandlerFn = Box::new(move |m: Message| {
@@ -180,23 +172,40 @@ impl Consumer {
         });
         let handler = Arc::new(Mutex::new(handler));
         let table = self.connection.consumers().clone();
-        for q in &self.queues {
-            let tag = self.connection.new_consumer_tag();
+        let tags: Vec<Arc<str>> = self.queues.iter().map(|_| self.connection.new_consumer_tag()).collect();
+        for tag in &tags {
             table.insert(tag.clone(), handler.clone());
-            self.tags.push(tag.clone());
-            if let Err(e) = channel.consume(&q.name, &tag, self.no_ack) {
-                self.active = Some(channel);
-                let _ = self.cancel();
-                return Err(e);
+        }
+        let spec = ConsumerSpec {
+            queues: self.queues.clone(),
+            tags: tags.clone(),
+            no_ack: self.no_ack,
+            prefetch: self.prefetch,
+            declare: self.auto_declare,
+            default_channel,
+            channel: Mutex::new((channel.clone(), self.connection.generation())),
+        };
+        match self.connection.start_consumer(spec) {
+            Ok(spec) => {
+                self.tags = tags;
+                self.active = Some(spec);
+                Ok(())
+            }
+            Err(e) => {
+                for tag in &tags {
+                    let _ = channel.cancel(tag);
+                    table.remove(tag);
+                }
+                Err(e)
             }
         }
-        self.active = Some(channel);
-        Ok(())
     }
 
     /// Stops consuming; messages not yet delivered stay in their queues.
     pub fn cancel(&mut self) -> Result<()> {
-        let Some(channel) = self.active.take() else { return Ok(()) };
+        let Some(spec) = self.active.take() else { return Ok(()) };
+        self.connection.forget_consumer(&spec);
+        let channel = spec.channel();
         let mut first_err = None;
         for tag in self.tags.drain(..) {
             if let Err(e) = channel.cancel(&tag) {

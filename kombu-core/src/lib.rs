@@ -19,6 +19,8 @@ pub mod envelope;
 mod error;
 pub mod hub;
 mod message;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 mod producer;
 pub mod registry;
 pub mod routing;
@@ -36,6 +38,8 @@ pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Stopper, TimerHandle};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
+#[cfg(feature = "plugins")]
+pub use plugin::{PluginDeclaration, PluginRegistrar};
 pub use producer::{Producer, Publish};
 pub use registry::Registry;
 pub use serialization::Accept;

@@ -107,7 +107,8 @@ pub struct DeliveryInfo {
 
 impl Default for DeliveryInfo {
     fn default() -> Self {
-        let empty: Arc<str> = Arc::from("");
+        static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        let empty = EMPTY.get_or_init(|| Arc::from("")).clone();
         DeliveryInfo {
             exchange: empty.clone(),
             routing_key: empty,

@@ -19,7 +19,9 @@ use crate::transport::{Channel, Outgoing, PublishOptions};
 /// A runnable example (on the memory backend) is in the `kombu` crate's documentation:
 /// `producer.publish(&body).routing_key("k").priority(3).send()?`.
 pub struct Producer {
-    channel: Arc<dyn Channel>,
+    channel: Mutex<Arc<dyn Channel>>,
+    /// Where to get a new channel when the connection was lost (producers made with `Producer::new`).
+    connection: Option<Connection>,
     exchange: Exchange,
     routing_key: String,
     serializer: String,
@@ -42,13 +44,16 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer on the connection's default channel, publishing to the default exchange with JSON.
     pub fn new(connection: &Connection) -> Result<Producer> {
-        Ok(Producer::on_channel(connection.default_channel()?))
+        let mut producer = Producer::on_channel(connection.default_channel()?);
+        producer.connection = Some(connection.clone());
+        Ok(producer)
     }
 
     /// A producer on a given channel.
     pub fn on_channel(channel: Arc<dyn Channel>) -> Producer {
         Producer {
-            channel,
+            channel: Mutex::new(channel),
+            connection: None,
             exchange: Exchange::default_exchange(),
             routing_key: String::new(),
             serializer: "json".to_owned(),
@@ -90,8 +95,25 @@ impl Producer {
         self
     }
     /// The channel it publishes on.
-    pub fn channel(&self) -> &Arc<dyn Channel> {
-        &self.channel
+    pub fn channel(&self) -> Arc<dyn Channel> {
+        self.channel.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Runs `op` on the channel; if the connection was lost, once more on a new channel of a new
+    /// connection (for producers made with [`Producer::new`]), declaring again what it declared.
+    fn with_channel<T>(&self, op: impl Fn(&Producer, &Arc<dyn Channel>) -> Result<T>) -> Result<T> {
+        let channel = self.channel();
+        match op(self, &channel) {
+            Err(e) if e.is_recoverable() || (e.kind() == crate::ErrorKind::Channel && !channel.is_open()) => {
+                let Some(conn) = &self.connection else { return Err(e) };
+                tracing::info!("publishing again after: {e}");
+                let fresh = conn.default_channel()?;
+                *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+                self.declared.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                op(self, &fresh)
+            }
+            other => other,
+        }
     }
 
     /// Starts a publish of `body`, serialized with the producer's serializer. Finish with
@@ -108,11 +130,13 @@ impl Producer {
 
     /// Publishes prepared messages in one go (pipelined where the backend can).
     pub fn send_batch(&self, batch: Vec<Outgoing>) -> Result<()> {
-        self.maybe_declare_exchange(None)?;
-        self.channel.publish_batch(batch, &PublishOptions::default())
+        self.with_channel(|p, ch| {
+            p.maybe_declare_exchange(ch, None)?;
+            ch.publish_batch(batch.clone(), &PublishOptions::default())
+        })
     }
 
-    fn maybe_declare_exchange(&self, exchange: Option<&Exchange>) -> Result<()> {
+    fn maybe_declare_exchange(&self, channel: &Arc<dyn Channel>, exchange: Option<&Exchange>) -> Result<()> {
         let ex = exchange.unwrap_or(&self.exchange);
         if ex.is_default() || (exchange.is_none() && !self.auto_declare) {
             return Ok(());
@@ -121,17 +145,17 @@ impl Producer {
         if self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return Ok(());
         }
-        self.channel.declare_exchange(ex, false)?;
+        channel.declare_exchange(ex, false)?;
         self.declared.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
         Ok(())
     }
 
-    fn maybe_declare_queue(&self, queue: &Queue) -> Result<()> {
+    fn maybe_declare_queue(&self, channel: &Arc<dyn Channel>, queue: &Queue) -> Result<()> {
         let key = format!("queue\0{}", queue.name);
         if self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return Ok(());
         }
-        self.channel.declare(queue)?;
+        channel.declare(queue)?;
         self.declared.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
         Ok(())
     }
@@ -272,13 +296,13 @@ impl<'a, T: ?Sized> Publish<'a, T> {
     }
 }
 
-impl<T: Serialize + ?Sized> Publish<'_, T> {
+impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
     /// Builds the message without publishing it (for [`Producer::send_batch`]).
     pub fn into_outgoing(self) -> Result<Outgoing> {
-        Ok(self.prepare()?.0)
+        Ok(self.prepare()?.outgoing)
     }
 
-    fn prepare(mut self) -> Result<(Outgoing, PublishOptions)> {
+    fn prepare(mut self) -> Result<Prepared<'a>> {
         let p = self.producer;
         let (body, ct, enc) = match self.body {
             Body::Value(v) => serialization::encode(self.serializer.unwrap_or(&p.serializer), v)?,
@@ -302,17 +326,33 @@ impl<T: Serialize + ?Sized> Publish<'_, T> {
         message.content_encoding = Some(enc);
         let exchange = self.exchange.map(|e| e.name.clone()).unwrap_or_else(|| p.exchange.name.clone());
         let routing_key = self.routing_key.unwrap_or(&p.routing_key).to_owned();
-        p.maybe_declare_exchange(self.exchange)?;
-        for q in self.declare {
-            p.maybe_declare_queue(q)?;
-        }
-        Ok((Outgoing { message, exchange, routing_key }, self.options))
+        Ok(Prepared {
+            outgoing: Outgoing { message, exchange, routing_key },
+            options: self.options,
+            declare_exchange: self.exchange,
+            declare_queues: self.declare,
+        })
     }
 
     /// Publishes the message.
     pub fn send(self) -> Result<()> {
-        let channel = self.producer.channel.clone();
-        let (out, options) = self.prepare()?;
-        channel.publish(out.message, &out.exchange, &out.routing_key, &options)
+        let producer = self.producer;
+        let prepared = self.prepare()?;
+        producer.with_channel(|p, ch| {
+            p.maybe_declare_exchange(ch, prepared.declare_exchange)?;
+            for q in &prepared.declare_queues {
+                p.maybe_declare_queue(ch, q)?;
+            }
+            let out = &prepared.outgoing;
+            ch.publish(out.message.clone(), &out.exchange, &out.routing_key, &prepared.options)
+        })
     }
+}
+
+/// A message ready to publish, with what to declare first.
+struct Prepared<'a> {
+    outgoing: Outgoing,
+    options: PublishOptions,
+    declare_exchange: Option<&'a Exchange>,
+    declare_queues: Vec<&'a Queue>,
 }

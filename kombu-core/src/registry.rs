@@ -115,6 +115,8 @@ impl Registry {
                     tracing::error!("built-in transport not registered: {e}");
                 }
             }
+            #[cfg(feature = "plugins")]
+            crate::plugin::load_from_env(&reg);
             reg
         })
     }
@@ -129,22 +131,29 @@ impl Registry {
     }
 
     pub(crate) fn add(&self, transport: Arc<dyn Transport>, origin: Origin) -> Result<()> {
-        let aliases = transport.aliases();
-        if aliases.is_empty() {
-            return Err(Error::invalid(format!("transport '{}' has no aliases", transport.name())));
-        }
+        self.add_all(vec![transport], origin)
+    }
+
+    /// Registers several transports at once: all of them, or none if any alias is taken (or repeated).
+    pub(crate) fn add_all(&self, transports: Vec<Arc<dyn Transport>>, origin: Origin) -> Result<()> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        for alias in &aliases {
-            if let Some(existing) = entries.get(alias) {
-                return Err(Error::new(
-                    ErrorKind::Plugin,
-                    format!("transport alias '{alias}' is already registered ({})", existing.origin),
-                ));
+        let mut new: BTreeMap<String, Entry> = BTreeMap::new();
+        for transport in transports {
+            let aliases = transport.aliases();
+            if aliases.is_empty() {
+                return Err(Error::invalid(format!("transport '{}' has no aliases", transport.name())));
+            }
+            for alias in aliases {
+                if let Some(existing) = entries.get(&alias).or_else(|| new.get(&alias)) {
+                    return Err(Error::new(
+                        ErrorKind::Plugin,
+                        format!("transport alias '{alias}' is already registered ({})", existing.origin),
+                    ));
+                }
+                new.insert(alias, Entry { transport: transport.clone(), origin: origin.clone() });
             }
         }
-        for alias in aliases {
-            entries.insert(alias, Entry { transport: transport.clone(), origin: origin.clone() });
-        }
+        entries.extend(new);
         Ok(())
     }
 
@@ -201,6 +210,10 @@ impl Registry {
                     entries.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
                 )),
             }
+        }
+        #[cfg(feature = "plugins")]
+        if let Some(note) = crate::plugin::env_failures() {
+            msg.push_str(&format!(" ({note})"));
         }
         Err(Error::new(ErrorKind::UnknownTransport, msg))
     }
