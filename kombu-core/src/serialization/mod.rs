@@ -272,6 +272,46 @@ mod tests {
         assert!(encode("text", &5).is_err());
     }
 
+    /// A plugged-in format: JSON written upside down, under its own content type.
+    struct Reversed;
+    impl Serializer for Reversed {
+        fn name(&self) -> &str {
+            "reversed-json"
+        }
+        fn content_type(&self) -> &str {
+            "application/x-reversed-json"
+        }
+        fn content_encoding(&self) -> &str {
+            "utf-8"
+        }
+        fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
+            let mut v = JSON.serialize(value)?;
+            v.reverse();
+            Ok(v)
+        }
+        fn deserialize<'de>(
+            &self,
+            body: &'de [u8],
+            visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<()>,
+        ) -> Result<()> {
+            let forward: Vec<u8> = body.iter().rev().copied().collect();
+            let value: serde_json::Value =
+                serde_json::from_slice(&forward).map_err(|e| Error::serialization(e.to_string()))?;
+            visit(&mut <dyn erased_serde::Deserializer>::erase(value))
+        }
+    }
+
+    #[test]
+    fn registered_serializer_is_used_by_name_and_content_type() {
+        register_serializer(Arc::new(Reversed));
+        let (body, ct, _) = encode("reversed-json", &serde_json::json!({"k": [1, 2]})).unwrap();
+        assert_eq!(&*ct, "application/x-reversed-json");
+        assert_eq!(body.first(), Some(&b'}'));
+        let v: serde_json::Value = decode(Some(&ct), &body).unwrap();
+        assert_eq!(v["k"][1], 2);
+        assert!(Accept::new(["reversed-json"]).unwrap().allows(Some("application/x-reversed-json")));
+    }
+
     #[test]
     fn unknown_serializer_is_an_error() {
         let err = encode("pickle", &1).unwrap_err();
