@@ -190,7 +190,8 @@ impl ConnectionDriver {
         let inner = self.connection.upgrade().ok_or_else(|| Error::state("connection dropped"))?;
         let conn = Connection { inner };
         conn.reset_link();
-        let mut poller = conn.poller()?;
+        // One round over the URLs: the hub must not block; `schedule_retry` paces further attempts.
+        let mut poller = conn.poller_with(false)?;
         poller.register(sources)?;
         self.poller = poller;
         self.broken = false;
@@ -208,6 +209,14 @@ impl ConnectionDriver {
         tracing::warn!("connection lost ({err}); reconnecting in {delay:?}");
         if let Some(token) = self.retry.as_ref().map(|w| w.token()) {
             sources.wake_after(token, delay);
+        }
+    }
+}
+
+impl Drop for ConnectionDriver {
+    fn drop(&mut self) {
+        if let Some(inner) = self.connection.upgrade() {
+            inner.in_hub.store(false, Ordering::Release);
         }
     }
 }
@@ -376,6 +385,12 @@ impl Connection {
     }
 
     fn link(&self) -> Result<MutexGuard<'_, Option<Link>>> {
+        self.link_with(true)
+    }
+
+    /// The live link, connecting if needed: with the retry policy, or with one round over the URLs
+    /// (for callers that retry on their own schedule, like a Hub's driver).
+    fn link_with(&self, retry: bool) -> Result<MutexGuard<'_, Option<Link>>> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::state("connection is closed"));
         }
@@ -384,7 +399,7 @@ impl Connection {
             *guard = None;
         }
         if guard.is_none() {
-            let mut link = self.establish()?;
+            let mut link = self.establish(retry)?;
             self.restart_consumers(&mut link)?;
             *guard = Some(link);
         }
@@ -445,7 +460,7 @@ impl Connection {
         }
     }
 
-    fn establish(&self) -> Result<Link> {
+    fn establish(&self, retry: bool) -> Result<Link> {
         let inner = &self.inner;
         let n = inner.urls.len();
         let mut round = 0u32;
@@ -482,7 +497,7 @@ impl Connection {
                 }
             }
             let err = last_err.unwrap_or_else(|| Error::connection("no broker URL"));
-            let retries_left = inner.retry.max_retries.is_none_or(|max| round < max);
+            let retries_left = retry && inner.retry.max_retries.is_none_or(|max| round < max);
             if !recoverable || !retries_left {
                 return Err(err);
             }
@@ -542,7 +557,11 @@ impl Connection {
     }
 
     fn poller(&self) -> Result<Box<dyn Poller>> {
-        let guard = self.link()?;
+        self.poller_with(true)
+    }
+
+    fn poller_with(&self, retry: bool) -> Result<Box<dyn Poller>> {
+        let guard = self.link_with(retry)?;
         match guard.as_ref() {
             Some(link) => link.broker.poller(),
             None => Err(Error::connection("not connected")),
@@ -564,6 +583,9 @@ impl Connection {
 
     /// Hands this connection to `hub`: from now on the hub's loop delivers its consumers' messages.
     pub fn register_with_event_loop(&self, hub: &mut Hub) -> Result<()> {
+        // A private loop left by earlier drain_events calls stops driving this connection.
+        let private = self.inner.reactor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(private);
         if self.inner.in_hub.swap(true, Ordering::AcqRel) {
             return Err(Error::state("connection is already registered with an event loop"));
         }
