@@ -350,7 +350,10 @@ impl ConnectionBuilder {
     pub fn open(self) -> Result<Connection> {
         let urls = parse_failover(&self.url)?;
         let registry = Registry::global();
-        let transports = urls.iter().map(|u| registry.get(&u.scheme)).collect::<Result<Vec<_>>>()?;
+        let transports = urls
+            .iter()
+            .map(|u| registry.get(&u.scheme).and_then(|t| t.validate(u).map(|()| t)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Connection {
             inner: Arc::new(Inner {
                 urls,

@@ -115,6 +115,12 @@ pub trait Transport: Send + Sync + 'static {
     fn default_port(&self) -> Option<u16>;
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
+    /// Checks a URL for this transport without connecting (called by `Connection::open`, so a bad URL
+    /// fails there and not at first use). The default accepts every URL.
+    fn validate(&self, url: &BrokerUrl) -> Result<()> {
+        let _ = url;
+        Ok(())
+    }
     /// Connects to the broker a URL names.
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>>;
 }

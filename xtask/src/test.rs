@@ -44,7 +44,8 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
     let services = services::ensure_all()?;
     println!("{services}");
     if root().join("kombu-examples/fs-plugin/Cargo.toml").exists() {
-        run_checked(cargo().current_dir(root()).args(["build", "-p", "kombu-fs-plugin"]))?;
+        // The plugin and the test plugins the loader's refusal tests use, with the tests' own features.
+        run_checked(cargo().current_dir(root()).args(["build", "-p", "kombu-fs-plugin", "--lib", "--examples"]))?;
     }
     // cargo names each test binary on stderr and the binary prints its results on stdout: one pipe for
     // both keeps them in order.

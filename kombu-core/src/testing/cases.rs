@@ -810,7 +810,7 @@ fn bad_urls(ctx: &Ctx) -> Check<Verdict> {
     for bad in [
         format!("{scheme}://[::1"),
         format!("{scheme}://host:99999/"),
-        format!("{scheme}:/{rest}"),
+        format!("{scheme}:{rest}"),
         format!("{scheme}://ho st/"),
         String::new(),
         ";;".to_owned(),
