@@ -36,6 +36,11 @@
 
 pub use kombu_core::*;
 
+/// The `kombu` command-line tool (feature `cli`); the binary `src/bin/kombu.rs` calls [`cli::run`].
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
+
 /// Makes sure the backends enabled by Cargo features are linked in, so that their transports are in the
 /// [`Registry`]. [`Connection::open`] calls it; call it yourself before using the registry directly.
 pub fn install_transports() {

@@ -1,0 +1,19 @@
+//! The `kombu` command-line tool: publish, consume, declare, delete, purge, list transports and bench, on any
+//! broker kombu-rs can reach by URL. All the work is in the `kombu` crate's `cli` module.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let mut stdin = stdin.lock();
+    let mut stdout = io::BufWriter::new(stdout.lock());
+    let mut stderr = stderr.lock();
+    let code = kombu::cli::run(
+        std::env::args_os(),
+        &mut kombu::cli::Io { stdin: &mut stdin, stdout: &mut stdout, stderr: &mut stderr },
+    );
+    // `run` has flushed (and reported any failure to write) already.
+    let _ = stdout.flush();
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

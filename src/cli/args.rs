@@ -1,0 +1,488 @@
+//! The command line of the `kombu` tool: every command, option and `--help` text (clap derive).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::{EXIT_ERROR, EXIT_TIMED_OUT, EXIT_USAGE};
+
+const MAIN_AFTER_HELP: &str = "\
+Brokers are named by URL; the scheme picks the transport (see `kombu transports`):
+  memory://            in-process broker (only useful within one command, e.g. `kombu bench`)
+  redis://HOST:6379/0  Redis, wire-compatible with Python Kombu (feature `redis`)
+  amqp://USER:PASS@HOST:5672//  RabbitMQ (feature `amqp`)
+
+Examples:
+  kombu transports
+  kombu declare queue redis://localhost:6379/0 tasks --exchange jobs --routing-key tasks
+  kombu publish redis://localhost:6379/0 --exchange jobs --routing-key tasks '{\"n\": 1}'
+  kombu consume redis://localhost:6379/0 --queue tasks --count 1 --timeout 5
+  kombu bench memory:// -n 20000
+
+Exit status: 0 success; 1 error (one line on stderr); 2 bad command line;
+3 `consume` timed out before the messages it waited for arrived.";
+
+/// One tool for any broker kombu-rs speaks: publish, consume, declare, delete, purge, list transports, bench.
+#[derive(Debug, Parser)]
+#[command(name = "kombu", version, after_help = MAIN_AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Load a transport plugin (a shared library) before running the command (repeatable; the paths in
+    /// `KOMBU_PLUGINS` are loaded too).
+    #[cfg(feature = "plugins")]
+    #[arg(long = "plugin", value_name = "PATH", global = true)]
+    pub plugins: Vec<std::path::PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish a message (or several copies of it) to an exchange.
+    #[command(after_help = PUBLISH_AFTER_HELP)]
+    Publish(Box<PublishArgs>),
+    /// Consume messages from a queue, printing one JSON object per message on stdout.
+    #[command(after_help = CONSUME_AFTER_HELP)]
+    Consume(Box<ConsumeArgs>),
+    /// Declare an exchange, a queue or a binding.
+    #[command(subcommand, after_help = DECLARE_AFTER_HELP)]
+    Declare(DeclareCommand),
+    /// Delete an exchange, a queue or a binding.
+    #[command(subcommand, after_help = DELETE_AFTER_HELP)]
+    Delete(DeleteCommand),
+    /// Remove every ready message from a queue.
+    #[command(after_help = PURGE_AFTER_HELP)]
+    Purge(PurgeArgs),
+    /// List the registered transports: aliases, origin (built in or plugin) and capabilities.
+    #[command(after_help = TRANSPORTS_AFTER_HELP)]
+    Transports(TransportsArgs),
+    /// Run the BENCH.md workload on a broker and print publish and consume rates.
+    #[command(after_help = BENCH_AFTER_HELP)]
+    Bench(BenchArgs),
+}
+
+const PUBLISH_AFTER_HELP: &str = "\
+The exchange is declared first (type --type, durable unless --transient-exchange) unless --no-declare
+is given. A message that no queue is bound to receive is dropped by the broker: declare the queue
+first (`kombu declare queue`), or pass --queue to declare and bind it here.
+
+The body is taken as given: with --serializer json (the default) it must be valid JSON; text must be
+UTF-8; raw is any bytes. `-` reads the body from stdin.
+
+Examples:
+  kombu publish redis://localhost:6379/0 --exchange jobs --routing-key tasks '{\"n\": 1}'
+  kombu publish amqp://guest:guest@localhost:5672// -e logs -t topic -k app.error --serializer text 'disk full'
+  echo '{\"n\": 2}' | kombu publish redis://localhost:6379/0 -e jobs -k tasks --queue tasks -
+  kombu publish redis://localhost:6379/0 -e jobs -k tasks --header trace=abc --header-json retries=3 \\
+      --priority 5 --count 10 '{}'";
+
+const CONSUME_AFTER_HELP: &str = "\
+Each message is printed as one line of JSON:
+  {\"body\": \"...\", \"body_encoding\": \"text\"|\"base64\", \"content_type\": ..., \"content_encoding\": ...,
+   \"headers\": {...}, \"properties\": {\"delivery_mode\": 2, \"priority\": 5, ...},
+   \"delivery_info\": {\"exchange\": ..., \"routing_key\": ..., \"redelivered\": false, \"delivery_tag\": ...,
+   \"consumer_tag\": ...}}
+The body is shown decompressed; it is text when it is valid UTF-8, base64 otherwise.
+
+A message is acknowledged after its line is written (at least once); with --no-ack it is acknowledged
+as it arrives, before it is printed (at most once). Messages received beyond --count go back to the queue.
+
+The queue is declared first (with --exchange, also the exchange and the binding), as Python Kombu's
+consumers do; with --passive it must already exist and nothing is declared (on Redis, as in Python
+Kombu, a queue exists only while it holds messages).
+
+Exit status: 0 when --count messages were printed (or, without --count, when at least one was
+printed before the timeout); 3 when --timeout passed first; 1 on an error; 2 on a bad command line.
+
+Examples:
+  kombu consume redis://localhost:6379/0 --queue tasks --count 1 --timeout 5
+  kombu consume amqp://guest:guest@localhost:5672// -q logs -e logs -t topic -k 'app.#'
+  kombu consume redis://localhost:6379/0 -q tasks --timeout 2 | jq -r .body";
+
+const DECLARE_AFTER_HELP: &str = "\
+Examples:
+  kombu declare exchange redis://localhost:6379/0 logs --type topic
+  kombu declare queue amqp://guest:guest@localhost:5672// tasks --exchange jobs --routing-key tasks --max-priority 9
+  kombu declare binding redis://localhost:6379/0 --queue tasks --exchange jobs --routing-key urgent";
+
+const DELETE_AFTER_HELP: &str = "\
+Examples:
+  kombu delete queue redis://localhost:6379/0 tasks
+  kombu delete exchange amqp://guest:guest@localhost:5672// logs --if-unused
+  kombu delete binding redis://localhost:6379/0 --queue tasks --exchange jobs --routing-key urgent";
+
+const PURGE_AFTER_HELP: &str = "\
+Prints how many messages were removed. Messages delivered to a consumer and not yet acknowledged stay.
+
+Examples:
+  kombu purge redis://localhost:6379/0 tasks
+  kombu purge amqp://guest:guest@localhost:5672// tasks";
+
+const TRANSPORTS_AFTER_HELP: &str = "\
+Backends are compiled in by the Cargo features of the `kombu` crate (memory, redis, amqp); a scheme
+that is not compiled in is refused with the name of the feature to enable. With the `plugins` feature,
+third-party transports are loaded from the shared libraries listed in `KOMBU_PLUGINS` (separated like
+PATH) and given with --plugin.
+
+Examples:
+  kombu transports
+  kombu transports --json | jq '.[].aliases'";
+
+const BENCH_AFTER_HELP: &str = "\
+The workload of BENCH.md, the same as the Python Kombu anchor: declare a direct exchange `bench_ex` and
+a queue `bench_q` (or the names given) bound with `bench`, both transient, purge the queue, publish N JSON messages
+{\"i\": i, \"p\": \"x\" * SIZE} one publish each, then consume all N with a consumer that acks each one
+(prefetch 100). A progress bar is drawn on stderr when it is a terminal.
+
+Examples:
+  kombu bench memory://
+  kombu bench redis://localhost:6379/0 -n 20000 --size 100
+  kombu bench amqp://guest:guest@localhost:5672// --json
+  kombu bench redis://localhost:6379/0 --exchange my_bench_ex --queue my_bench_q";
+
+/// How a message body given on the command line is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SerializerArg {
+    /// `application/json`, `utf-8`: the body must be valid JSON.
+    Json,
+    /// `text/plain`, `utf-8`: the body must be UTF-8.
+    Text,
+    /// `application/data`, `binary`: any bytes.
+    Raw,
+}
+
+/// Exchange options shared by several commands.
+#[derive(Debug, Clone, Args)]
+pub struct ExchangeOpts {
+    /// Exchange type: direct, topic, fanout or headers.
+    #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "direct", value_parser = parse_kind)]
+    pub kind: kombu_core::ExchangeKind,
+    /// Declare the exchange as transient (not durable).
+    #[arg(long)]
+    pub transient_exchange: bool,
+}
+
+/// Queue options shared by `declare queue`, `publish --queue` and `consume`.
+#[derive(Debug, Clone, Args)]
+pub struct QueueOpts {
+    /// Declare the queue as transient (not durable).
+    #[arg(long)]
+    pub transient: bool,
+    /// Delete the queue when its last consumer goes.
+    #[arg(long)]
+    pub auto_delete: bool,
+    /// Enable priorities up to N (AMQP `x-max-priority`).
+    #[arg(long, value_name = "N")]
+    pub max_priority: Option<u8>,
+    /// Drop messages that waited longer than SECS in the queue (AMQP `x-message-ttl`).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub message_ttl: Option<Duration>,
+}
+
+/// `kombu publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Broker URL (or a failover list `url1;url2`).
+    pub url: String,
+    /// The body, or `-` to read it from stdin.
+    pub body: String,
+    /// Exchange to publish to; the default exchange (empty name) routes to the queue named by the routing key.
+    #[arg(short, long, default_value = "")]
+    pub exchange: String,
+    #[command(flatten)]
+    pub exchange_opts: ExchangeOpts,
+    /// Routing key.
+    #[arg(short = 'k', long, default_value = "")]
+    pub routing_key: String,
+    /// Do not declare the exchange (or --queue); it must exist.
+    #[arg(long)]
+    pub no_declare: bool,
+    /// Also declare this queue, bound to the exchange with the routing key, before publishing.
+    #[arg(short, long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    #[command(flatten)]
+    pub queue_opts: QueueOpts,
+    /// A string header KEY=VALUE (repeatable).
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
+    /// A header whose value is JSON, KEY=JSON (repeatable), e.g. `retries=3` or `tags=[\"a\"]`.
+    #[arg(long = "header-json", value_name = "KEY=JSON")]
+    pub json_headers: Vec<String>,
+    /// Message priority (0-255; brokers clamp it to the queue's maximum).
+    #[arg(short, long, value_name = "N")]
+    pub priority: Option<u8>,
+    /// How to encode the body.
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub serializer: SerializerArg,
+    /// Content type to send instead of the serializer's.
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Content encoding to send instead of the serializer's.
+    #[arg(long, value_name = "ENCODING")]
+    pub content_encoding: Option<String>,
+    /// Compress the body (zlib or gzip).
+    #[arg(long, value_name = "NAME")]
+    pub compression: Option<String>,
+    /// Correlation id property.
+    #[arg(long, value_name = "ID")]
+    pub correlation_id: Option<String>,
+    /// Reply-to property.
+    #[arg(long, value_name = "QUEUE")]
+    pub reply_to: Option<String>,
+    /// Message id property.
+    #[arg(long, value_name = "ID")]
+    pub message_id: Option<String>,
+    /// Drop the message if it is not delivered within SECS.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub expiration: Option<Duration>,
+    /// Send as transient (delivery mode 1) instead of persistent.
+    #[arg(long)]
+    pub transient_message: bool,
+    /// Wait up to SECS for the broker to confirm each message, where the backend can (AMQP publisher
+    /// confirms), so that "published" means the broker has it.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub confirm_timeout: Duration,
+    /// Do not wait for confirms (faster; a message can be lost if the connection fails).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Publish the message this many times.
+    #[arg(short = 'n', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+}
+
+/// `kombu consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Broker URL (or a failover list `url1;url2`).
+    pub url: String,
+    /// Queue to consume from.
+    #[arg(short, long)]
+    pub queue: String,
+    /// Bind the queue to this exchange (declared with --type) before consuming.
+    #[arg(short, long)]
+    pub exchange: Option<String>,
+    #[command(flatten)]
+    pub exchange_opts: ExchangeOpts,
+    /// Binding key for --exchange.
+    #[arg(short = 'k', long, default_value = "")]
+    pub routing_key: String,
+    #[command(flatten)]
+    pub queue_opts: QueueOpts,
+    /// Only check that the queue exists; declare nothing.
+    #[arg(long, conflicts_with = "exchange")]
+    pub passive: bool,
+    /// Stop after N messages (default: no limit).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Give up after SECS seconds in all (exit status 3 if the messages waited for did not all arrive).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+    /// Acknowledge each message as it arrives, before printing it (at most once).
+    #[arg(long)]
+    pub no_ack: bool,
+    /// Print JSON bodies as JSON values (`"body_encoding": "json"`) instead of text.
+    #[arg(long)]
+    pub decode_json: bool,
+}
+
+/// `kombu declare ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeclareCommand {
+    /// Declare an exchange.
+    #[command(after_help = DECLARE_AFTER_HELP)]
+    Exchange(DeclareExchangeArgs),
+    /// Declare a queue (and, with --exchange, its exchange and binding); prints its message count.
+    #[command(after_help = DECLARE_AFTER_HELP)]
+    Queue(DeclareQueueArgs),
+    /// Bind a queue to an exchange (both must exist).
+    #[command(after_help = DECLARE_AFTER_HELP)]
+    Binding(BindingArgs),
+}
+
+/// `kombu declare exchange`.
+#[derive(Debug, Args)]
+pub struct DeclareExchangeArgs {
+    /// Broker URL.
+    pub url: String,
+    /// Exchange name.
+    pub name: String,
+    #[command(flatten)]
+    pub exchange_opts: ExchangeOpts,
+    /// Delete the exchange when its last queue is unbound.
+    #[arg(long)]
+    pub auto_delete: bool,
+    /// Only check that the exchange exists.
+    #[arg(long)]
+    pub passive: bool,
+}
+
+/// `kombu declare queue`.
+#[derive(Debug, Args)]
+pub struct DeclareQueueArgs {
+    /// Broker URL.
+    pub url: String,
+    /// Queue name.
+    pub name: String,
+    /// Bind the queue to this exchange (declared with --type).
+    #[arg(short, long)]
+    pub exchange: Option<String>,
+    #[command(flatten)]
+    pub exchange_opts: ExchangeOpts,
+    /// Binding key for --exchange.
+    #[arg(short = 'k', long, default_value = "")]
+    pub routing_key: String,
+    #[command(flatten)]
+    pub queue_opts: QueueOpts,
+    /// Only check that the queue exists (and print its message count).
+    #[arg(long, conflicts_with = "exchange")]
+    pub passive: bool,
+}
+
+/// A binding, for `declare binding` and `delete binding`.
+#[derive(Debug, Args)]
+pub struct BindingArgs {
+    /// Broker URL.
+    pub url: String,
+    /// The queue.
+    #[arg(short, long)]
+    pub queue: String,
+    /// The exchange.
+    #[arg(short, long)]
+    pub exchange: String,
+    /// Binding key.
+    #[arg(short = 'k', long, default_value = "")]
+    pub routing_key: String,
+    /// A string binding argument KEY=VALUE (repeatable; for headers exchanges: the headers to match, and
+    /// `x-match=any` or `x-match=all`).
+    #[arg(long = "argument", value_name = "KEY=VALUE")]
+    pub arguments: Vec<String>,
+    /// A binding argument whose value is JSON, KEY=JSON (repeatable).
+    #[arg(long = "argument-json", value_name = "KEY=JSON")]
+    pub json_arguments: Vec<String>,
+}
+
+/// `kombu delete ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// Delete an exchange.
+    #[command(after_help = DELETE_AFTER_HELP)]
+    Exchange(DeleteExchangeArgs),
+    /// Delete a queue and its bindings; prints how many messages it held.
+    #[command(after_help = DELETE_AFTER_HELP)]
+    Queue(DeleteQueueArgs),
+    /// Remove a binding.
+    #[command(after_help = DELETE_AFTER_HELP)]
+    Binding(BindingArgs),
+}
+
+/// `kombu delete exchange`.
+#[derive(Debug, Args)]
+pub struct DeleteExchangeArgs {
+    /// Broker URL.
+    pub url: String,
+    /// Exchange name.
+    pub name: String,
+    /// Only if no queue is bound to it.
+    #[arg(long)]
+    pub if_unused: bool,
+}
+
+/// `kombu delete queue`.
+#[derive(Debug, Args)]
+pub struct DeleteQueueArgs {
+    /// Broker URL.
+    pub url: String,
+    /// Queue name.
+    pub name: String,
+    /// Only if it has no consumers.
+    #[arg(long)]
+    pub if_unused: bool,
+    /// Only if it holds no messages.
+    #[arg(long)]
+    pub if_empty: bool,
+}
+
+/// `kombu purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Broker URL.
+    pub url: String,
+    /// Queue name.
+    pub queue: String,
+}
+
+/// `kombu transports`.
+#[derive(Debug, Args)]
+pub struct TransportsArgs {
+    /// Print a JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kombu bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Broker URL.
+    pub url: String,
+    /// Number of messages.
+    #[arg(short = 'n', long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Size of the `p` field of each message, in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Name of the exchange (another name keeps runs on one broker apart).
+    #[arg(long, default_value = "bench_ex")]
+    pub exchange: String,
+    /// Name of the queue.
+    #[arg(long, default_value = "bench_q")]
+    pub queue: String,
+    /// Longest wait for the next message while consuming, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub idle_timeout: Duration,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print one JSON object instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_kind(s: &str) -> Result<kombu_core::ExchangeKind, String> {
+    s.parse().map_err(|e: kombu_core::Error| e.message().to_owned())
+}
+
+/// Seconds as a non-negative, finite decimal number.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a non-negative number of seconds"))
+}
+
+// The exit codes are documented in the help texts above; keep them in step.
+const _: () = assert!(EXIT_ERROR == 1 && EXIT_USAGE == 2 && EXIT_TIMED_OUT == 3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("inf").is_err());
+        assert!(parse_secs("soon").is_err());
+    }
+
+    #[test]
+    fn exchange_type_errors_name_the_choices() {
+        let err = Cli::try_parse_from(["kombu", "consume", "memory://", "-q", "q", "-t", "fan"]).unwrap_err();
+        assert!(err.to_string().contains("expected direct, topic, fanout or headers"), "{err}");
+    }
+}

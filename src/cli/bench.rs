@@ -1,0 +1,188 @@
+//! `kombu bench`: the BENCH.md workload (publish N JSON messages one by one, then consume them all with
+//! acks) on any broker, with a progress bar on stderr, printing publish and consume rates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use kombu_core::{Accept, Consumer, Error, ErrorKind, Exchange, Producer, Queue};
+use serde::{Deserialize, Serialize};
+
+use super::args::BenchArgs;
+use super::{connect, Io, Outcome, EXIT_OK};
+
+/// Unacknowledged messages in flight while consuming, as the Python Kombu anchor sets it (for every
+/// transport but memory, where the anchor sets none).
+const PREFETCH: u16 = 100;
+
+/// The body of each benchmark message: `{"i": i, "p": "x" * SIZE}`.
+#[derive(Serialize)]
+struct BenchBody<'a> {
+    i: u64,
+    p: &'a str,
+}
+
+/// The body as the consumer decodes it (owned, as Python Kombu decodes it into a dict).
+#[derive(Deserialize)]
+struct Received {
+    #[allow(dead_code)]
+    i: u64,
+    #[allow(dead_code)]
+    p: String,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// Messages published and consumed.
+    pub count: u64,
+    /// Time taken to publish them all.
+    pub publish: Duration,
+    /// Time taken to consume and acknowledge them all.
+    pub consume: Duration,
+}
+
+impl BenchResult {
+    /// Messages published per second.
+    pub fn publish_rate(&self) -> f64 {
+        rate(self.count, self.publish)
+    }
+    /// Messages consumed (and acknowledged) per second.
+    pub fn consume_rate(&self) -> f64 {
+        rate(self.count, self.consume)
+    }
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+/// Runs `kombu bench`.
+pub(crate) fn run(args: &BenchArgs, io: &mut Io<'_>) -> Outcome {
+    let conn = connect(&args.url)?;
+    let result = workload(&conn, args)?;
+    let transport = args.url.split_once("://").map_or(args.url.as_str(), |(scheme, _)| scheme);
+    if args.json {
+        let line = serde_json::json!({
+            "transport": transport,
+            "url": conn.url(),
+            "count": result.count,
+            "size": args.size,
+            "publish_secs": result.publish.as_secs_f64(),
+            "consume_secs": result.consume.as_secs_f64(),
+            "publish_per_sec": result.publish_rate(),
+            "consume_per_sec": result.consume_rate(),
+        });
+        writeln!(io.stdout, "{line}")?;
+    } else {
+        writeln!(
+            io.stdout,
+            "kombu-rs {transport} n={} size={} publish={:.0} msg/s consume={:.0} msg/s",
+            result.count,
+            args.size,
+            result.publish_rate(),
+            result.consume_rate()
+        )?;
+    }
+    conn.close()?;
+    Ok(EXIT_OK)
+}
+
+fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, Error> {
+    let n = args.count;
+    let exchange = Exchange::direct(args.exchange.as_str()).durable(false);
+    let queue = Queue::with_exchange(args.queue.as_str(), exchange.clone(), "bench").durable(false);
+    let channel = conn.default_channel()?;
+    channel.declare(&queue)?;
+    channel.purge_queue(&queue.name)?;
+
+    let producer = Producer::new(conn)?.exchange(exchange).routing_key("bench");
+    let payload = "x".repeat(args.size);
+    let bar = progress_bar(args, n, "publish");
+    let started = Instant::now();
+    for i in 0..n {
+        producer.publish(&BenchBody { i, p: &payload }).send()?;
+        if i % 256 == 0 {
+            bar.set_position(i);
+        }
+    }
+    let publish = started.elapsed();
+    bar.finish_and_clear();
+
+    let got = Arc::new(AtomicU64::new(0));
+    let ack_error: Arc<Mutex<Option<Error>>> = Arc::default();
+    let (seen, failed) = (got.clone(), ack_error.clone());
+    let mut consumer = Consumer::new(conn, [queue]).accept(Accept::new(["json"])?);
+    if !args.url.starts_with("memory:") {
+        consumer = consumer.prefetch(PREFETCH);
+    }
+    let mut consumer = consumer.callback(move |_: Received, message| match message.ack() {
+        Ok(()) => {
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+        }
+    });
+    let bar = progress_bar(args, n, "consume");
+    let started = Instant::now();
+    consumer.consume()?;
+    while got.load(Ordering::Relaxed) < n {
+        if let Err(e) = conn.drain_events(Some(args.idle_timeout)) {
+            if e.kind() == ErrorKind::Timeout {
+                return Err(Error::timeout(format!(
+                    "bench: only {} of {n} messages came back (none for {:?})",
+                    got.load(Ordering::Relaxed),
+                    args.idle_timeout
+                )));
+            }
+            return Err(e);
+        }
+        if let Some(e) = ack_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        bar.set_position(got.load(Ordering::Relaxed));
+    }
+    let consume = started.elapsed();
+    bar.finish_and_clear();
+    consumer.cancel()?;
+    Ok(BenchResult { count: n, publish, consume })
+}
+
+fn progress_bar(args: &BenchArgs, len: u64, what: &'static str) -> ProgressBar {
+    if args.no_progress {
+        return ProgressBar::hidden();
+    }
+    // Drawn only when stderr is a terminal.
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>7} [{bar:40}] {pos}/{len} {rate} eta {eta}") {
+        let style =
+            style.progress_chars("=> ").with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} msg/s", state.per_sec());
+            });
+        bar.set_style(style);
+    }
+    bar.set_prefix(what);
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_messages_per_second() {
+        let r = BenchResult { count: 1000, publish: Duration::from_millis(500), consume: Duration::from_secs(2) };
+        assert_eq!(r.publish_rate(), 2000.0);
+        assert_eq!(r.consume_rate(), 500.0);
+        // A run too fast to measure does not divide by zero.
+        assert!(rate(1, Duration::ZERO).is_finite());
+    }
+
+    #[test]
+    fn body_is_the_bench_md_shape() {
+        let body = serde_json::to_value(BenchBody { i: 7, p: "xx" }).unwrap();
+        assert_eq!(body, serde_json::json!({"i": 7, "p": "xx"}));
+    }
+}
