@@ -99,21 +99,20 @@ impl Producer {
         self.channel.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Runs `op` on the channel; if the connection was lost, once more on a new channel of a new
-    /// connection (for producers made with [`Producer::new`]), declaring again what it declared.
-    fn with_channel<T>(&self, op: impl Fn(&Producer, &Arc<dyn Channel>) -> Result<T>) -> Result<T> {
+    /// The channel to publish on: the current one, or, when it was closed because its connection was
+    /// lost, a new channel of a new connection (for producers made with [`Producer::new`]; what was
+    /// declared is declared again). A publish that fails is not repeated (that could publish twice): its
+    /// error says whether a retry can help, and the next publish goes to the new connection.
+    fn live_channel(&self) -> Result<Arc<dyn Channel>> {
         let channel = self.channel();
-        match op(self, &channel) {
-            Err(e) if e.is_recoverable() || (e.kind() == crate::ErrorKind::Channel && !channel.is_open()) => {
-                let Some(conn) = &self.connection else { return Err(e) };
-                tracing::info!("publishing again after: {e}");
-                let fresh = conn.default_channel()?;
-                *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
-                self.declared.lock().unwrap_or_else(|e| e.into_inner()).clear();
-                op(self, &fresh)
-            }
-            other => other,
+        if channel.is_open() {
+            return Ok(channel);
         }
+        let Some(conn) = &self.connection else { return Ok(channel) };
+        let fresh = conn.default_channel()?;
+        *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(fresh)
     }
 
     /// Starts a publish of `body`, serialized with the producer's serializer. Finish with
@@ -130,10 +129,9 @@ impl Producer {
 
     /// Publishes prepared messages in one go (pipelined where the backend can).
     pub fn send_batch(&self, batch: Vec<Outgoing>) -> Result<()> {
-        self.with_channel(|p, ch| {
-            p.maybe_declare_exchange(ch, None)?;
-            ch.publish_batch(batch.clone(), &PublishOptions::default())
-        })
+        let ch = self.live_channel()?;
+        self.maybe_declare_exchange(&ch, None)?;
+        ch.publish_batch(batch, &PublishOptions::default())
     }
 
     fn maybe_declare_exchange(&self, channel: &Arc<dyn Channel>, exchange: Option<&Exchange>) -> Result<()> {
@@ -338,14 +336,13 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
     pub fn send(self) -> Result<()> {
         let producer = self.producer;
         let prepared = self.prepare()?;
-        producer.with_channel(|p, ch| {
-            p.maybe_declare_exchange(ch, prepared.declare_exchange)?;
-            for q in &prepared.declare_queues {
-                p.maybe_declare_queue(ch, q)?;
-            }
-            let out = &prepared.outgoing;
-            ch.publish(out.message.clone(), &out.exchange, &out.routing_key, &prepared.options)
-        })
+        let ch = producer.live_channel()?;
+        producer.maybe_declare_exchange(&ch, prepared.declare_exchange)?;
+        for q in &prepared.declare_queues {
+            producer.maybe_declare_queue(&ch, q)?;
+        }
+        let out = prepared.outgoing;
+        ch.publish(out.message, &out.exchange, &out.routing_key, &prepared.options)
     }
 }
 
