@@ -46,6 +46,8 @@ pub mod cli;
 pub fn install_transports() {
     #[cfg(feature = "memory")]
     kombu_memory::link();
+    #[cfg(feature = "redis")]
+    kombu_redis::link();
 }
 
 /// A connection to a broker, chosen by URL scheme (see [`kombu_core::Connection`], which it derefs to).
@@ -91,3 +93,8 @@ impl From<kombu_core::Connection> for Connection {
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use kombu_memory as memory;
+
+/// The Redis backend, wire-compatible with Python Kombu.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use kombu_redis as redis;

@@ -1,0 +1,188 @@
+//! One connection to a Redis server: the state its channels and its poller share (Kombu's per-connection
+//! exchange table, fanout bindings, the command pool, the poller's wake handle).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kombu_core::hub::WakeHandle;
+use kombu_core::transport::{BrokerConnection, Channel, Poller};
+use kombu_core::{Error, ExchangeKind, Result};
+
+use crate::channel::RedisChannel;
+use crate::client::Pool;
+use crate::options::RedisOptions;
+use crate::poller::RedisPoller;
+
+/// Locks a mutex, recovering from poisoning (a panicking callback must not wedge the connection).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the channels and the poller of one connection share.
+pub(crate) struct Shared {
+    pub(crate) opts: RedisOptions,
+    pub(crate) pool: Pool,
+    pub(crate) channels: Mutex<Vec<Arc<RedisChannel>>>,
+    /// Exchange types declared through this connection (Kombu keeps the same table per connection;
+    /// an exchange it does not know routes as direct).
+    pub(crate) exchanges: Mutex<HashMap<String, ExchangeKind>>,
+    /// Queues declared through this connection (an empty queue has no key on Redis).
+    pub(crate) queues: Mutex<HashSet<String>>,
+    /// Queue to the fanout exchanges it is bound to.
+    pub(crate) fanout: Mutex<HashMap<String, HashSet<String>>>,
+    /// The registered poller's wake handle, with the poller's number (a poller that is replaced must
+    /// not clear its successor's handle).
+    pub(crate) waker: Mutex<Option<(u64, WakeHandle)>>,
+    pub(crate) next_poller: AtomicU64,
+    /// Acks of consumer deliveries waiting for the poller to send them (pipelined on its socket).
+    pub(crate) acks: Mutex<Vec<Arc<str>>>,
+    pub(crate) open: AtomicBool,
+    next_channel: AtomicU64,
+    /// Names this connection's in-flight hash, unique per connection.
+    pub(crate) session: String,
+}
+
+impl Shared {
+    /// Wakes the poller (after a change in consumers, prefetch room or bindings).
+    pub(crate) fn wake(&self) {
+        if let Some((_, w)) = lock(&self.waker).as_ref() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn exchange_kind(&self, exchange: &str) -> ExchangeKind {
+        lock(&self.exchanges).get(exchange).copied().unwrap_or(ExchangeKind::Direct)
+    }
+
+    pub(crate) fn channels(&self) -> Vec<Arc<RedisChannel>> {
+        lock(&self.channels).clone()
+    }
+
+    /// Queues an ack for the poller; false when no poller runs (the caller acks itself).
+    pub(crate) fn defer_ack(&self, tag: Arc<str>) -> bool {
+        let waker = lock(&self.waker);
+        let Some((_, w)) = waker.as_ref() else { return false };
+        let mut acks = lock(&self.acks);
+        acks.push(tag);
+        if acks.len() == 1 {
+            w.wake();
+        }
+        true
+    }
+
+    /// Sends the queued acks now, on a pooled connection.
+    pub(crate) fn flush_acks(&self) -> Result<()> {
+        let tags: Vec<Arc<str>> = std::mem::take(&mut *lock(&self.acks));
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let o = &self.opts;
+        let mut p = redis::pipe();
+        p.atomic();
+        for chunk in tags.chunks(1000) {
+            let names: Vec<&str> = chunk.iter().map(|t| &**t).collect();
+            p.cmd("ZREM").arg(&o.unacked_index_key).arg(&names).ignore();
+            p.cmd("HDEL").arg(&o.unacked_key).arg(&names).ignore();
+        }
+        self.pool.run("ack", |c| p.query::<()>(c))
+    }
+
+    /// The in-flight hash of this connection's consumer requests.
+    pub(crate) fn inflight_key(&self) -> String {
+        format!("{}_kombu_rs.inflight.{}", self.opts.global_keyprefix, self.session)
+    }
+}
+
+/// An open connection to Redis.
+pub struct RedisConnection {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection").field("address", &self.shared.opts.address()).finish()
+    }
+}
+
+impl RedisConnection {
+    /// Connects (and checks the server answers) with these options.
+    pub fn open(opts: RedisOptions) -> Result<RedisConnection> {
+        let pool = Pool::new(&opts)?;
+        pool.run("PING", |c| redis::cmd("PING").query::<String>(c))?;
+        Ok(RedisConnection {
+            shared: Arc::new(Shared {
+                opts,
+                pool,
+                channels: Mutex::new(Vec::new()),
+                exchanges: Mutex::new(HashMap::new()),
+                queues: Mutex::new(HashSet::new()),
+                fanout: Mutex::new(HashMap::new()),
+                waker: Mutex::new(None),
+                next_poller: AtomicU64::new(1),
+                acks: Mutex::new(Vec::new()),
+                open: AtomicBool::new(true),
+                next_channel: AtomicU64::new(1),
+                session: uuid::Uuid::new_v4().to_string(),
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RedisOptions {
+        &self.shared.opts
+    }
+}
+
+impl BrokerConnection for RedisConnection {
+    fn channel(&self) -> Result<Arc<dyn Channel>> {
+        if !self.shared.open.load(Ordering::Acquire) {
+            return Err(Error::state("redis connection is closed"));
+        }
+        let id = self.shared.next_channel.fetch_add(1, Ordering::Relaxed);
+        let ch = RedisChannel::new(id, self.shared.clone());
+        lock(&self.shared.channels).push(ch.clone());
+        Ok(ch)
+    }
+
+    fn poller(&self) -> Result<Box<dyn Poller>> {
+        if !self.shared.open.load(Ordering::Acquire) {
+            return Err(Error::state("redis connection is closed"));
+        }
+        Ok(Box::new(RedisPoller::new(self.shared.clone())))
+    }
+
+    fn is_open(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut first_err = None;
+        for ch in self.shared.channels() {
+            if let Err(e) = ch.close() {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.shared.flush_acks() {
+            first_err.get_or_insert(e);
+        }
+        self.shared.open.store(false, Ordering::Release);
+        lock(&self.shared.channels).clear();
+        self.shared.wake();
+        self.shared.pool.clear();
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RedisConnection {
+    fn drop(&mut self) {
+        if self.shared.open.load(Ordering::Acquire) {
+            if let Err(e) = BrokerConnection::close(self) {
+                tracing::debug!("closing redis connection: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Stored message payloads as Kombu reads them (pure): marking a restored message redelivered, reading
+//! an `unacked` entry (`[payload, exchange, routing_key]`), and the clock Kombu scores deliveries with.
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// The payload with `headers.redelivered` and `properties.delivery_info.redelivered` set, as Kombu does
+/// when it restores a message, and the message's priority. A payload that is not a JSON object is kept
+/// as it is (priority 0).
+pub fn mark_redelivered(payload: &[u8]) -> (Vec<u8>, u8) {
+    let Ok(mut v) = serde_json::from_slice::<Value>(payload) else {
+        return (payload.to_vec(), 0);
+    };
+    let Some(obj) = v.as_object_mut() else {
+        return (payload.to_vec(), 0);
+    };
+    match obj.get_mut("headers") {
+        Some(Value::Object(h)) => {
+            h.insert("redelivered".into(), Value::Bool(true));
+        }
+        Some(h @ Value::Null) | Some(h @ Value::Array(_)) => {
+            let mut m = serde_json::Map::new();
+            m.insert("redelivered".into(), Value::Bool(true));
+            *h = Value::Object(m);
+        }
+        _ => {}
+    }
+    let mut priority = 0;
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        priority = props.get("priority").and_then(Value::as_u64).map(|p| p.min(255) as u8).unwrap_or(0);
+        if let Some(Value::Object(di)) = props.get_mut("delivery_info") {
+            di.insert("redelivered".into(), Value::Bool(true));
+        }
+    }
+    (serde_json::to_vec(&v).unwrap_or_else(|_| payload.to_vec()), priority)
+}
+
+/// One entry of the `unacked` hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnackedEntry {
+    /// The payload exactly as stored.
+    pub payload: Vec<u8>,
+    /// The exchange it was published to.
+    pub exchange: String,
+    /// Its routing key.
+    pub routing_key: String,
+}
+
+/// Reads an `unacked` entry; `None` if it is not `[payload, exchange, routing_key]`.
+pub fn parse_unacked(raw: &[u8]) -> Option<UnackedEntry> {
+    let (payload, exchange, routing_key): (Box<RawValue>, String, String) = serde_json::from_slice(raw).ok()?;
+    let payload = match serde_json::from_str::<Value>(payload.get()).ok()? {
+        // A payload that was not JSON is stored as a JSON string: give back the original text.
+        Value::String(s) => s.into_bytes(),
+        _ => payload.get().as_bytes().to_vec(),
+    };
+    Some(UnackedEntry { payload, exchange, routing_key })
+}
+
+/// A new delivery tag: a version-4 UUID as Kombu writes them. Its random bits come from a per-thread
+/// splitmix64 generator seeded once from the OS (asking the OS for every message costs a system call).
+pub fn new_tag() -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
+    }
+    let next = || {
+        let s = STATE.with(|c| {
+            let v = c.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            c.set(v);
+            v
+        });
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&next().to_le_bytes());
+    bytes[8..].copy_from_slice(&next().to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
+/// Seconds since the epoch with microseconds, as Python's `time()` scores `unacked_index`.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PY: &str = r#"{"body": "eyJ4IjogMX0=", "content-encoding": "utf-8", "content-type": "application/json", "headers": {}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "ex", "routing_key": "a.b"}, "priority": 4, "body_encoding": "base64", "delivery_tag": "t1"}}"#;
+
+    #[test]
+    fn restored_messages_are_marked() {
+        let (out, pri) = mark_redelivered(PY.as_bytes());
+        assert_eq!(pri, 4);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["headers"]["redelivered"], true);
+        assert_eq!(v["properties"]["delivery_info"]["redelivered"], true);
+        assert_eq!(v["properties"]["delivery_tag"], "t1");
+        let nulls = br#"{"body": "", "headers": null, "properties": {}}"#;
+        let v: Value = serde_json::from_slice(&mark_redelivered(nulls).0).unwrap();
+        assert_eq!(v["headers"]["redelivered"], true);
+        assert_eq!(mark_redelivered(b"not json").0, b"not json".to_vec());
+    }
+
+    #[test]
+    fn unacked_entries_as_python_writes_them() {
+        let raw = format!(r#"[{PY}, "ex", "a.b"]"#);
+        let e = parse_unacked(raw.as_bytes()).unwrap();
+        assert_eq!(e.payload, PY.as_bytes());
+        assert_eq!((e.exchange.as_str(), e.routing_key.as_str()), ("ex", "a.b"));
+        let text = parse_unacked(br#"["garbage", "", "q"]"#).unwrap();
+        assert_eq!(text.payload, b"garbage");
+        assert!(parse_unacked(b"{}").is_none());
+        assert!(parse_unacked(b"[1, 2]").is_none());
+        assert!(now_secs() > 1.7e9);
+    }
+
+    #[test]
+    fn tags_are_distinct_v4_uuids() {
+        let tags: std::collections::HashSet<String> = (0..10_000).map(|_| new_tag()).collect();
+        assert_eq!(tags.len(), 10_000);
+        for t in tags.iter().take(10) {
+            let u = uuid::Uuid::parse_str(t).unwrap();
+            assert_eq!(u.get_version_num(), 4);
+        }
+    }
+}

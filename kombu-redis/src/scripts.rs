@@ -1,0 +1,184 @@
+//! The Lua scripts that make publish one round trip and consume free of a loss window (pure text).
+//!
+//! - [`ROUTE`]: routes a message by an exchange's binding set and pushes it, server-side, in one step.
+//! - [`POP`]: takes up to N messages from a consumer's lists (bands in Kombu's order, queues round-robin)
+//!   and records each in `unacked`/`unacked_index` in the same atomic step, so a consumer killed at any
+//!   instant leaves every message either in its queue or in `unacked`, where Kombu restores it.
+//! - [`RESTORE`]: puts one unacknowledged message back, only if it is still recorded (no duplicates when
+//!   two parties restore at once).
+//! - [`UNLOCK`]: releases `unacked_mutex` if we still hold it.
+
+use std::sync::OnceLock;
+
+/// Routes and pushes messages published with one routing key.
+///
+/// KEYS\[1\]: the binding set. ARGV: kind (`direct`, `topic` or `all`), routing key, band suffix of the
+/// queue names, global key prefix, then the payloads (in publish order). Returns how many queues took them.
+pub const ROUTE: &str = r#"
+local kind, rkey, suffix, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function words(s)
+  local t = {}
+  for w in string.gmatch(s .. '.', '([^.]*)%.') do t[#t + 1] = w end
+  return t
+end
+local function topic(p, k)
+  if not string.find(p, '[*#]') then return p == k end
+  local pw, kw = words(p), words(k)
+  local reach = {}
+  for j = 0, #kw do reach[j] = false end
+  reach[0] = true
+  for _, w in ipairs(pw) do
+    local nxt = {}
+    for j = 0, #kw do nxt[j] = false end
+    if w == '#' then
+      local any = false
+      for j = 0, #kw do any = any or reach[j]; nxt[j] = any end
+    elseif w == '*' then
+      for j = 0, #kw - 1 do nxt[j + 1] = reach[j] end
+    else
+      for j = 0, #kw - 1 do nxt[j + 1] = reach[j] and kw[j + 1] == w end
+    end
+    reach = nxt
+  end
+  return reach[#kw]
+end
+local sep = '\6\22'
+local seen = {}
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local a = string.find(m, sep, 1, true)
+  local b = a and string.find(m, sep, a + 2, true)
+  if b then
+    local bk = string.sub(m, 1, a - 1)
+    local q = string.sub(m, b + 2)
+    local hit
+    if kind == 'topic' then hit = topic(bk, rkey) elseif kind == 'all' then hit = true else hit = (bk == rkey) end
+    if hit and not seen[q] then
+      seen[q] = true
+      redis.call('LPUSH', prefix .. q .. suffix, unpack(ARGV, 5))
+      n = n + 1
+    end
+  end
+end
+return n
+"#;
+
+/// Takes and records up to N messages.
+///
+/// KEYS\[1\] `unacked`, KEYS\[2\] `unacked_index`, KEYS\[3\] the consumer's in-flight hash, then the
+/// lists: band by band, `per` queues in each band. ARGV: N, now (seconds), `1` to record, request id
+/// (empty: no in-flight entry), in-flight expiry (ms), `per`. Returns a flat array of
+/// (queue index within its band, delivery tag, payload).
+pub const POP: &str = r#"
+local n, now, record, req, ttl, per = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1', ARGV[4], ARGV[5], tonumber(ARGV[6])
+local out, inflight = {}, {}
+local got = 0
+local nkeys = #KEYS - 3
+local base = 0
+while base < nkeys and got < n do
+  local progress = true
+  while progress and got < n do
+    progress = false
+    for j = 0, per - 1 do
+      if got >= n then break end
+      local key = KEYS[4 + base + j]
+      local v = redis.call('RPOP', key)
+      if v then
+        progress = true
+        got = got + 1
+        local tag, ex, rk = nil, '', ''
+        local ok, m = pcall(cjson.decode, v)
+        local valid = ok and type(m) == 'table' and type(m['properties']) == 'table'
+        if valid then
+          local p = m['properties']
+          if type(p['delivery_tag']) == 'string' and p['delivery_tag'] ~= '' then tag = p['delivery_tag'] end
+          local di = p['delivery_info']
+          if type(di) == 'table' then
+            if type(di['exchange']) == 'string' then ex = di['exchange'] end
+            if type(di['routing_key']) == 'string' then rk = di['routing_key'] end
+          end
+        end
+        if not tag then tag = req .. '.' .. got .. '.' .. now end
+        if record then
+          local raw = v
+          if not valid then raw = cjson.encode(v) end
+          redis.call('ZADD', KEYS[2], now, tag)
+          redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+          inflight[#inflight + 1] = key
+          inflight[#inflight + 1] = tag
+        end
+        out[#out + 1] = j
+        out[#out + 1] = tag
+        out[#out + 1] = v
+      end
+    end
+  end
+  base = base + per
+end
+if record and req ~= '' and #inflight > 0 then
+  redis.call('HSET', KEYS[3], req, cjson.encode(inflight))
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return out
+"#;
+
+/// Restores one message if it is still recorded as unacknowledged.
+///
+/// KEYS\[1\] `unacked`, KEYS\[2\] `unacked_index`, KEYS\[3..\] the lists to push to. ARGV: tag, payload,
+/// `L` (LPUSH: behind the waiting messages) or `R` (RPUSH: next to be served). Returns 1 if restored.
+pub const RESTORE: &str = r#"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+for i = 3, #KEYS do
+  if ARGV[3] == 'L' then redis.call('LPUSH', KEYS[i], ARGV[2]) else redis.call('RPUSH', KEYS[i], ARGV[2]) end
+end
+return 1
+"#;
+
+/// Releases a lock taken with `SET key token NX PX ms` if the token is still ours.
+pub const UNLOCK: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// The scripts with their SHA1 digests (computed once).
+#[derive(Debug)]
+pub struct Scripts {
+    /// [`ROUTE`].
+    pub route: redis::Script,
+    /// [`POP`].
+    pub pop: redis::Script,
+    /// [`RESTORE`].
+    pub restore: redis::Script,
+    /// [`UNLOCK`].
+    pub unlock: redis::Script,
+}
+
+/// The shared script table.
+pub fn scripts() -> &'static Scripts {
+    static S: OnceLock<Scripts> = OnceLock::new();
+    S.get_or_init(|| Scripts {
+        route: redis::Script::new(ROUTE),
+        pop: redis::Script::new(POP),
+        restore: redis::Script::new(RESTORE),
+        unlock: redis::Script::new(UNLOCK),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_sha1_hex() {
+        let s = scripts();
+        for h in [s.route.get_hash(), s.pop.get_hash(), s.restore.get_hash(), s.unlock.get_hash()] {
+            assert_eq!(h.len(), 40);
+            assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
+        }
+        assert_ne!(s.route.get_hash(), s.pop.get_hash());
+    }
+}
