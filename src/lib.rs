@@ -48,6 +48,8 @@ pub fn install_transports() {
     kombu_memory::link();
     #[cfg(feature = "redis")]
     kombu_redis::link();
+    #[cfg(feature = "amqp")]
+    kombu_amqp::link();
 }
 
 /// A connection to a broker, chosen by URL scheme (see [`kombu_core::Connection`], which it derefs to).
@@ -98,3 +100,8 @@ pub use kombu_memory as memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use kombu_redis as redis;
+
+/// The AMQP 0-9-1 backend (RabbitMQ), on lapin.
+#[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
+pub use kombu_amqp as amqp;

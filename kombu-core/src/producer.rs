@@ -28,8 +28,12 @@ pub struct Producer {
     compression: Option<String>,
     delivery_mode: DeliveryMode,
     auto_declare: bool,
+    confirm_timeout: Option<Duration>,
     declared: Mutex<HashSet<String>>,
 }
+
+/// How long [`Producer::publish`] waits, by default, for the broker to confirm a message.
+pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +64,7 @@ impl Producer {
             compression: None,
             delivery_mode: DeliveryMode::Persistent,
             auto_declare: true,
+            confirm_timeout: Some(DEFAULT_CONFIRM_TIMEOUT),
             declared: Mutex::new(HashSet::new()),
         }
     }
@@ -87,6 +92,14 @@ impl Producer {
     /// The default delivery mode.
     pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
         self.delivery_mode = mode;
+        self
+    }
+    /// How long each publish waits for the broker to confirm it reached it (default
+    /// [`DEFAULT_CONFIRM_TIMEOUT`], so that a returned `Ok` means the broker has the message); `None`
+    /// publishes without waiting, faster, like Python Kombu's default. Backends without confirms
+    /// (memory) ignore it; AMQP uses publisher confirms, Redis waits for the command's reply.
+    pub fn confirm_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.confirm_timeout = timeout;
         self
     }
     /// Whether to declare the exchange before the first publish (default true).
@@ -131,7 +144,8 @@ impl Producer {
     pub fn send_batch(&self, batch: Vec<Outgoing>) -> Result<()> {
         let ch = self.live_channel()?;
         self.maybe_declare_exchange(&ch, None)?;
-        ch.publish_batch(batch, &PublishOptions::default())
+        let options = PublishOptions { confirm_timeout: self.confirm_timeout, ..PublishOptions::default() };
+        ch.publish_batch(batch, &options)
     }
 
     fn maybe_declare_exchange(&self, channel: &Arc<dyn Channel>, exchange: Option<&Exchange>) -> Result<()> {
@@ -193,6 +207,7 @@ impl<'a, T: ?Sized> Publish<'a, T> {
     fn new(producer: &'a Producer, body: Body<'a, T>) -> Self {
         let mut message = Message::default();
         message.properties.delivery_mode = Some(producer.delivery_mode);
+        let options = PublishOptions { confirm_timeout: producer.confirm_timeout, ..PublishOptions::default() };
         Publish {
             producer,
             body,
@@ -203,7 +218,7 @@ impl<'a, T: ?Sized> Publish<'a, T> {
             content_type: None,
             declare: Vec::new(),
             message,
-            options: PublishOptions::default(),
+            options,
         }
     }
 
@@ -287,9 +302,10 @@ impl<'a, T: ?Sized> Publish<'a, T> {
         self.options.mandatory = yes;
         self
     }
-    /// Waits up to `timeout` for the broker to confirm the message (where the backend can).
-    pub fn confirm_timeout(mut self, timeout: Duration) -> Self {
-        self.options.confirm_timeout = Some(timeout);
+    /// Waits up to `timeout` for the broker to confirm the message (`None`: does not wait); the
+    /// producer's setting otherwise.
+    pub fn confirm_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.confirm_timeout = timeout;
         self
     }
 }

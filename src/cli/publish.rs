@@ -35,9 +35,7 @@ pub(crate) fn run(args: &PublishArgs, io: &mut Io<'_>) -> Outcome {
             .content_type(content_type, content_encoding)
             .headers(headers.clone())
             .delivery_mode(mode);
-        if !args.no_confirm {
-            p = p.confirm_timeout(args.confirm_timeout);
-        }
+        p = p.confirm_timeout((!args.no_confirm).then_some(args.confirm_timeout));
         if let Some(n) = args.priority {
             p = p.priority(n);
         }

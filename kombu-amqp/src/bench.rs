@@ -1,0 +1,311 @@
+//! The BENCH.md workload on this backend, and the same work on raw lapin (the ceiling), for
+//! `cargo xtask bench` and the `amqp_bench` example.
+//!
+//! Workload: declare a direct exchange `bench_ex` and a queue `bench_q` bound with `bench` (both
+//! non-durable, as in the Python anchor), purge, publish N JSON messages `{"i": i, "p": "x" * SIZE}` one
+//! publish call each, then consume all N with a consumer (prefetch 100) that acks each one.
+//!
+//! The publish figure stops the clock after a passive `queue.declare` on the publishing channel has been
+//! answered, so every publish has reached the broker, not just a local buffer.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use kombu_core::{Connection, Consumer, Error, Exchange, Outgoing, Producer, PublishOptions, Queue, Result};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+};
+use lapin::types::FieldTable as AmqpTable;
+use lapin::BasicProperties;
+use serde_json::json;
+
+use crate::errors::from_lapin;
+use crate::options;
+use crate::runtime::{block_on, poll_once, runtime};
+
+/// Exchange of the workload.
+pub const EXCHANGE: &str = "bench_ex";
+/// Queue of the workload.
+pub const QUEUE: &str = "bench_q";
+/// Routing key of the workload.
+pub const ROUTING_KEY: &str = "bench";
+/// Prefetch of the consumer.
+pub const PREFETCH: u16 = 100;
+
+/// Figures of one run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BenchResult {
+    /// What was measured (`kombu-rs amqp`, `raw lapin`).
+    pub label: String,
+    /// Messages.
+    pub n: usize,
+    /// Body padding size.
+    pub size: usize,
+    /// Publish rate, one publish call per message.
+    pub publish_per_sec: f64,
+    /// Consume-with-ack rate.
+    pub consume_per_sec: f64,
+    /// Publish rate with publisher confirms, batches of 1,000 waited for together (kombu-rs only).
+    pub confirmed_batch_per_sec: Option<f64>,
+    /// Publish rate waiting for each message's confirm (kombu-rs only; measured on at most 2,000 messages).
+    pub confirmed_each_per_sec: Option<f64>,
+}
+
+impl std::fmt::Display for BenchResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} n={} size={} publish={:.0} msg/s consume={:.0} msg/s",
+            self.label, self.n, self.size, self.publish_per_sec, self.consume_per_sec
+        )?;
+        if let Some(r) = self.confirmed_batch_per_sec {
+            write!(f, " confirmed-batch={r:.0} msg/s")?;
+        }
+        if let Some(r) = self.confirmed_each_per_sec {
+            write!(f, " confirmed-each={r:.0} msg/s")?;
+        }
+        Ok(())
+    }
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn body(i: usize, payload: &str) -> serde_json::Value {
+    json!({"i": i, "p": payload})
+}
+
+/// The workload through kombu-rs (`Connection`, `Producer`, `Consumer`, `drain_events`).
+pub fn kombu(url: &str, n: usize, size: usize) -> Result<BenchResult> {
+    let payload = "x".repeat(size);
+    let conn = Connection::open(url)?;
+    let exchange = Exchange::direct(EXCHANGE).durable(false);
+    let queue = Queue::with_exchange(QUEUE, exchange.clone(), ROUTING_KEY).durable(false);
+    let channel = conn.channel()?;
+    channel.declare(&queue)?;
+    channel.purge_queue(QUEUE)?;
+    let producer = Producer::on_channel(channel.clone()).exchange(exchange.clone()).routing_key(ROUTING_KEY);
+
+    let t0 = Instant::now();
+    for i in 0..n {
+        producer.publish(&body(i, &payload)).send()?;
+    }
+    channel.declare_queue(&queue, true)?;
+    let publish = t0.elapsed();
+
+    let got = Arc::new(AtomicUsize::new(0));
+    let seen = got.clone();
+    // Decodes each body, as Python Kombu's callbacks receive it decoded.
+    let mut consumer = Consumer::new(&conn, [queue.clone()]).prefetch(PREFETCH).callback(
+        move |body: serde_json::Value, m: kombu_core::Message| {
+            std::hint::black_box(body);
+            if let Err(e) = m.ack() {
+                tracing::warn!("bench ack: {e}");
+            }
+            seen.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    consumer.consume()?;
+    let t2 = Instant::now();
+    while got.load(Ordering::Relaxed) < n {
+        conn.drain_events(Some(Duration::from_secs(5)))?;
+    }
+    let consume = t2.elapsed();
+    consumer.cancel()?;
+
+    // Publisher confirms: batches of 1,000 waited for together, then a short run waiting for each.
+    let mut options = PublishOptions::default();
+    options.confirm_timeout = Some(Duration::from_secs(30));
+    let confirmed = conn.channel()?;
+    let t4 = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let end = (i + 1000).min(n);
+        let batch = (i..end)
+            .map(|k| producer.publish(&body(k, &payload)).into_outgoing())
+            .collect::<Result<Vec<Outgoing>>>()?;
+        confirmed.publish_batch(batch, &options)?;
+        i = end;
+    }
+    let batch_rate = rate(n, t4.elapsed());
+    let each = n.min(2000);
+    let t5 = Instant::now();
+    for k in 0..each {
+        let out = producer.publish(&body(k, &payload)).into_outgoing()?;
+        confirmed.publish(out.message, &out.exchange, &out.routing_key, &options)?;
+    }
+    let each_rate = rate(each, t5.elapsed());
+    confirmed.purge_queue(QUEUE)?;
+    conn.close()?;
+    Ok(BenchResult {
+        label: "kombu-rs amqp".into(),
+        n,
+        size,
+        publish_per_sec: rate(n, publish),
+        consume_per_sec: rate(n, consume),
+        confirmed_batch_per_sec: Some(batch_rate),
+        confirmed_each_per_sec: Some(each_rate),
+    })
+}
+
+/// How the raw lapin loop waits for lapin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RawStyle {
+    /// Each publish and each ack awaited until lapin has written its frame (lapin's examples' style).
+    AwaitEach,
+    /// Publishes started without waiting, at most 512 outstanding, and acks only started (what kombu-amqp
+    /// does): the ceiling for kombu-amqp.
+    Pipelined,
+}
+
+/// Outstanding lapin operations, started and not yet finished.
+struct Window(VecDeque<Pin<Box<dyn Future<Output = lapin::Result<()>> + Send>>>);
+
+impl Window {
+    fn push(&mut self, mut op: Pin<Box<dyn Future<Output = lapin::Result<()>> + Send>>) -> lapin::Result<()> {
+        while let Some(front) = self.0.front_mut() {
+            match poll_once(front) {
+                Poll::Ready(r) => {
+                    self.0.pop_front();
+                    r?;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if self.0.len() >= 512 {
+            if let Some(front) = self.0.pop_front() {
+                block_on(front, None).unwrap_or(Ok(()))?;
+            }
+        }
+        if poll_once(&mut op).is_pending() {
+            self.0.push_back(op);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> lapin::Result<()> {
+        while let Some(front) = self.0.pop_front() {
+            block_on(front, None).unwrap_or(Ok(()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The same work on raw lapin, without kombu: bodies serialized with serde_json as kombu does, the
+/// consumer read as a lapin stream, each message acked.
+pub fn raw_lapin(url: &str, n: usize, size: usize, style: RawStyle) -> Result<BenchResult> {
+    let params = options::parse(&url.parse()?)?;
+    let rt = runtime()?;
+    let payload = "x".repeat(size);
+    let wait = |what: &str, r: Option<lapin::Result<()>>| match r {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(from_lapin(e, what)),
+        None => Err(Error::timeout(what.to_owned())),
+    };
+    let conn =
+        match block_on(lapin::Connection::connect_uri_with_runtime(params.uri.clone(), Default::default(), rt), None) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(from_lapin(e, "connect")),
+            None => return Err(Error::timeout("connect")),
+        };
+    let ch = match block_on(conn.create_channel(), None) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Err(from_lapin(e, "channel")),
+        None => return Err(Error::timeout("channel")),
+    };
+    let setup = async {
+        let not_durable = ExchangeDeclareOptions::default();
+        ch.exchange_declare(EXCHANGE.into(), lapin::ExchangeKind::Direct, not_durable, AmqpTable::default()).await?;
+        ch.queue_declare(QUEUE.into(), QueueDeclareOptions::default(), AmqpTable::default()).await?;
+        let bind = QueueBindOptions::default();
+        ch.queue_bind(QUEUE.into(), EXCHANGE.into(), ROUTING_KEY.into(), bind, AmqpTable::default()).await?;
+        ch.queue_purge(QUEUE.into(), QueuePurgeOptions::default()).await?;
+        Ok(())
+    };
+    wait("setup", block_on(setup, None))?;
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into())
+        .with_delivery_mode(2);
+    let mut window = Window(VecDeque::new());
+
+    let t0 = Instant::now();
+    for i in 0..n {
+        let data = serde_json::to_vec(&body(i, &payload)).map_err(|e| Error::serialization(e.to_string()))?;
+        let ch2 = ch.clone();
+        let p = props.clone();
+        let publish = async move {
+            ch2.basic_publish(EXCHANGE.into(), ROUTING_KEY.into(), BasicPublishOptions::default(), &data, p).await?;
+            Ok(())
+        };
+        match style {
+            RawStyle::AwaitEach => wait("publish", block_on(publish, None))?,
+            _ => window.push(Box::pin(publish)).map_err(|e| from_lapin(e, "publish"))?,
+        }
+    }
+    window.finish().map_err(|e| from_lapin(e, "publish"))?;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let flushed = async { ch.queue_declare(QUEUE.into(), passive, AmqpTable::default()).await.map(|_| ()) };
+    wait("flush", block_on(flushed, None))?;
+    let publish = t0.elapsed();
+
+    wait("qos", block_on(ch.basic_qos(PREFETCH, BasicQosOptions::default()), None))?;
+    let consume =
+        ch.basic_consume(QUEUE.into(), "raw-bench".into(), BasicConsumeOptions::default(), AmqpTable::default());
+    let mut consumer = match block_on(consume, None) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Err(from_lapin(e, "consume")),
+        None => return Err(Error::timeout("consume")),
+    };
+    let t2 = Instant::now();
+    let mut got = 0;
+    while got < n {
+        let d = match block_on(consumer.next(), Some(Duration::from_secs(30))) {
+            Some(Some(Ok(d))) => d,
+            Some(Some(Err(e))) => return Err(from_lapin(e, "consume")),
+            Some(None) | None => break,
+        };
+        let _: serde_json::Value = serde_json::from_slice(&d.data).map_err(|e| Error::serialization(e.to_string()))?;
+        let ack = ch.basic_ack(d.delivery_tag, BasicAckOptions::default());
+        match style {
+            RawStyle::AwaitEach => wait("ack", block_on(ack, None))?,
+            _ => {
+                // Started, not waited for: lapin writes it ahead of publishes, and refuses at once on a closed channel.
+                let mut ack = std::pin::pin!(ack);
+                if let Poll::Ready(Err(e)) = poll_once(&mut ack) {
+                    return Err(from_lapin(e, "ack"));
+                }
+            }
+        }
+        got += 1;
+    }
+    window.finish().map_err(|e| from_lapin(e, "ack"))?;
+    let consume = t2.elapsed();
+    wait("close", block_on(conn.close(200, "OK".into()), Some(Duration::from_secs(10))))?;
+    if got < n {
+        return Err(Error::channel(format!("raw lapin bench: consumer ended after {got} of {n} messages")));
+    }
+    let label = match style {
+        RawStyle::AwaitEach => "raw lapin (await each)",
+        _ => "raw lapin (pipelined)",
+    };
+    Ok(BenchResult {
+        label: label.into(),
+        n,
+        size,
+        publish_per_sec: rate(n, publish),
+        consume_per_sec: rate(n, consume),
+        confirmed_batch_per_sec: None,
+        confirmed_each_per_sec: None,
+    })
+}

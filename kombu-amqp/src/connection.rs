@@ -1,0 +1,164 @@
+//! [`AmqpConnection`]: one lapin connection, the channels opened on it and the consumers they run.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use kombu_core::{BrokerConnection, Channel, Error, Poller, Result};
+use lapin::tcp::OwnedTLSConfig;
+use lapin::types::LongString;
+use lapin::ConnectionProperties;
+
+use crate::channel::AmqpChannel;
+use crate::errors::from_lapin;
+use crate::fields::short_string;
+use crate::options::ConnectParams;
+use crate::poller::{AmqpPoller, Deliveries};
+use crate::reasons::CloseReasons;
+use crate::runtime::{block_on, runtime};
+
+/// How long opening a channel or closing the connection may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open AMQP connection.
+pub struct AmqpConnection {
+    conn: lapin::Connection,
+    deliveries: Arc<Deliveries>,
+    target: String,
+    confirm_publish: bool,
+    reasons: Arc<CloseReasons>,
+    channels: Mutex<Vec<Weak<AmqpChannel>>>,
+}
+
+impl std::fmt::Debug for AmqpConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConnection").field("target", &self.target).field("open", &self.is_open()).finish()
+    }
+}
+
+impl AmqpConnection {
+    /// Connects, waiting at most the connect timeout.
+    pub fn open(params: &ConnectParams) -> Result<AmqpConnection> {
+        let a = &params.uri.authority;
+        let target = format!("{}://{}:{}/{}", params.uri.scheme, a.host, a.port, params.uri.vhost);
+        if params.tls() && !cfg!(feature = "tls") {
+            return Err(Error::unsupported(format!(
+                "{target} needs TLS, which this build lacks: enable the `tls` feature of kombu-amqp"
+            )));
+        }
+        let mut props = ConnectionProperties::default()
+            .with_client_property("product".into(), LongString::from("kombu-rs"))
+            .with_client_property("product_version".into(), LongString::from(env!("CARGO_PKG_VERSION")));
+        for (k, v) in &params.client_properties {
+            props = props.with_client_property(short_string(k, "client property")?, LongString::from(v.as_bytes()));
+        }
+        let mut tls = OwnedTLSConfig::default();
+        if let Some(path) = &params.ca_certs {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| Error::invalid(format!("ssl_ca_certs: cannot read '{path}': {e}")))?;
+            tls.cert_chain = Some(pem);
+        }
+        let fut = lapin::Connection::connect_uri_with_config(params.uri.clone(), props, tls, runtime()?);
+        let conn = match block_on(fut, Some(params.connect_timeout)) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                let err = from_lapin(e, &format!("connecting to {target}"));
+                return Err(Error::with_source(err.kind(), format!("connecting to {target}: {}", err.message()), err));
+            }
+            None => {
+                return Err(Error::connection(format!(
+                    "connecting to {target}: no answer within {:?}",
+                    params.connect_timeout
+                )))
+            }
+        };
+        let reasons = Arc::new(CloseReasons::new(&conn));
+        Ok(AmqpConnection {
+            conn,
+            deliveries: Deliveries::new(),
+            target,
+            confirm_publish: params.confirm_publish,
+            reasons,
+            channels: Mutex::default(),
+        })
+    }
+
+    /// The lapin connection underneath.
+    pub fn lapin(&self) -> &lapin::Connection {
+        &self.conn
+    }
+
+    /// Opens a channel, typed (the trait method gives it as `dyn Channel`).
+    pub fn amqp_channel(&self) -> Result<Arc<AmqpChannel>> {
+        self.reasons.tidy();
+        match block_on(self.conn.create_channel(), Some(CALL_TIMEOUT)) {
+            Some(Ok(ch)) => {
+                let ch = AmqpChannel::new(ch, self.deliveries.clone(), self.reasons.clone(), self.confirm_publish);
+                let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+                channels.retain(|c| c.strong_count() > 0);
+                channels.push(Arc::downgrade(&ch));
+                Ok(ch)
+            }
+            Some(Err(e)) => Err(from_lapin(e, &format!("opening a channel on {}", self.target))),
+            None => Err(Error::timeout(format!("opening a channel on {}: no answer", self.target))),
+        }
+    }
+}
+
+impl BrokerConnection for AmqpConnection {
+    fn channel(&self) -> Result<Arc<dyn Channel>> {
+        let ch: Arc<dyn Channel> = self.amqp_channel()?;
+        Ok(ch)
+    }
+
+    fn poller(&self) -> Result<Box<dyn Poller>> {
+        Ok(Box::new(AmqpPoller::new(self.deliveries.clone())))
+    }
+
+    fn is_open(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    fn close(&self) -> Result<()> {
+        self.deliveries.clear();
+        if !self.conn.status().connected() {
+            return Ok(());
+        }
+        // Close the channels first, as py-amqp does: each close waits for the channel's queued publishes and
+        // the broker handles it after them (a connection.close right after publishes can lose some).
+        let channels: Vec<_> = std::mem::take(&mut *self.channels.lock().unwrap_or_else(|e| e.into_inner()));
+        for ch in channels.iter().filter_map(Weak::upgrade) {
+            if let Err(e) = ch.close() {
+                tracing::debug!("closing a channel of {}: {e}", self.target);
+            }
+        }
+        // lapin may stop its I/O loop (the broker closes the socket right after close-ok) without answering
+        // the close; the connection's state says when it is over.
+        let mut close = std::pin::pin!(self.conn.close(200, "OK".into()));
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let status = self.conn.status();
+        loop {
+            match block_on(close.as_mut(), Some(Duration::from_millis(50))) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) if !status.connected() => {
+                    tracing::debug!("closing {}: {e}", self.target);
+                    return Ok(());
+                }
+                Some(Err(e)) => return Err(from_lapin(e, &format!("closing {}", self.target))),
+                None if status.closed() || status.errored() => {
+                    tracing::debug!("closing {}: lapin ended the connection without answering the close", self.target);
+                    return Ok(());
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(Error::timeout(format!("closing {}: no answer", self.target)));
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Drop for AmqpConnection {
+    fn drop(&mut self) {
+        self.deliveries.clear();
+    }
+}

@@ -1,0 +1,91 @@
+//! lapin errors to kombu-core errors: pure, no I/O.
+//!
+//! A broker's refusal keeps the broker's own text as the error message (`NOT_FOUND - no exchange 'x' in
+//! vhost '/'`), with a kind a caller can act on: `NOT_FOUND` is [`ErrorKind::NotFound`],
+//! `PRECONDITION_FAILED` and `RESOURCE_LOCKED` are [`ErrorKind::Precondition`], `ACCESS_REFUSED` and
+//! `NOT_ALLOWED` are [`ErrorKind::AccessRefused`], `NOT_IMPLEMENTED` is [`ErrorKind::Unsupported`]; other
+//! connection-level (hard) errors, I/O errors and lost heartbeats are [`ErrorKind::Connection`]
+//! (recoverable by reconnecting), and an operation on a channel the broker closed is [`ErrorKind::Channel`].
+
+use kombu_core::{Error, ErrorKind};
+use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSoftError};
+use lapin::ErrorKind as LapinKind;
+
+/// The kombu error kind for an AMQP error code carried by channel.close or connection.close.
+pub fn kind_of_amqp(err: &AMQPError) -> ErrorKind {
+    match err.kind() {
+        AMQPErrorKind::Soft(soft) => match soft {
+            AMQPSoftError::NOTFOUND | AMQPSoftError::NOROUTE | AMQPSoftError::NOCONSUMERS => ErrorKind::NotFound,
+            AMQPSoftError::PRECONDITIONFAILED | AMQPSoftError::RESOURCELOCKED => ErrorKind::Precondition,
+            AMQPSoftError::ACCESSREFUSED => ErrorKind::AccessRefused,
+            AMQPSoftError::CONTENTTOOLARGE => ErrorKind::InvalidArgument,
+        },
+        AMQPErrorKind::Hard(hard) => match hard {
+            AMQPHardError::NOTALLOWED => ErrorKind::AccessRefused,
+            AMQPHardError::NOTIMPLEMENTED => ErrorKind::Unsupported,
+            _ => ErrorKind::Connection,
+        },
+    }
+}
+
+/// A lapin error as a kombu error; `context` names the operation (`queue.declare 'q'`).
+pub fn from_lapin(err: lapin::Error, context: &str) -> Error {
+    let (kind, message) = match err.kind() {
+        LapinKind::ProtocolError(amqp) => (kind_of_amqp(amqp), amqp.get_message().as_str().to_owned()),
+        LapinKind::InvalidChannelState(state, what) => {
+            (ErrorKind::Channel, format!("{context}: the channel is {state:?} (at {what}); open a new channel"))
+        }
+        LapinKind::InvalidChannel(id) => (ErrorKind::Channel, format!("{context}: channel {id} is not open")),
+        LapinKind::ChannelsLimitReached => {
+            (ErrorKind::Channel, format!("{context}: the connection's channel limit is reached"))
+        }
+        LapinKind::InvalidConnectionState(state) => {
+            (ErrorKind::Connection, format!("{context}: the connection is {state:?}"))
+        }
+        LapinKind::AuthProviderError(why) => (ErrorKind::AccessRefused, format!("{context}: {why}")),
+        _ => (ErrorKind::Connection, format!("{context}: {err}")),
+    };
+    Error::with_source(kind, message, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn protocol(code: u16, text: &str) -> lapin::Error {
+        let amqp = AMQPError::from_id(code, text.into()).expect("known code");
+        LapinKind::ProtocolError(amqp).into()
+    }
+
+    #[test]
+    fn broker_codes_map_to_kinds_with_the_broker_text() {
+        let cases = [
+            (404, "NOT_FOUND - no exchange 'x' in vhost '/'", ErrorKind::NotFound),
+            (406, "PRECONDITION_FAILED - inequivalent arg 'durable'", ErrorKind::Precondition),
+            (405, "RESOURCE_LOCKED - cannot obtain exclusive access", ErrorKind::Precondition),
+            (403, "ACCESS_REFUSED - Login was refused", ErrorKind::AccessRefused),
+            (530, "NOT_ALLOWED - vhost nope not found", ErrorKind::AccessRefused),
+            (540, "NOT_IMPLEMENTED - requeue=false", ErrorKind::Unsupported),
+            (320, "CONNECTION_FORCED - broker forced connection closure", ErrorKind::Connection),
+            (311, "CONTENT_TOO_LARGE", ErrorKind::InvalidArgument),
+        ];
+        for (code, text, kind) in cases {
+            let e = from_lapin(protocol(code, text), "op");
+            assert_eq!(e.kind(), kind, "{code}");
+            assert_eq!(e.message(), text);
+        }
+    }
+
+    #[test]
+    fn local_states_map_to_channel_and_connection() {
+        let closed: lapin::Error = LapinKind::InvalidChannelState(lapin::ChannelState::Closed, "basic.publish").into();
+        let e = from_lapin(closed, "publish to 'ex'");
+        assert_eq!(e.kind(), ErrorKind::Channel);
+        assert!(e.message().contains("publish to 'ex'"), "{e}");
+        let io: lapin::Error = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset").into();
+        let e = from_lapin(io, "basic.get");
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert!(e.is_recoverable());
+        assert!(!from_lapin(protocol(404, "x"), "y").is_recoverable());
+    }
+}
