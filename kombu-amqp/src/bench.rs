@@ -1,5 +1,5 @@
-//! The BENCH.md workload on this backend, and the same work on raw lapin (the ceiling), for
-//! `cargo xtask bench` and the `amqp_bench` example.
+//! The BENCH.md workload on raw lapin, without kombu-rs: the ceiling that `cargo xtask bench` (through
+//! the `amqp_ceiling` example) sets beside `kombu bench` and the Python Kombu anchor.
 //!
 //! Workload: declare a direct exchange `bench_ex` and a queue `bench_q` bound with `bench` (both
 //! non-durable, as in the Python anchor), purge, publish N JSON messages `{"i": i, "p": "x" * SIZE}` one
@@ -11,13 +11,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
-use kombu_core::{Connection, Consumer, Error, Exchange, Outgoing, Producer, PublishOptions, Queue, Result};
+use kombu_core::{Error, Result};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
@@ -53,10 +51,6 @@ pub struct BenchResult {
     pub publish_per_sec: f64,
     /// Consume-with-ack rate.
     pub consume_per_sec: f64,
-    /// Publish rate with publisher confirms, batches of 1,000 waited for together (kombu-rs only).
-    pub confirmed_batch_per_sec: Option<f64>,
-    /// Publish rate waiting for each message's confirm (kombu-rs only; measured on at most 2,000 messages).
-    pub confirmed_each_per_sec: Option<f64>,
 }
 
 impl std::fmt::Display for BenchResult {
@@ -65,14 +59,7 @@ impl std::fmt::Display for BenchResult {
             f,
             "{} n={} size={} publish={:.0} msg/s consume={:.0} msg/s",
             self.label, self.n, self.size, self.publish_per_sec, self.consume_per_sec
-        )?;
-        if let Some(r) = self.confirmed_batch_per_sec {
-            write!(f, " confirmed-batch={r:.0} msg/s")?;
-        }
-        if let Some(r) = self.confirmed_each_per_sec {
-            write!(f, " confirmed-each={r:.0} msg/s")?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -82,79 +69,6 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
 
 fn body(i: usize, payload: &str) -> serde_json::Value {
     json!({"i": i, "p": payload})
-}
-
-/// The workload through kombu-rs (`Connection`, `Producer`, `Consumer`, `drain_events`).
-pub fn kombu(url: &str, n: usize, size: usize) -> Result<BenchResult> {
-    let payload = "x".repeat(size);
-    let conn = Connection::open(url)?;
-    let exchange = Exchange::direct(EXCHANGE).durable(false);
-    let queue = Queue::with_exchange(QUEUE, exchange.clone(), ROUTING_KEY).durable(false);
-    let channel = conn.channel()?;
-    channel.declare(&queue)?;
-    channel.purge_queue(QUEUE)?;
-    let producer = Producer::on_channel(channel.clone()).exchange(exchange.clone()).routing_key(ROUTING_KEY);
-
-    let t0 = Instant::now();
-    for i in 0..n {
-        producer.publish(&body(i, &payload)).send()?;
-    }
-    channel.declare_queue(&queue, true)?;
-    let publish = t0.elapsed();
-
-    let got = Arc::new(AtomicUsize::new(0));
-    let seen = got.clone();
-    // Decodes each body, as Python Kombu's callbacks receive it decoded.
-    let mut consumer = Consumer::new(&conn, [queue.clone()]).prefetch(PREFETCH).callback(
-        move |body: serde_json::Value, m: kombu_core::Message| {
-            std::hint::black_box(body);
-            if let Err(e) = m.ack() {
-                tracing::warn!("bench ack: {e}");
-            }
-            seen.fetch_add(1, Ordering::Relaxed);
-        },
-    );
-    consumer.consume()?;
-    let t2 = Instant::now();
-    while got.load(Ordering::Relaxed) < n {
-        conn.drain_events(Some(Duration::from_secs(5)))?;
-    }
-    let consume = t2.elapsed();
-    consumer.cancel()?;
-
-    // Publisher confirms: batches of 1,000 waited for together, then a short run waiting for each.
-    let mut options = PublishOptions::default();
-    options.confirm_timeout = Some(Duration::from_secs(30));
-    let confirmed = conn.channel()?;
-    let t4 = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let end = (i + 1000).min(n);
-        let batch = (i..end)
-            .map(|k| producer.publish(&body(k, &payload)).into_outgoing())
-            .collect::<Result<Vec<Outgoing>>>()?;
-        confirmed.publish_batch(batch, &options)?;
-        i = end;
-    }
-    let batch_rate = rate(n, t4.elapsed());
-    let each = n.min(2000);
-    let t5 = Instant::now();
-    for k in 0..each {
-        let out = producer.publish(&body(k, &payload)).into_outgoing()?;
-        confirmed.publish(out.message, &out.exchange, &out.routing_key, &options)?;
-    }
-    let each_rate = rate(each, t5.elapsed());
-    confirmed.purge_queue(QUEUE)?;
-    conn.close()?;
-    Ok(BenchResult {
-        label: "kombu-rs amqp".into(),
-        n,
-        size,
-        publish_per_sec: rate(n, publish),
-        consume_per_sec: rate(n, consume),
-        confirmed_batch_per_sec: Some(batch_rate),
-        confirmed_each_per_sec: Some(each_rate),
-    })
 }
 
 /// How the raw lapin loop waits for lapin.
@@ -305,7 +219,5 @@ pub fn raw_lapin(url: &str, n: usize, size: usize, style: RawStyle) -> Result<Be
         size,
         publish_per_sec: rate(n, publish),
         consume_per_sec: rate(n, consume),
-        confirmed_batch_per_sec: None,
-        confirmed_each_per_sec: None,
     })
 }

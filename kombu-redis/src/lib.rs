@@ -47,7 +47,6 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
-pub mod bench;
 mod channel;
 mod client;
 mod connection;

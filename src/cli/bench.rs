@@ -41,6 +41,8 @@ pub struct BenchResult {
     pub publish: Duration,
     /// Time taken to consume and acknowledge them all.
     pub consume: Duration,
+    /// Time taken to publish them all in batches, when asked.
+    pub batch: Option<Duration>,
 }
 
 impl BenchResult {
@@ -51,6 +53,10 @@ impl BenchResult {
     /// Messages consumed (and acknowledged) per second.
     pub fn consume_rate(&self) -> f64 {
         rate(self.count, self.consume)
+    }
+    /// Messages published per second in batches, when measured.
+    pub fn batch_rate(&self) -> Option<f64> {
+        self.batch.map(|d| rate(self.count, d))
     }
 }
 
@@ -73,12 +79,14 @@ pub(crate) fn run(args: &BenchArgs, io: &mut Io<'_>) -> Outcome {
             "consume_secs": result.consume.as_secs_f64(),
             "publish_per_sec": result.publish_rate(),
             "consume_per_sec": result.consume_rate(),
+            "batch_publish_per_sec": result.batch_rate(),
         });
         writeln!(io.stdout, "{line}")?;
     } else {
+        let batch = result.batch_rate().map(|r| format!(" batch={r:.0} msg/s")).unwrap_or_default();
         writeln!(
             io.stdout,
-            "kombu-rs {transport} n={} size={} publish={:.0} msg/s consume={:.0} msg/s",
+            "kombu-rs {transport} n={} size={} publish={:.0} msg/s consume={:.0} msg/s{batch}",
             result.count,
             args.size,
             result.publish_rate(),
@@ -108,6 +116,8 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
             bar.set_position(i);
         }
     }
+    // One answered round trip on the same channel: every publish before it has reached the broker.
+    channel.declare_queue(&queue, true)?;
     let publish = started.elapsed();
     bar.finish_and_clear();
 
@@ -148,7 +158,38 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     let consume = started.elapsed();
     bar.finish_and_clear();
     consumer.cancel()?;
-    Ok(BenchResult { count: n, publish, consume })
+    let batch = match args.batch {
+        Some(size) => Some(batched(&producer, &payload, n, size, &args.queue, &channel)?),
+        None => None,
+    };
+    Ok(BenchResult { count: n, publish, consume, batch })
+}
+
+/// Publishes the N messages again in batches of `size`, then purges them.
+fn batched(
+    producer: &Producer,
+    payload: &str,
+    n: u64,
+    size: u64,
+    queue: &str,
+    channel: &std::sync::Arc<dyn kombu_core::Channel>,
+) -> Result<Duration, Error> {
+    let started = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let end = (i + size).min(n);
+        let batch = (i..end)
+            .map(|i| producer.publish(&BenchBody { i, p: payload }).into_outgoing())
+            .collect::<Result<_, _>>()?;
+        producer.send_batch(batch)?;
+        i = end;
+    }
+    let took = started.elapsed();
+    let left = channel.purge_queue(queue)?;
+    if left != n {
+        return Err(Error::precondition(format!("bench: batched publish left {left} of {n} messages in the queue")));
+    }
+    Ok(took)
 }
 
 fn progress_bar(args: &BenchArgs, len: u64, what: &'static str) -> ProgressBar {
@@ -174,7 +215,13 @@ mod tests {
 
     #[test]
     fn rates_are_messages_per_second() {
-        let r = BenchResult { count: 1000, publish: Duration::from_millis(500), consume: Duration::from_secs(2) };
+        let r = BenchResult {
+            count: 1000,
+            publish: Duration::from_millis(500),
+            consume: Duration::from_secs(2),
+            batch: Some(Duration::from_millis(100)),
+        };
+        assert_eq!(r.batch_rate(), Some(10_000.0));
         assert_eq!(r.publish_rate(), 2000.0);
         assert_eq!(r.consume_rate(), 500.0);
         // A run too fast to measure does not divide by zero.

@@ -82,6 +82,25 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The same work on raw lapin (the `amqp_ceiling` example): what kombu-amqp could reach at most.
+fn amqp_ceiling(url: &str, a: &Args) -> Result<Rates, String> {
+    let target = target_dir();
+    let text = output(Command::new(target.join("release/examples/amqp_ceiling")).args([
+        url,
+        &a.n.to_string(),
+        &a.size.to_string(),
+    ]))?;
+    Ok(Rates {
+        publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
+        consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
+        batch: None,
+    })
+}
+
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
 /// `redis-benchmark -P 64 -t lpush,rpop`: what Redis itself takes here.
 fn redis_ceiling() -> Option<String> {
     let text =
@@ -113,9 +132,15 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
     for backend in &a.backends {
         let url = url(backend)?;
         let (mut rp, mut rc, mut rb, mut pp, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut cp, mut cc) = (vec![], vec![]);
         for _ in 0..a.rounds.max(1) {
             let r = rust_side(&kombu, url, a)?;
             let p = python_side(url, a)?;
+            if backend == "amqp" {
+                let c = amqp_ceiling(url, a)?;
+                cp.push(c.publish);
+                cc.push(c.consume);
+            }
             rp.push(r.publish);
             rc.push(r.consume);
             if let Some(b) = r.batch {
@@ -144,6 +169,17 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
         if backend == "redis" {
             if let Some(c) = redis_ceiling() {
                 println!("        ceiling (redis-benchmark -P 64): {c}");
+            }
+        }
+        if !cp.is_empty() {
+            let (cp, cc) = (median(cp), median(cc));
+            println!(
+                "        ceiling (raw lapin, pipelined): publish {cp:.0} msg/s consume+ack {cc:.0} msg/s; kombu-rs is {:.2}x and {:.2}x of it",
+                rp / cp,
+                rc / cc
+            );
+            if let Some(last) = json.last_mut() {
+                last["raw_lapin"] = serde_json::json!({"publish": cp, "consume": cc});
             }
         }
     }

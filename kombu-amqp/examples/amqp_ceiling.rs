@@ -1,0 +1,22 @@
+//! The ceiling for the BENCH.md workload on RabbitMQ: the same work on raw lapin, without kombu-rs
+//! (publishes pipelined, acks started without waiting, as kombu-amqp does). `cargo xtask bench` runs it
+//! beside `kombu bench` and the Python Kombu anchor.
+//!
+//! `cargo run --release -p kombu-amqp --example amqp_ceiling -- [URL] [N] [SIZE]`
+//! (defaults: `amqp://guest:guest@127.0.0.1:5672//`, 20000, 100).
+
+use kombu_amqp::bench::{raw_lapin, RawStyle};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = args.first().cloned().unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672//".to_owned());
+    let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let size = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
+    match raw_lapin(&url, n, size, RawStyle::Pipelined) {
+        Ok(r) => println!("{r}"),
+        Err(e) => {
+            eprintln!("raw lapin bench failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
