@@ -16,7 +16,7 @@
 //!
 //! Layout: [`fields`], [`properties`], [`errors`] and [`options`] are pure value mappings (tested without
 //! a broker); `connection`, `channel` and `poller` move bytes through lapin; [`bench`](mod@bench) is the BENCH.md
-//! workload for this backend and for raw lapin.
+//! workload on raw lapin, the ceiling `cargo xtask bench` measures kombu-amqp against.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
