@@ -145,7 +145,8 @@ pub(crate) fn plan(
 ) -> Result<Plan> {
     let o = &shared.opts;
     let tag = new_tag();
-    let payload = Envelope::from_message(message, exchange, routing_key, &tag).to_vec();
+    let mut payload = Vec::with_capacity(256 + message.body.len() * 4 / 3);
+    Envelope::write_message(message, exchange, routing_key, &tag, &mut payload);
     let step = keys::priority_step(message.properties.priority.unwrap_or(0), &o.priority_steps);
     let prefix = &o.global_keyprefix;
     if exchange.is_empty() {

@@ -58,8 +58,9 @@ fn output(cmd: &mut Command) -> Result<String, String> {
 }
 
 fn rust_side(kombu: &std::path::Path, url: &str, a: &Args) -> Result<Rates, String> {
-    let text =
-        output(Command::new(kombu).args(["bench", url, "--count", &a.n.to_string(), "--size", &a.size.to_string()]))?;
+    let (n, size) = (a.n.to_string(), a.size.to_string());
+    let args = ["bench", url, "--count", &n, "--size", &size, "--batch", "5000", "--no-progress"];
+    let text = output(Command::new(kombu).args(args))?;
     Ok(Rates {
         publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
         consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
@@ -105,25 +106,38 @@ fn target_dir() -> std::path::PathBuf {
 fn redis_ceiling() -> Option<String> {
     let text =
         output(Command::new("redis-benchmark").args(["-P", "64", "-t", "lpush,rpop", "-n", "400000", "-q"])).ok()?;
-    Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "))
+    // `-q` still draws progress with carriage returns: keep each line's last part, the result.
+    let results: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.rsplit('\r').next())
+        .map(str::trim)
+        .filter(|l| l.contains("requests per second"))
+        .collect();
+    (!results.is_empty()).then(|| results.join("; "))
 }
 
 pub(crate) fn run(a: &Args) -> Result<(), String> {
     let services = services::ensure_all()?;
     println!("{services}");
-    run_checked(cargo().current_dir(root()).args([
-        "build",
-        "--release",
-        "-p",
-        "kombu",
-        "--features",
-        "full",
-        "--bin",
-        "kombu",
-    ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"));
-    let kombu = target.join("release/kombu");
+    let mut features = vec!["cli"];
+    features.extend(a.backends.iter().filter(|b| *b != "memory").map(String::as_str));
+    run_checked(
+        cargo()
+            .current_dir(root())
+            .args(["build", "--release", "-p", "kombu", "--bin", "kombu", "--features"])
+            .arg(features.join(",")),
+    )?;
+    if a.backends.iter().any(|b| b == "amqp") {
+        run_checked(cargo().current_dir(root()).args([
+            "build",
+            "--release",
+            "-p",
+            "kombu-amqp",
+            "--example",
+            "amqp_ceiling",
+        ]))?;
+    }
+    let kombu = target_dir().join("release/kombu");
     let mut json = Vec::new();
     println!(
         "\nBENCH.md workload: n={} size={} rounds={} (medians; Rust and Python alternate on the same broker)",
