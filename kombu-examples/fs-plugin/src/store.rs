@@ -357,7 +357,8 @@ impl Store {
                 .collect()
         };
         let seq = names::next_seq().to_string();
-        let bytes = Envelope::from_message(message, exchange, routing_key, &seq).to_vec();
+        let mut bytes = Vec::new();
+        Envelope::write_message(message, exchange, routing_key, &seq, &mut bytes);
         let now = names::now_ms();
         let mut taken = 0;
         for queue in targets {
