@@ -1,6 +1,7 @@
 //! `Producer`: serializes, compresses and publishes messages to an exchange, declaring what it needs first.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +30,16 @@ pub struct Producer {
     delivery_mode: DeliveryMode,
     auto_declare: bool,
     confirm_timeout: Option<Duration>,
-    declared: Mutex<HashSet<String>>,
+    declared: Mutex<Declared>,
+    /// The producer's own exchange is declared (the common case, checked without a lock).
+    own_declared: AtomicBool,
+}
+
+/// What a producer has declared on its channel (declared once, again after a reconnect).
+#[derive(Default)]
+struct Declared {
+    exchanges: HashSet<String>,
+    queues: HashSet<String>,
 }
 
 /// How long [`Producer::publish`] waits, by default, for the broker to confirm a message.
@@ -65,7 +75,8 @@ impl Producer {
             delivery_mode: DeliveryMode::Persistent,
             auto_declare: true,
             confirm_timeout: Some(DEFAULT_CONFIRM_TIMEOUT),
-            declared: Mutex::new(HashSet::new()),
+            declared: Mutex::new(Declared::default()),
+            own_declared: AtomicBool::new(false),
         }
     }
 
@@ -124,7 +135,8 @@ impl Producer {
         let Some(conn) = &self.connection else { return Ok(channel) };
         let fresh = conn.default_channel()?;
         *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
-        self.declared.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.declared.lock().unwrap_or_else(|e| e.into_inner()) = Declared::default();
+        self.own_declared.store(false, Ordering::Release);
         Ok(fresh)
     }
 
@@ -150,25 +162,30 @@ impl Producer {
 
     fn maybe_declare_exchange(&self, channel: &Arc<dyn Channel>, exchange: Option<&Exchange>) -> Result<()> {
         let ex = exchange.unwrap_or(&self.exchange);
-        if ex.is_default() || (exchange.is_none() && !self.auto_declare) {
+        let own = exchange.is_none_or(|e| std::ptr::eq(e, &self.exchange));
+        if ex.is_default()
+            || (exchange.is_none() && !self.auto_declare)
+            || (own && self.own_declared.load(Ordering::Acquire))
+        {
             return Ok(());
         }
-        let key = format!("exchange\0{}", ex.name);
-        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).exchanges.contains(&ex.name) {
             return Ok(());
         }
         channel.declare_exchange(ex, false)?;
-        self.declared.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).exchanges.insert(ex.name.clone());
+        if own {
+            self.own_declared.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
     fn maybe_declare_queue(&self, channel: &Arc<dyn Channel>, queue: &Queue) -> Result<()> {
-        let key = format!("queue\0{}", queue.name);
-        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.contains(&queue.name) {
             return Ok(());
         }
         channel.declare(queue)?;
-        self.declared.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.insert(queue.name.clone());
         Ok(())
     }
 }
@@ -313,7 +330,8 @@ impl<'a, T: ?Sized> Publish<'a, T> {
 impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
     /// Builds the message without publishing it (for [`Producer::send_batch`]).
     pub fn into_outgoing(self) -> Result<Outgoing> {
-        Ok(self.prepare()?.outgoing)
+        let p = self.prepare()?;
+        Ok(Outgoing { message: p.message, exchange: p.exchange.to_owned(), routing_key: p.routing_key.to_owned() })
     }
 
     fn prepare(mut self) -> Result<Prepared<'a>> {
@@ -338,10 +356,12 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
         message.body = body;
         message.content_type = Some(ct);
         message.content_encoding = Some(enc);
-        let exchange = self.exchange.map(|e| e.name.clone()).unwrap_or_else(|| p.exchange.name.clone());
-        let routing_key = self.routing_key.unwrap_or(&p.routing_key).to_owned();
+        let exchange = self.exchange.map_or(p.exchange.name.as_str(), |e| e.name.as_str());
+        let routing_key = self.routing_key.unwrap_or(&p.routing_key);
         Ok(Prepared {
-            outgoing: Outgoing { message, exchange, routing_key },
+            message,
+            exchange,
+            routing_key,
             options: self.options,
             declare_exchange: self.exchange,
             declare_queues: self.declare,
@@ -357,14 +377,15 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
         for q in &prepared.declare_queues {
             producer.maybe_declare_queue(&ch, q)?;
         }
-        let out = prepared.outgoing;
-        ch.publish(out.message, &out.exchange, &out.routing_key, &prepared.options)
+        ch.publish(prepared.message, prepared.exchange, prepared.routing_key, &prepared.options)
     }
 }
 
 /// A message ready to publish, with what to declare first.
 struct Prepared<'a> {
-    outgoing: Outgoing,
+    message: Message,
+    exchange: &'a str,
+    routing_key: &'a str,
     options: PublishOptions,
     declare_exchange: Option<&'a Exchange>,
     declare_queues: Vec<&'a Queue>,
