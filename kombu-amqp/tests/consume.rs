@@ -184,10 +184,12 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
     c1.cancel().unwrap();
     c2.cancel().unwrap();
 
-    // One consumer on two queues: in the first 100 deliveries both queues show up.
+    // One consumer on two queues: in the first 100 deliveries both queues show up. The prefetch window is
+    // small on purpose: RabbitMQ applies it per queue consumer, and a window as large as a queue would let
+    // the broker push that whole queue before the second basic.consume is even registered.
     let order: Arc<Mutex<Vec<char>>> = Arc::default();
     let seen = order.clone();
-    let mut both = Consumer::new(&conn, [shared.clone(), other.clone()]).prefetch(200).on_message(move |m| {
+    let mut both = Consumer::new(&conn, [shared.clone(), other.clone()]).prefetch(10).on_message(move |m| {
         m.ack().expect("ack");
         seen.lock().expect("order").push(m.body[0] as char);
     });
