@@ -1,17 +1,21 @@
-//! Publishing: each message becomes a plan (push to known lists, route server-side, or PUBLISH for a
-//! fanout exchange), and plans run as one pipeline.
+//! Publishing: each message has a destination (lists to push to, a binding set to route by
+//! server-side, or a fanout channel to PUBLISH to), consecutive messages for one destination form a
+//! run carried by one command, and commands are written as one pipeline.
 //!
 //! One publish is one command and less than a round trip: a direct or topic exchange is routed by the
 //! ROUTE script beside its binding set, so no binding table is read or cached by the client, and the
 //! reply is read later by the channel's [`Publisher`] (a window of unanswered publishes). A batch reads
 //! the binding sets of its exchanges once (one round trip for the whole batch), routes in Rust by AMQP
-//! rules, and sends plain variadic LPUSHes, consecutive messages to the same lists sharing one command.
+//! rules, and sends plain variadic LPUSHes. Each envelope is serialized into a reused buffer and copied
+//! once into its command, which is packed once into the bytes written to the socket.
 
 use std::collections::HashMap;
 
 use kombu_core::envelope::Envelope;
 use kombu_core::routing::{headers_match, topic_matches};
 use kombu_core::{ExchangeKind, FieldTable, Message, Outgoing, Result};
+
+use bytes::Bytes;
 
 use crate::connection::Shared;
 use crate::keys::{self, Member};
@@ -24,50 +28,35 @@ const MAX_RUN: usize = 1000;
 /// The binding sets of some exchanges, as read at one moment.
 pub(crate) type Tables = HashMap<String, Vec<Member>>;
 
-/// How one message (or a run of messages) is published.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Plan {
-    /// LPUSH the payloads to each list (none: the message is dropped).
-    Push { keys: Vec<String>, payloads: Vec<Vec<u8>> },
-    /// Route by the binding set server-side (direct, topic).
-    Route { binding: String, kind: &'static str, routing_key: String, suffix: String, payloads: Vec<Vec<u8>> },
+/// Where one message goes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Destination {
+    /// LPUSH to each list (none: the message is dropped).
+    Lists(Vec<String>),
+    /// Routed by the binding set server-side (direct, topic).
+    Route { binding: String, kind: &'static str, routing_key: String, suffix: String },
     /// PUBLISH to a fanout channel.
-    Fanout { topic: String, payload: Vec<u8> },
+    Fanout(String),
 }
 
-impl Plan {
-    /// Folds `next` into this plan when both go to the same place, keeping the order of a batch.
-    fn absorb(&mut self, next: Plan) -> Option<Plan> {
-        match (self, next) {
-            (Plan::Push { keys, payloads }, Plan::Push { keys: k2, payloads: p2 })
-                if *keys == k2 && payloads.len() < MAX_RUN =>
-            {
-                payloads.extend(p2);
-                None
-            }
-            (
-                Plan::Route { binding, kind, routing_key, suffix, payloads },
-                Plan::Route { binding: b2, kind: k2, routing_key: r2, suffix: s2, payloads: p2 },
-            ) if *binding == b2 && *kind == k2 && *routing_key == r2 && *suffix == s2 && payloads.len() < MAX_RUN => {
-                payloads.extend(p2);
-                None
-            }
-            (_, next) => Some(next),
-        }
-    }
+/// Consecutive messages for one destination, each envelope written straight into the command that
+/// carries them (no copy of a payload until the command is packed for the socket).
+struct Run {
+    destination: Destination,
+    cmd: redis::Cmd,
+    len: usize,
+}
 
-    /// The commands that carry out the plan.
-    fn commands(&self, prefix: &str) -> Vec<redis::Cmd> {
-        match self {
-            Plan::Push { keys, payloads } => keys
-                .iter()
-                .map(|k| {
-                    let mut c = redis::cmd("LPUSH");
-                    c.arg(k).arg(payloads);
-                    c
-                })
-                .collect(),
-            Plan::Route { binding, kind, routing_key, suffix, payloads } => {
+impl Run {
+    /// An empty run for `destination`; `None` when it drops its messages (a list of no queues).
+    fn new(destination: Destination, prefix: &str) -> Option<Run> {
+        let cmd = match &destination {
+            Destination::Lists(keys) => {
+                let mut c = redis::cmd("LPUSH");
+                c.arg(keys.first()?);
+                c
+            }
+            Destination::Route { binding, kind, routing_key, suffix } => {
                 let mut c = redis::cmd("EVALSHA");
                 c.arg(scripts().route.get_hash())
                     .arg(1)
@@ -75,16 +64,50 @@ impl Plan {
                     .arg(*kind)
                     .arg(routing_key)
                     .arg(suffix)
-                    .arg(prefix)
-                    .arg(payloads);
-                vec![c]
+                    .arg(prefix);
+                c
             }
-            Plan::Fanout { topic, payload } => {
+            Destination::Fanout(topic) => {
                 let mut c = redis::cmd("PUBLISH");
-                c.arg(topic).arg(payload);
-                vec![c]
+                c.arg(topic);
+                c
             }
+        };
+        Some(Run { destination, cmd, len: 0 })
+    }
+
+    /// Whether the next message, going to `destination`, joins this run (a PUBLISH carries one message).
+    fn takes(&self, destination: &Destination) -> bool {
+        self.len < MAX_RUN && !matches!(destination, Destination::Fanout(_)) && self.destination == *destination
+    }
+
+    /// Writes the envelope of `message` as the run's next payload (through `scratch`, a buffer reused
+    /// from message to message).
+    fn push(&mut self, message: &Message, exchange: &str, routing_key: &str, scratch: &mut Vec<u8>) -> Result<()> {
+        scratch.clear();
+        Envelope::write_message(message, exchange, routing_key, &new_tag(), scratch)?;
+        self.cmd.arg(&scratch[..]);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The commands that carry the run: one, or one LPUSH per list when the message goes to several.
+    fn into_commands(self) -> Vec<redis::Cmd> {
+        let Destination::Lists(keys) = &self.destination else { return vec![self.cmd] };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys.iter().skip(1) {
+            let mut c = redis::cmd("LPUSH");
+            c.arg(key);
+            // The first two arguments are LPUSH and the first key; the payloads follow.
+            for arg in self.cmd.args_iter().skip(2) {
+                if let redis::Arg::Simple(bytes) = arg {
+                    c.arg(bytes);
+                }
+            }
+            out.push(c);
         }
+        out.insert(0, self.cmd);
+        out
     }
 }
 
@@ -134,28 +157,31 @@ pub(crate) fn fetch_tables<'a>(shared: &Shared, exchanges: impl IntoIterator<Ite
         .collect())
 }
 
-/// The plan for one message. With `tables`, direct, topic and headers exchanges are routed here;
-/// without, direct and topic are routed server-side and headers read their binding set now.
-pub(crate) fn plan(
+/// Where `message` goes. With `tables`, direct, topic and headers exchanges are routed here; without,
+/// direct and topic are routed server-side and headers read their binding set now. `kind` is the
+/// exchange's kind, when the caller knows it.
+pub(crate) fn destination(
     shared: &Shared,
     message: &Message,
     exchange: &str,
     routing_key: &str,
+    kind: ExchangeKind,
     tables: Option<&Tables>,
-) -> Result<Plan> {
+) -> Result<Destination> {
     let o = &shared.opts;
-    let tag = new_tag();
-    let mut payload = Vec::with_capacity(256 + message.body.len() * 4 / 3);
-    Envelope::write_message(message, exchange, routing_key, &tag, &mut payload);
     let step = keys::priority_step(message.properties.priority.unwrap_or(0), &o.priority_steps);
     let prefix = &o.global_keyprefix;
     if exchange.is_empty() {
-        return Ok(Plan::Push { keys: vec![keys::queue_key(prefix, routing_key, step)], payloads: vec![payload] });
+        return Ok(Destination::Lists(vec![keys::queue_key(prefix, routing_key, step)]));
     }
-    let kind = shared.exchange_kind(exchange);
     if kind == ExchangeKind::Fanout {
-        let topic = keys::fanout_topic(prefix, &o.fanout_prefix, exchange, routing_key, o.fanout_patterns);
-        return Ok(Plan::Fanout { topic, payload });
+        return Ok(Destination::Fanout(keys::fanout_topic(
+            prefix,
+            &o.fanout_prefix,
+            exchange,
+            routing_key,
+            o.fanout_patterns,
+        )));
     }
     let fetched;
     let tables = match (tables, kind) {
@@ -169,15 +195,13 @@ pub(crate) fn plan(
     if let Some(tables) = tables {
         let members = tables.get(exchange).map(Vec::as_slice).unwrap_or_default();
         let queues = route_members(kind, members, routing_key, &message.headers);
-        let keys = queues.iter().map(|q| keys::queue_key(prefix, q, step)).collect();
-        return Ok(Plan::Push { keys, payloads: vec![payload] });
+        return Ok(Destination::Lists(queues.iter().map(|q| keys::queue_key(prefix, q, step)).collect()));
     }
-    Ok(Plan::Route {
+    Ok(Destination::Route {
         binding: keys::binding_key(prefix, exchange),
         kind: if kind == ExchangeKind::Topic { "topic" } else { "direct" },
         routing_key: routing_key.to_owned(),
         suffix: keys::step_suffix(step),
-        payloads: vec![payload],
     })
 }
 
@@ -191,10 +215,16 @@ pub(crate) fn publish_one(
     routing_key: &str,
     wait: bool,
 ) -> Result<()> {
-    let plan = plan(shared, message, exchange, routing_key, None)?;
-    let commands: Vec<Vec<u8>> =
-        plan.commands(&shared.opts.global_keyprefix).iter().map(redis::Cmd::get_packed_command).collect();
-    publisher.send(shared, commands, wait)
+    let kind = shared.exchange_kind(exchange);
+    let dest = destination(shared, message, exchange, routing_key, kind, None)?;
+    let commands = match Run::new(dest, &shared.opts.global_keyprefix) {
+        Some(mut run) => {
+            run.push(message, exchange, routing_key, &mut Vec::new())?;
+            run.into_commands()
+        }
+        None => Vec::new(),
+    };
+    publisher.send(shared, &commands, wait)
 }
 
 /// Most publishes whose replies are not read yet.
@@ -209,7 +239,8 @@ const WINDOW: usize = 128;
 #[derive(Default)]
 pub(crate) struct Publisher {
     con: Option<redis::Connection>,
-    unanswered: std::collections::VecDeque<Vec<u8>>,
+    /// Each unanswered command as packed, a slice of the bytes written.
+    unanswered: std::collections::VecDeque<Bytes>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -230,8 +261,8 @@ impl Publisher {
         self.con.as_mut().ok_or_else(|| kombu_core::Error::connection("no publishing connection"))
     }
 
-    /// Writes `commands` (one message) and, if `wait` or the window is full, reads every due reply.
-    pub(crate) fn send(&mut self, shared: &Shared, commands: Vec<Vec<u8>>, wait: bool) -> Result<()> {
+    /// Writes `commands` in one write and, if `wait` or the window is full, reads every due reply.
+    pub(crate) fn send(&mut self, shared: &Shared, commands: &[redis::Cmd], wait: bool) -> Result<()> {
         if commands.is_empty() {
             // Routed to no queue: dropped, as AMQP drops it.
             return if wait { self.settle(shared) } else { Ok(()) };
@@ -242,13 +273,21 @@ impl Publisher {
             // An earlier failure left publishes unconfirmed: send them again before anything new.
             self.resend(shared)?;
         }
-        let mut bytes = Vec::with_capacity(commands.iter().map(Vec::len).sum());
-        for c in &commands {
-            bytes.extend_from_slice(c);
+        let size: usize = commands.iter().flat_map(redis::Cmd::args_iter).map(|a| arg_len(&a) + 16).sum();
+        let mut packed = Vec::with_capacity(size + 16);
+        let mut ends = Vec::with_capacity(commands.len());
+        for c in commands {
+            c.write_packed_command(&mut packed);
+            ends.push(packed.len());
         }
+        let packed = Bytes::from(packed);
         let con = self.connection(shared)?;
-        let written = con.send_packed_command(&bytes);
-        self.unanswered.extend(commands);
+        let written = con.send_packed_command(&packed);
+        let mut start = 0;
+        for end in ends {
+            self.unanswered.push_back(packed.slice(start..end));
+            start = end;
+        }
         if let Err(e) = written {
             tracing::debug!("publishing connection failed on write ({e}); sending again on a new one");
             self.con = None;
@@ -321,25 +360,51 @@ impl Publisher {
     }
 }
 
+/// The length of one command argument.
+fn arg_len(arg: &redis::Arg<&[u8]>) -> usize {
+    match arg {
+        redis::Arg::Simple(bytes) => bytes.len(),
+        _ => 20,
+    }
+}
+
 /// Publishes a batch: one round trip for the binding sets of its exchanges, then the messages in runs of
-/// up to 1,000 per command, written while the next run is prepared, and every reply read at the end.
+/// up to 1,000 per command, each chunk written while the next is prepared, and every reply read at the end.
 pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &[Outgoing]) -> Result<()> {
-    let routed = batch.iter().map(|o| o.exchange.as_str()).filter(|e| shared.exchange_kind(e) != ExchangeKind::Fanout);
+    // Batches mostly go to one exchange: look a kind up only when the exchange changes.
+    let mut last: Option<(&str, ExchangeKind)> = None;
+    let kinds: Vec<ExchangeKind> = batch
+        .iter()
+        .map(|o| match last {
+            Some((e, k)) if e == o.exchange => k,
+            _ => {
+                let k = shared.exchange_kind(&o.exchange);
+                last = Some((&o.exchange, k));
+                k
+            }
+        })
+        .collect();
+    let routed =
+        batch.iter().zip(&kinds).filter(|(_, k)| **k != ExchangeKind::Fanout).map(|(o, _)| o.exchange.as_str());
     let tables = fetch_tables(shared, routed)?;
     let prefix = &shared.opts.global_keyprefix;
-    for chunk in batch.chunks(MAX_RUN) {
-        let mut plans: Vec<Plan> = Vec::new();
-        for o in chunk {
-            let next = plan(shared, &o.message, &o.exchange, &o.routing_key, Some(&tables))?;
-            let rest = match plans.last_mut() {
-                Some(last) => last.absorb(next),
-                None => Some(next),
-            };
-            plans.extend(rest);
+    let mut scratch = Vec::new();
+    for (chunk, kinds) in batch.chunks(MAX_RUN).zip(kinds.chunks(MAX_RUN)) {
+        let mut commands: Vec<redis::Cmd> = Vec::new();
+        let mut run: Option<Run> = None;
+        for (o, kind) in chunk.iter().zip(kinds) {
+            let (m, ex, rk) = (&o.message, o.exchange.as_str(), o.routing_key.as_str());
+            let dest = destination(shared, m, ex, rk, *kind, Some(&tables))?;
+            if !run.as_ref().is_some_and(|r| r.takes(&dest)) {
+                commands.extend(run.take().map(Run::into_commands).unwrap_or_default());
+                run = Run::new(dest, prefix);
+            }
+            if let Some(r) = run.as_mut() {
+                r.push(m, ex, rk, &mut scratch)?;
+            }
         }
-        let commands: Vec<Vec<u8>> =
-            plans.iter().flat_map(|p| p.commands(prefix)).map(|c| c.get_packed_command()).collect();
-        publisher.send(shared, commands, false)?;
+        commands.extend(run.map(Run::into_commands).unwrap_or_default());
+        publisher.send(shared, &commands, false)?;
     }
     publisher.settle(shared)
 }
@@ -368,12 +433,37 @@ mod tests {
 
     #[test]
     fn runs_of_one_destination_share_a_command() {
-        let push = |k: &str, p: &str| Plan::Push { keys: vec![k.into()], payloads: vec![p.as_bytes().to_vec()] };
-        let mut a = push("q", "1");
-        assert!(a.absorb(push("q", "2")).is_none());
-        assert_eq!(a.absorb(push("r", "3")), Some(push("r", "3")));
-        assert_eq!(a, Plan::Push { keys: vec!["q".into()], payloads: vec![b"1".to_vec(), b"2".to_vec()] });
-        let mut big = Plan::Push { keys: vec!["q".into()], payloads: vec![Vec::new(); MAX_RUN] };
-        assert!(big.absorb(push("q", "x")).is_some());
+        let list = |k: &str| Destination::Lists(vec![k.into()]);
+        let mut run = Run::new(list("q"), "").unwrap();
+        assert!(run.takes(&list("q")));
+        assert!(!run.takes(&list("r")));
+        run.push(&Message::new("1"), "", "q", &mut Vec::new()).unwrap();
+        run.push(&Message::new("2"), "", "q", &mut Vec::new()).unwrap();
+        let [cmd] = &run.into_commands()[..] else { panic!("one command") };
+        let args: Vec<&[u8]> =
+            cmd.args_iter().filter_map(|a| if let redis::Arg::Simple(b) = a { Some(b) } else { None }).collect();
+        assert_eq!(&args[..2], [&b"LPUSH"[..], b"q"]);
+        let bodies: Vec<_> =
+            args[2..].iter().map(|p| Envelope::parse(p).unwrap().into_message().unwrap().body).collect();
+        assert_eq!(bodies, ["1", "2"]);
+
+        let mut full = Run::new(list("q"), "").unwrap();
+        full.len = MAX_RUN;
+        assert!(!full.takes(&list("q")));
+        let fanout = Destination::Fanout("t".into());
+        assert!(!Run::new(fanout.clone(), "").unwrap().takes(&fanout), "a PUBLISH carries one message");
+        assert!(Run::new(Destination::Lists(Vec::new()), "").is_none(), "no list: dropped");
+    }
+
+    #[test]
+    fn a_message_for_several_lists_is_pushed_to_each() {
+        let mut run = Run::new(Destination::Lists(vec!["a".into(), "b".into()]), "").unwrap();
+        run.push(&Message::new("x"), "ex", "rk", &mut Vec::new()).unwrap();
+        let commands = run.into_commands();
+        let packed: Vec<Vec<u8>> = commands.iter().map(redis::Cmd::get_packed_command).collect();
+        assert_eq!(packed.len(), 2);
+        assert!(packed[0].starts_with(b"*3\r\n$5\r\nLPUSH\r\n$1\r\na\r\n"));
+        assert!(packed[1].starts_with(b"*3\r\n$5\r\nLPUSH\r\n$1\r\nb\r\n"));
+        assert_eq!(packed[0][20..], packed[1][20..], "the same payload");
     }
 }

@@ -441,7 +441,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub idle_timeout: Duration,
     /// Also time a batched publish of the N messages (`Producer::send_batch`, pipelined where the
-    /// backend can), in batches of this many; the queue is purged afterwards.
+    /// backend can), in batches of this many, three times (purging the queue after each), and report
+    /// the median.
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
     /// Do not draw the progress bar.

@@ -358,7 +358,7 @@ impl Store {
         };
         let seq = names::next_seq().to_string();
         let mut bytes = Vec::new();
-        Envelope::write_message(message, exchange, routing_key, &seq, &mut bytes);
+        Envelope::write_message(message, exchange, routing_key, &seq, &mut bytes)?;
         let now = names::now_ms();
         let mut taken = 0;
         for queue in targets {
