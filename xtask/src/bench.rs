@@ -102,18 +102,21 @@ fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
-/// `redis-benchmark -P 64 -t lpush,rpop`: what Redis itself takes here.
-fn redis_ceiling() -> Option<String> {
+/// `redis-benchmark -P 64 -t lpush,rpop`: what Redis itself takes here, as (LPUSH, RPOP) requests per
+/// second; `None` when redis-benchmark is missing or prints no result.
+fn redis_ceiling() -> Option<(f64, f64)> {
     let text =
         output(Command::new("redis-benchmark").args(["-P", "64", "-t", "lpush,rpop", "-n", "400000", "-q"])).ok()?;
+    Some((requests_per_second(&text, "LPUSH")?, requests_per_second(&text, "RPOP")?))
+}
+
+/// The rate redis-benchmark printed for `test` (`LPUSH: 2116402.25 requests per second, ...`).
+fn requests_per_second(text: &str, test: &str) -> Option<f64> {
     // `-q` still draws progress with carriage returns: keep each line's last part, the result.
-    let results: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.rsplit('\r').next())
-        .map(str::trim)
-        .filter(|l| l.contains("requests per second"))
-        .collect();
-    (!results.is_empty()).then(|| results.join("; "))
+    text.lines().filter_map(|l| l.rsplit('\r').next()).find_map(|l| {
+        let rest = l.trim().strip_prefix(test)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok().filter(|_| rest.contains("requests per second"))
+    })
 }
 
 pub(crate) fn run(a: &Args) -> Result<(), String> {
@@ -147,9 +150,16 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
         let url = url(backend)?;
         let (mut rp, mut rc, mut rb, mut pp, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut cp, mut cc) = (vec![], vec![]);
+        let (mut lpush, mut rpop) = (vec![], vec![]);
         for _ in 0..a.rounds.max(1) {
             let r = rust_side(&kombu, url, a)?;
             let p = python_side(url, a)?;
+            if backend == "redis" {
+                if let Some((l, r)) = redis_ceiling() {
+                    lpush.push(l);
+                    rpop.push(r);
+                }
+            }
             if backend == "amqp" {
                 let c = amqp_ceiling(url, a)?;
                 cp.push(c.publish);
@@ -180,9 +190,13 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
             "python_kombu": {"publish": pp, "consume": pc},
             "ratio": {"publish": rp / pp, "consume": rc / pc},
         }));
-        if backend == "redis" {
-            if let Some(c) = redis_ceiling() {
-                println!("        ceiling (redis-benchmark -P 64): {c}");
+        if !lpush.is_empty() {
+            let (lpush, rpop) = (median(lpush), median(rpop));
+            let share =
+                rb.map(|b| format!("; batched publish is {:.0}% of LPUSH", 100.0 * b / lpush)).unwrap_or_default();
+            println!("        ceiling (redis-benchmark -P 64): LPUSH {lpush:.0}/s RPOP {rpop:.0}/s{share}");
+            if let Some(last) = json.last_mut() {
+                last["redis_benchmark"] = serde_json::json!({"lpush": lpush, "rpop": rpop});
             }
         }
         if !cp.is_empty() {
@@ -207,6 +221,16 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_redis_benchmark_rates() {
+        let text =
+            "LPUSH: rps=0.0 (overall: 0.0) avg_msec=-nan\r LPUSH: 2116402.25 requests per second, p50=1.359 msec\n\
+                    RPOP: 2272727.25 requests per second, p50=1.351 msec\n";
+        assert_eq!(requests_per_second(text, "LPUSH"), Some(2116402.25));
+        assert_eq!(requests_per_second(text, "RPOP"), Some(2272727.25));
+        assert_eq!(requests_per_second(text, "SET"), None);
+    }
 
     #[test]
     fn reads_rates_from_both_sides() {
