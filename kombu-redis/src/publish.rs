@@ -360,6 +360,9 @@ impl Publisher {
     }
 }
 
+/// What a message's destination depends on, but for headers: exchange, routing key and priority.
+type SameRoute<'a> = (&'a str, &'a str, Option<u8>);
+
 /// The length of one command argument.
 fn arg_len(arg: &redis::Arg<&[u8]>) -> usize {
     match arg {
@@ -389,15 +392,22 @@ pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &
     let tables = fetch_tables(shared, routed)?;
     let prefix = &shared.opts.global_keyprefix;
     let mut scratch = Vec::new();
+    // The last destination, with the exchange, routing key and priority it was found for: consecutive
+    // messages with the same three go to the same place (except through a headers exchange).
+    let mut last: Option<(SameRoute, Destination)> = None;
     for (chunk, kinds) in batch.chunks(MAX_RUN).zip(kinds.chunks(MAX_RUN)) {
         let mut commands: Vec<redis::Cmd> = Vec::new();
         let mut run: Option<Run> = None;
         for (o, kind) in chunk.iter().zip(kinds) {
             let (m, ex, rk) = (&o.message, o.exchange.as_str(), o.routing_key.as_str());
-            let dest = destination(shared, m, ex, rk, *kind, Some(&tables))?;
-            if !run.as_ref().is_some_and(|r| r.takes(&dest)) {
+            let key = (ex, rk, m.properties.priority);
+            let dest = match &last {
+                Some((k, d)) if *k == key && *kind != ExchangeKind::Headers => d,
+                _ => &last.insert((key, destination(shared, m, ex, rk, *kind, Some(&tables))?)).1,
+            };
+            if !run.as_ref().is_some_and(|r| r.takes(dest)) {
                 commands.extend(run.take().map(Run::into_commands).unwrap_or_default());
-                run = Run::new(dest, prefix);
+                run = Run::new(dest.clone(), prefix);
             }
             if let Some(r) = run.as_mut() {
                 r.push(m, ex, rk, &mut scratch)?;

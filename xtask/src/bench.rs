@@ -14,8 +14,8 @@ pub(crate) struct Args {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 100)]
     size: u64,
-    /// Rounds per side (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Rounds per side (the median is reported). Single runs drift by 10-25% on a shared machine.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Backends to measure.
     #[arg(long, value_delimiter = ',', default_values_t = ["memory".to_string(), "redis".to_string(), "amqp".to_string()])]
