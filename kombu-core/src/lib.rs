@@ -40,7 +40,7 @@ pub use hub::{Hub, Stopper, TimerHandle};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginDeclaration, PluginRegistrar};
-pub use producer::{Producer, Publish};
+pub use producer::{Producer, Publish, DEFAULT_CONFIRM_TIMEOUT};
 pub use registry::Registry;
 pub use serialization::Accept;
 pub use simple::SimpleQueue;

@@ -1,7 +1,7 @@
 //! The `kombu` command-line tool: parses the command line, runs one command against a broker named by URL,
 //! and turns the outcome into an exit status and at most one line on stderr.
 //!
-//! The binary (`src/bin/kombu.rs`) only calls [`run`] with the process's arguments and standard streams;
+//! The binary (`src/bin/kombu.rs`) only calls [`run`](crate::cli::run) with the process's arguments and standard streams;
 //! the same entry point can be called in-process with other streams, which is how the memory broker
 //! (which lives inside one process) is exercised end to end.
 

@@ -1,4 +1,5 @@
-//! `cargo xtask lint`: formatting, clippy with warnings as errors, and the tidy checks.
+//! `cargo xtask lint`: formatting, clippy with warnings as errors, rustdoc with warnings as errors, and
+//! the tidy checks.
 
 use std::path::Path;
 
@@ -47,7 +48,14 @@ pub(crate) fn run() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // The public API docs build without warnings (broken or private intra-doc links, bad HTML).
+    run_checked(cargo().current_dir(root()).env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--workspace",
+        "--all-features",
+        "--no-deps",
+    ]))?;
     tidy()?;
-    println!("lint: fmt, clippy and tidy are clean");
+    println!("lint: fmt, clippy, docs and tidy are clean");
     Ok(())
 }

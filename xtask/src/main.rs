@@ -24,7 +24,7 @@ enum Command {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
-    /// cargo fmt --check, clippy -D warnings on everything, and the tidy checks.
+    /// cargo fmt --check, clippy -D warnings on everything, rustdoc -D warnings, and the tidy checks.
     Lint,
     /// The BENCH.md workload for each backend, side by side with Python Kombu, with ratios.
     Bench(bench::Args),
