@@ -290,7 +290,10 @@ fn cancel_requeues_what_arrived_but_was_not_handed_to_the_consumer() {
     let (mut consumer, inbox) = collecting(&conn, &q, true);
     consumer.consume().unwrap();
     // The broker pushes the messages to the client; nobody drains events, so none reaches the callback.
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ch.declare_queue(&q, true).unwrap().message_count > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(ch.declare_queue(&q, true).unwrap().message_count, 0, "the broker did not deliver");
     consumer.cancel().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

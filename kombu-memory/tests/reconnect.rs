@@ -12,8 +12,9 @@ use kombu_core::{BrokerUrl, Connection, Consumer, Error, Hub, Message, Producer,
 use kombu_memory::MemoryTransport;
 
 /// Connections to the memory broker that die when `kill` is called.
-/// A live connection: its kill switch and the waker of its poller.
-type Alive = (Arc<AtomicBool>, Arc<Mutex<Option<WakeHandle>>>);
+/// A live connection: the host of its URL (each test uses its own), its kill switch and the waker of its
+/// poller.
+type Alive = (String, Arc<AtomicBool>, Arc<Mutex<Option<WakeHandle>>>);
 
 #[derive(Default)]
 struct Flaky {
@@ -22,8 +23,13 @@ struct Flaky {
 }
 
 impl Flaky {
-    fn kill_all(&self) {
-        for (dead, wake) in self.alive.lock().unwrap().drain(..) {
+    /// Kills the live connections to `host` only: the tests of this file run in parallel and share
+    /// the transport, and one test's kill must not reach the other's connections.
+    fn kill_all(&self, host: &str) {
+        let mut alive = self.alive.lock().unwrap();
+        let (killed, kept): (Vec<Alive>, Vec<Alive>) = alive.drain(..).partition(|(h, _, _)| h == host);
+        *alive = kept;
+        for (_, dead, wake) in killed {
             dead.store(true, Ordering::Release);
             if let Some(w) = wake.lock().unwrap().as_ref() {
                 w.wake();
@@ -52,7 +58,8 @@ impl Transport for FlakyTransport {
         inner_url.scheme = "memory".into();
         let dead = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Mutex::new(None));
-        self.0.alive.lock().unwrap().push((dead.clone(), wake.clone()));
+        let host = url.hostname.clone().unwrap_or_default();
+        self.0.alive.lock().unwrap().push((host, dead.clone(), wake.clone()));
         self.0.connects.fetch_add(1, Ordering::AcqRel);
         Ok(Box::new(FlakyConnection { inner: MemoryTransport.connect(&inner_url)?, dead, wake }))
     }
@@ -155,7 +162,7 @@ fn drain_events_reconnects_and_restarts_consumers() {
         let _ = conn.drain_events(Some(Duration::from_millis(50)));
     }
     let connects = f.connects.load(Ordering::Acquire);
-    f.kill_all();
+    f.kill_all("reconnect-drain");
     // The loss is noticed and repaired inside drain_events: no error reaches the caller.
     conn.drain_events(Some(Duration::from_secs(5))).unwrap();
     // A producer made before the loss publishes on the new connection.
@@ -178,9 +185,12 @@ fn hub_reconnects_and_keeps_running() {
     let queue = Queue::new("hq").durable(false);
     let (_c, seen) = recorder(&conn, &queue);
     publish("reconnect-hub", "hq", "one");
-    hub.run_for(Duration::from_millis(200)).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() && Instant::now() < end {
+        hub.run_for(Duration::from_millis(50)).unwrap();
+    }
     assert_eq!(*seen.lock().unwrap(), vec!["one"]);
-    f.kill_all();
+    f.kill_all("reconnect-hub");
     hub.run_for(Duration::from_millis(200)).unwrap();
     publish("reconnect-hub", "hq", "two");
     let end = Instant::now() + Duration::from_secs(5);

@@ -130,6 +130,9 @@ fn publisher_survives_client_kill_without_losing_messages() {
     }
     stop.store(true, Ordering::Release);
     let kills = killer.join().unwrap();
+    // Publishes are pipelined: their replies are read (and those a kill cut off sent again) by the
+    // channel's next operation. Settle now, after the last kill, before another connection looks.
+    ch.close().unwrap();
     let reader_conn = open(URL);
     let reader = reader_conn.channel().unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();

@@ -145,8 +145,7 @@ fn fanout_both_ways() {
     let (child, out) = python_consumer(json!({"op": "consume", "url": URL, "exchange": ex.name, "type": "fanout",
         "queue": pq, "binding": "", "count": 1, "timeout": 10}));
     ch.declare_exchange(&ex, false).unwrap();
-    // Python subscribes on its first poll; publish until it has seen one.
-    std::thread::sleep(Duration::from_millis(500));
+    // The helper says READY after its first poll, which is when Python Kombu subscribes.
     ch.publish(Message::new("to python").content_type("text/plain"), &ex.name, "", &PublishOptions::default()).unwrap();
     let got = finish(child, out);
     assert_eq!(got.len(), 1, "{got:?}");

@@ -66,6 +66,12 @@ def main():
                 print(json.dumps(got[-1]), flush=True)
 
             with Consumer(channel, [q], on_message=on_message):
+                # Kombu subscribes fanout queues on the first poll: poll once before saying READY, so
+                # that a publish made when READY is read is not lost.
+                try:
+                    conn.drain_events(timeout=0.01)
+                except Exception:
+                    pass
                 print("READY", flush=True)
                 end = time.monotonic() + spec.get("timeout", 10)
                 while len(got) < spec["count"] and time.monotonic() < end:
