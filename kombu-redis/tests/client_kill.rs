@@ -71,8 +71,11 @@ fn consumer_survives_client_kill_without_losing_messages() {
     let killer = {
         let name = name.clone();
         std::thread::spawn(move || {
+            // Until 12 connections are killed: a round may find none (the consumer reconnecting), and
+            // the consumer keeps draining, so reconnecting, until the killer is done.
             let mut kills = 0;
-            for _ in 0..12 {
+            let end = Instant::now() + Duration::from_secs(20);
+            while kills < 12 && Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(40));
                 kills += kill_named(&name);
             }
@@ -80,7 +83,7 @@ fn consumer_survives_client_kill_without_losing_messages() {
         })
     };
     let end = Instant::now() + Duration::from_secs(40);
-    while seen.lock().unwrap().len() < N && Instant::now() < end {
+    while (seen.lock().unwrap().len() < N || !killer.is_finished()) && Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(200)));
     }
     producer.join().unwrap();
