@@ -36,16 +36,22 @@ use crate::socket::{auth_commands, handshake, Sock};
 
 const INVALIDATE: &[u8] = b"__redis__:invalidate";
 
+/// A pop request sent for a channel: enough to read its reply and to send it again.
+struct Pop {
+    chan: u64,
+    /// The request's id (its in-flight record when `record`).
+    req: String,
+    queues: Vec<String>,
+    /// Most messages asked for.
+    requested: usize,
+    record: bool,
+    /// The script's arguments, as sent.
+    args: Vec<Vec<u8>>,
+}
+
 /// What a reply on the command socket answers.
 enum Pending {
-    Pop {
-        chan: u64,
-        req: String,
-        queues: Vec<String>,
-        requested: usize,
-        record: bool,
-        args: Vec<Vec<u8>>,
-    },
+    Pop(Pop),
     Tracking,
     Pong,
     /// The EXEC of queued acks: sent again after a reconnect if its reply never came.
@@ -203,7 +209,7 @@ impl RedisPoller {
             .pending
             .iter()
             .filter_map(|p| match p {
-                Pending::Pop { req, record: true, .. } => Some(req.clone()),
+                Pending::Pop(Pop { req, record: true, .. }) => Some(req.clone()),
                 _ => None,
             })
             .collect();
@@ -394,9 +400,7 @@ impl RedisPoller {
         }
         for (pending, frame) in frames {
             match pending {
-                Pending::Pop { chan, req, queues, requested, record, args } => {
-                    self.on_pop(chan, req, queues, requested, record, args, frame, out)?;
-                }
+                Pending::Pop(pop) => self.on_pop(pop, frame, out)?,
                 Pending::Tracking => {
                     if let Some(e) = error_text(&frame) {
                         tracing::warn!("redis refused client tracking ({e}); polling every {:?}", self.tick_interval());
@@ -425,18 +429,8 @@ impl RedisPoller {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_pop(
-        &mut self,
-        chan: u64,
-        req: String,
-        queues: Vec<String>,
-        requested: usize,
-        record: bool,
-        args: Vec<Vec<u8>>,
-        frame: Frame,
-        out: &mut Vec<Delivery>,
-    ) -> Result<()> {
+    fn on_pop(&mut self, pop: Pop, frame: Frame, out: &mut Vec<Delivery>) -> Result<()> {
+        let Pop { chan, ref req, ref queues, requested, record, ref args } = pop;
         if let Some(cp) = self.chans.get_mut(&chan) {
             cp.inflight = cp.inflight.saturating_sub(requested);
         }
@@ -450,7 +444,7 @@ impl RedisPoller {
                 if let Some(cp) = self.chans.get_mut(&chan) {
                     cp.inflight += requested;
                 }
-                self.send(packed, Pending::Pop { chan, req, queues, requested, record, args });
+                self.send(packed, Pending::Pop(pop));
                 return Ok(());
             }
             Frame::Error(e) => {
@@ -629,7 +623,7 @@ impl RedisPoller {
         args.push((o.visibility_timeout.as_millis() as u64).to_string().into_bytes());
         args.push(queues.len().to_string().into_bytes());
         let packed = pack("EVALSHA", &args);
-        self.send(packed, Pending::Pop { chan: ch.id, req, queues, requested: n, record, args });
+        self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, args }));
     }
 
     /// Timer work: a fresh look at the queues, reconnecting, health checks, visibility restores.
