@@ -64,7 +64,7 @@ impl Entry {
         if !self.no_ack {
             message.bind_channel(self.channel.clone());
         }
-        Delivery { consumer_tag: self.tag.clone(), message }
+        Delivery::new(self.tag.clone(), message)
     }
 
     /// After a cancel: deliveries lapin already received for this consumer go back to the queue.

@@ -145,6 +145,13 @@ pub fn to_message(body: Vec<u8>, props: &BasicProperties, envelope: Envelope<'_>
     info.exchange = share(&mut names.exchange, envelope.exchange);
     info.routing_key = share(&mut names.routing_key, envelope.routing_key);
     info.redelivered = envelope.redelivered;
+    // RabbitMQ counts deliveries on quorum queues (`x-delivery-count`, absent on the first one);
+    // classic queues only say "redelivered".
+    info.redeliveries = match m.headers.get("x-delivery-count").and_then(Value::as_u64) {
+        Some(n) => Some(n.min(u64::from(u32::MAX)) as u32),
+        None if !envelope.redelivered => Some(0),
+        None => None,
+    };
     info.delivery_tag = DeliveryTag::Number(envelope.delivery_tag);
     info.consumer_tag = envelope.consumer_tag;
     m.delivery_info = info;

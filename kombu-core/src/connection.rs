@@ -74,7 +74,7 @@ pub enum FailoverStrategy {
     Shuffle,
 }
 
-type Handler = Box<dyn FnMut(Message) -> Result<()> + Send>;
+type Handler = Box<dyn FnMut(Message, Option<Error>) -> Result<()> + Send>;
 
 /// Consumers of one connection: consumer tag to callback.
 #[derive(Default)]
@@ -94,8 +94,9 @@ impl ConsumerTable {
     }
 
     /// Hands each delivery to its consumer; a delivery for a consumer that is gone goes back to its queue.
-    fn dispatch(&self, deliveries: &mut Vec<Delivery>) -> Result<usize> {
-        let mut first_err = None;
+    /// A consumer's failure (a message it could neither handle nor dead-letter) is logged and stays with
+    /// that message, which is left unacknowledged: it never stops the other deliveries.
+    fn dispatch(&self, deliveries: &mut Vec<Delivery>) -> usize {
         let mut n = 0;
         let mut rest = deliveries.drain(..).peekable();
         while let Some(d) = rest.next() {
@@ -109,22 +110,19 @@ impl ConsumerTable {
             // One lock for a run of deliveries to the same consumer.
             let mut call = handler.lock().unwrap_or_else(|e| e.into_inner());
             let tag = d.consumer_tag;
-            let mut message = d.message;
+            let (mut message, mut error) = (d.message, d.error);
             loop {
                 n += 1;
-                if let Err(e) = (*call)(message) {
-                    first_err.get_or_insert(e);
+                if let Err(e) = (*call)(message, error) {
+                    tracing::error!("consumer {tag}: {e}");
                 }
                 match rest.next_if(|next| Arc::ptr_eq(&next.consumer_tag, &tag)) {
-                    Some(next) => message = next.message,
+                    Some(next) => (message, error) = (next.message, next.error),
                     None => break,
                 }
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(n),
-        }
+        n
     }
 }
 
@@ -253,10 +251,10 @@ impl Driver for ConnectionDriver {
                     Err(again) if again.is_recoverable() => self.schedule_retry(sources, &again),
                     Err(again) => return Err(again),
                 }
-                dispatched
+                Ok(dispatched)
             }
             Err(e) => Err(e),
-            Ok(()) => dispatched,
+            Ok(()) => Ok(dispatched),
         }
     }
     fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()> {
@@ -615,9 +613,21 @@ impl Connection {
         let reactor = guard.as_mut().ok_or_else(|| Error::state("no reactor"))?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut external = Vec::new();
+        let mut errors = Vec::new();
         loop {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let delivered = reactor.turn(wait, &mut external);
+            let delivered = reactor.turn(wait, &mut external, &mut errors).and_then(|n| {
+                let mut errors = errors.drain(..);
+                match errors.next() {
+                    None => Ok(n),
+                    Some(first) => {
+                        for later in errors {
+                            tracing::error!("draining events: {later}");
+                        }
+                        Err(first)
+                    }
+                }
+            });
             if reactor.is_empty() {
                 *guard = None;
                 delivered?;

@@ -1,6 +1,8 @@
 //! `Consumer`: receives messages from one or more queues into a callback, checking the accept list and
-//! decoding bodies; refused or undecodable messages go to an error handler and are never lost.
+//! decoding bodies; refused or undecodable messages go to an error handler or, with none, to the
+//! [`PoisonPolicy`]: never lost, never a reason to stop.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
@@ -9,13 +11,14 @@ use crate::connection::{Connection, ConsumerSpec};
 use crate::entity::Queue;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Message;
+use crate::poison::PoisonPolicy;
 use crate::serialization::Accept;
 use crate::transport::Channel;
 
 /// A user callback: hands the message back with the error when it refuses it.
 type MessageFn = Box<dyn FnMut(Message) -> std::result::Result<(), Box<(Error, Message)>> + Send>;
-/// What the connection's consumer table calls.
-type HandlerFn = Box<dyn FnMut(Message) -> Result<()> + Send>;
+/// What the connection's consumer table calls: a message, and why the backend could not read it.
+type HandlerFn = Box<dyn FnMut(Message, Option<Error>) -> Result<()> + Send>;
 type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
 
 /// Consumes from queues. Build it, then [`consume`](Consumer::consume); dropping it cancels.
@@ -23,10 +26,11 @@ type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
 /// Messages arrive when the connection's events are processed: by [`Connection::drain_events`], or by a
 /// [`Hub`](crate::Hub) the connection is registered with.
 ///
-/// A message whose content type is not in the accept list, or (with [`callback`](Consumer::callback))
-/// whose body does not decode, does not reach the callback: it goes to the [`on_error`](Consumer::on_error)
-/// handler, or, without one, stays unacknowledged (so it is redelivered when the channel closes) and the
-/// error is returned from `drain_events`/`run_once` after the other messages. Either way it is not lost.
+/// A message whose content type is not in the accept list, (with [`callback`](Consumer::callback)) whose
+/// body does not decode, or that the backend could not read, does not reach the callback: it goes to the
+/// [`on_error`](Consumer::on_error) handler, or, without one, to the dead-letter queue of the
+/// [`PoisonPolicy`] (logged at error level). A message redelivered more than the policy allows goes there
+/// too. Either way it is not lost, and the other messages keep flowing.
 pub struct Consumer {
     connection: Connection,
     channel: Option<Arc<dyn Channel>>,
@@ -37,6 +41,7 @@ pub struct Consumer {
     auto_declare: bool,
     on_message: Option<MessageFn>,
     on_error: Option<ErrorFn>,
+    poison: PoisonPolicy,
     tags: Vec<Arc<str>>,
     active: Option<Arc<ConsumerSpec>>,
 }
@@ -64,6 +69,7 @@ impl Consumer {
             auto_declare: true,
             on_message: None,
             on_error: None,
+            poison: PoisonPolicy::default(),
             tags: Vec::new(),
             active: None,
         }
@@ -130,6 +136,13 @@ impl Consumer {
         self
     }
 
+    /// What happens to messages that cannot be handled and have no error handler, and to messages
+    /// redelivered too often (default: [`PoisonPolicy::default`]).
+    pub fn poison_policy(mut self, policy: PoisonPolicy) -> Self {
+        self.poison = policy;
+        self
+    }
+
     /// The consumer tags, one per queue, while consuming.
     pub fn consumer_tags(&self) -> &[Arc<str>] {
         &self.tags
@@ -150,7 +163,18 @@ impl Consumer {
         };
         let accept = self.accept.clone();
         let mut on_error = self.on_error.take();
-        let handler: HandlerFn = Box::new(move |m: Message| {
+        let poison = self.poison.clone();
+        let tags: Vec<Arc<str>> = self.queues.iter().map(|_| self.connection.new_consumer_tag()).collect();
+        let queue_of: HashMap<Arc<str>, String> =
+            tags.iter().cloned().zip(self.queues.iter().map(|q| q.name.clone())).collect();
+        let handler: HandlerFn = Box::new(move |m: Message, unreadable: Option<Error>| {
+            let queue = m.delivery_info.consumer_tag.as_ref().and_then(|t| queue_of.get(t)).map_or("", |q| q.as_str());
+            if let Some(err) = unreadable {
+                return refuse(&mut on_error, &poison, queue, err, m);
+            }
+            if let Some(reason) = poison.over_limit(&m) {
+                return poison.dead_letter(&m, queue, &reason);
+            }
             if !accept.allows(m.content_type.as_deref()) {
                 let err = Error::new(
                     ErrorKind::ContentDisallowed,
@@ -160,19 +184,18 @@ impl Consumer {
                         m.content_type.as_deref().unwrap_or("")
                     ),
                 );
-                return refuse(&mut on_error, err, m);
+                return refuse(&mut on_error, &poison, queue, err, m);
             }
             match on_message(m) {
                 Ok(()) => Ok(()),
                 Err(refused) => {
                     let (err, m) = *refused;
-                    refuse(&mut on_error, err, m)
+                    refuse(&mut on_error, &poison, queue, err, m)
                 }
             }
         });
         let handler = Arc::new(Mutex::new(handler));
         let table = self.connection.consumers().clone();
-        let tags: Vec<Arc<str>> = self.queues.iter().map(|_| self.connection.new_consumer_tag()).collect();
         for tag in &tags {
             table.insert(tag.clone(), handler.clone());
         }
@@ -220,16 +243,27 @@ impl Consumer {
     }
 }
 
-fn refuse(on_error: &mut Option<ErrorFn>, err: Error, message: Message) -> Result<()> {
+/// A message the consumer cannot handle: to the error handler, or by the poison policy.
+fn refuse(
+    on_error: &mut Option<ErrorFn>,
+    poison: &PoisonPolicy,
+    queue: &str,
+    err: Error,
+    message: Message,
+) -> Result<()> {
     match on_error {
         Some(handler) => {
             handler(err, message);
             Ok(())
         }
-        None => {
-            tracing::warn!("message refused and left unacknowledged: {err}");
-            Err(err)
+        None if message.channel().is_none() => {
+            tracing::error!(
+                "message {} from queue '{queue}' consumed with no_ack cannot be handled and is gone: {err}",
+                message.delivery_info.delivery_tag
+            );
+            Ok(())
         }
+        None => poison.dead_letter(&message, queue, &err.to_string()),
     }
 }
 

@@ -22,6 +22,10 @@ use crate::message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, Propertie
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// The envelope property in which kombu-rs counts a message's earlier deliveries (incremented each time
+/// a Redis consumer restores it); Python Kombu keeps unknown properties and ignores them.
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
+
 /// The envelope: one JSON object per message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -271,7 +275,11 @@ impl Envelope {
         };
         let redelivered = self.properties.delivery_info.redelivered.unwrap_or(false)
             || self.headers.get("redelivered").and_then(|v| v.as_bool()).unwrap_or(false);
-        let p = self.properties;
+        let mut p = self.properties;
+        // Deliveries before this one: counted by kombu-rs on each restore (Python Kombu ignores the key);
+        // a message Python marked redelivered without counting has been delivered at least once.
+        let counted = p.extra.remove(DELIVERY_COUNT).and_then(|v| v.as_u64()).map(|n| n.min(u32::MAX as u64) as u32);
+        let redeliveries = counted.unwrap_or(u32::from(redelivered));
         let expiration = match p.expiration.as_deref() {
             Some(ms) => Some(Duration::from_millis(
                 ms.trim().parse::<f64>().map_err(|_| Error::serialization(format!("bad expiration '{ms}'")))?.max(0.0)
@@ -299,6 +307,7 @@ impl Envelope {
             redelivered,
             delivery_tag: DeliveryTag::Text(Arc::from(p.delivery_tag.unwrap_or_default())),
             consumer_tag: None,
+            redeliveries: Some(redeliveries),
         };
         Ok(message)
     }

@@ -21,6 +21,7 @@ pub mod hub;
 mod message;
 #[cfg(feature = "plugins")]
 pub mod plugin;
+mod poison;
 mod producer;
 pub mod registry;
 pub mod routing;
@@ -40,12 +41,14 @@ pub use hub::{Hub, Stopper, TimerHandle};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginDeclaration, PluginRegistrar};
+pub use poison::{PoisonPolicy, DEFAULT_MAX_REDELIVERIES};
 pub use producer::{Producer, Publish, DEFAULT_CONFIRM_TIMEOUT};
 pub use registry::Registry;
 pub use serialization::Accept;
 pub use simple::SimpleQueue;
 pub use transport::{
-    BrokerConnection, Capabilities, Channel, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions, Transport,
+    BrokerConnection, Capabilities, Channel, DeadLetter, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions,
+    Transport,
 };
 pub use url::BrokerUrl;
 

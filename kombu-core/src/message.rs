@@ -103,6 +103,11 @@ pub struct DeliveryInfo {
     pub delivery_tag: DeliveryTag,
     /// The consumer it was delivered to, if any.
     pub consumer_tag: Option<Arc<str>>,
+    /// How many times the broker delivered it before this delivery (0 the first time), where the
+    /// backend counts: memory and Redis always (on Redis in the envelope's `properties`, under
+    /// `x-delivery-count`, which Python Kombu ignores), AMQP where RabbitMQ sends `x-delivery-count`
+    /// (quorum queues). `None` where nothing counts.
+    pub redeliveries: Option<u32>,
 }
 
 impl Default for DeliveryInfo {
@@ -115,6 +120,7 @@ impl Default for DeliveryInfo {
             redelivered: false,
             delivery_tag: DeliveryTag::default(),
             consumer_tag: None,
+            redeliveries: None,
         }
     }
 }
@@ -304,6 +310,26 @@ impl Message {
     /// Rejects the message back to its queue.
     pub fn requeue(&self) -> Result<()> {
         self.reject(true)
+    }
+
+    /// Moves the message to a dead-letter destination and settles it (see [`Channel::dead_letter`]).
+    /// A [`Consumer`](crate::Consumer) does this itself for messages its
+    /// [`PoisonPolicy`](crate::PoisonPolicy) refuses.
+    pub fn dead_letter(&self, target: &crate::transport::DeadLetter<'_>) -> Result<()> {
+        self.settle_with(MessageState::Rejected, |ch, _| ch.dead_letter(self, target))
+    }
+
+    /// A copy to publish again: the same body, content type, encoding, headers and properties, with no
+    /// delivery information and bound to no channel.
+    pub fn detached(&self) -> Message {
+        Message {
+            body: self.body.clone(),
+            content_type: self.content_type.clone(),
+            content_encoding: self.content_encoding.clone(),
+            headers: self.headers.clone(),
+            properties: self.properties.clone(),
+            ..Default::default()
+        }
     }
 
     /// The body after decompression (the `compression` header), still serialized.

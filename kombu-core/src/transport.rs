@@ -161,11 +161,47 @@ pub struct Outgoing {
 
 /// A message delivered to a consumer.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Delivery {
     /// The consumer it is for.
     pub consumer_tag: Arc<str>,
     /// The message, bound to its channel unless consumed with `no_ack`.
     pub message: Message,
+    /// Why the backend could not read the message (for example a stored payload that is not a Kombu
+    /// envelope). The message then carries the raw payload as its body; the consumer hands it to its
+    /// error handler or to its [`PoisonPolicy`](crate::PoisonPolicy), never to its callback.
+    pub error: Option<crate::Error>,
+}
+
+impl Delivery {
+    /// A message for the consumer `consumer_tag`.
+    pub fn new(consumer_tag: Arc<str>, message: Message) -> Delivery {
+        Delivery { consumer_tag, message, error: None }
+    }
+
+    /// A message the backend could not read: `message` holds the raw payload, `error` says why.
+    pub fn unreadable(consumer_tag: Arc<str>, message: Message, error: crate::Error) -> Delivery {
+        Delivery { consumer_tag, message, error: Some(error) }
+    }
+}
+
+/// Where a message that cannot be handled goes, and why: the argument of [`Channel::dead_letter`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct DeadLetter<'a> {
+    /// The queue the message was consumed from.
+    pub queue: &'a str,
+    /// The dead-letter queue to put it in (for backends without a broker-side dead-letter exchange).
+    pub to: &'a str,
+    /// Why it is dead-lettered, for the logs and the `x-kombu-dead-letter-reason` header.
+    pub reason: &'a str,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// Dead-letters from `queue` to `to` for `reason`.
+    pub fn new(queue: &'a str, to: &'a str, reason: &'a str) -> DeadLetter<'a> {
+        DeadLetter { queue, to, reason }
+    }
 }
 
 /// A channel: declares, publishes, gets, consumes and settles. Methods take `&self`: a channel is shared
@@ -207,6 +243,16 @@ pub trait Channel: Send + Sync {
     fn ack(&self, tag: &DeliveryTag) -> Result<()>;
     /// Rejects a delivery; with `requeue` it goes back to its queue (marked redelivered).
     fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()>;
+    /// Moves a delivered message that cannot be handled to a dead-letter destination and settles it.
+    ///
+    /// The default declares the queue `target.to` (durable), publishes a copy of the message there
+    /// through the default exchange with the headers `x-kombu-dead-letter-reason` and
+    /// `x-kombu-dead-letter-queue`, waiting for the broker's confirmation, and then acknowledges the
+    /// original. A failure between the two leaves a copy in both places, never in neither. Backends that
+    /// can move a message in one step, or that have the broker's own dead-lettering, override it.
+    fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
+        dead_letter_by_copy(self, message, target)
+    }
     /// Redelivers every unacknowledged message of this channel.
     fn recover(&self, requeue: bool) -> Result<()>;
     /// Limits unacknowledged deliveries to `prefetch_count` (0: no limit).
@@ -232,6 +278,22 @@ pub trait Channel: Send + Sync {
         Ok(info)
     }
 }
+
+/// [`Channel::dead_letter`]'s default: declares `target.to`, publishes a copy there (confirmed) with the
+/// reason in its headers, then acknowledges the original. For backends that override `dead_letter` and
+/// fall back to it.
+pub fn dead_letter_by_copy<C: Channel + ?Sized>(channel: &C, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
+    channel.declare_queue(&Queue::new(target.to), false)?;
+    let mut copy = message.detached();
+    copy.headers.insert("x-kombu-dead-letter-reason".into(), target.reason.into());
+    copy.headers.insert("x-kombu-dead-letter-queue".into(), target.queue.into());
+    let options = PublishOptions { confirm_timeout: Some(DEAD_LETTER_CONFIRM), ..Default::default() };
+    channel.publish(copy, "", target.to, &options)?;
+    channel.ack(&message.delivery_info.delivery_tag)
+}
+
+/// How long dead-lettering by copy waits for the broker to confirm the copy.
+const DEAD_LETTER_CONFIRM: Duration = Duration::from_secs(30);
 
 /// Wakes a connection's consumers: registers the connection's event sources (sockets, or a waker for
 /// sources on other threads) with a [`Hub`](crate::Hub), and turns their readiness into deliveries.

@@ -31,6 +31,8 @@ impl Notify {
 pub(crate) struct Stored {
     pub(crate) message: Arc<Message>,
     pub(crate) redelivered: bool,
+    /// Deliveries before the next one (requeues counted).
+    pub(crate) redeliveries: u32,
     pub(crate) expires_at: Option<Instant>,
 }
 
@@ -320,6 +322,7 @@ impl State {
         if let Some(q) = self.queues.get_mut(queue) {
             while let Some(mut s) = stored.pop() {
                 s.redelivered = true;
+                s.redeliveries = s.redeliveries.saturating_add(1);
                 q.push_front(s);
             }
             q.wake_watchers();
@@ -368,7 +371,12 @@ fn enqueue(q: &mut QueueEntry, message: Arc<Message>, redelivered: bool) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    q.push_back(Stored { message, redelivered, expires_at: ttl.map(|t| Instant::now() + t) });
+    q.push_back(Stored {
+        message,
+        redelivered,
+        redeliveries: u32::from(redelivered),
+        expires_at: ttl.map(|t| Instant::now() + t),
+    });
     // Pollers are woken when a queue becomes non-empty; one that stops early (budget, prefetch) wakes
     // itself again or is woken by the ack that makes room, so later messages need no wake of their own.
     if q.len == 1 {

@@ -100,6 +100,7 @@ impl MemoryChannel {
         st.next_tag += 1;
         let tag = st.next_tag;
         m.delivery_info.redelivered = stored.redelivered;
+        m.delivery_info.redeliveries = Some(stored.redeliveries);
         m.delivery_info.delivery_tag = DeliveryTag::Number(tag);
         m.delivery_info.consumer_tag = consumer.cloned();
         if !no_ack {
@@ -142,7 +143,7 @@ impl MemoryChannel {
             let got = batch.len();
             for stored in batch.drain(..) {
                 let message = self.deliver(&mut st, &queue, stored, no_ack, Some(&tag));
-                out.push(Delivery { consumer_tag: tag.clone(), message });
+                out.push(Delivery::new(tag.clone(), message));
             }
             delivered += got;
             idle = if got == 0 { idle + 1 } else { 0 };

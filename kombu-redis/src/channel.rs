@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use kombu_core::envelope::Envelope;
-use kombu_core::transport::{Channel, Outgoing, PublishOptions};
+use kombu_core::transport::{dead_letter_by_copy, Channel, DeadLetter, Outgoing, PublishOptions};
 use kombu_core::{
     DeliveryTag, Error, ErrorKind, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result,
 };
@@ -36,8 +36,6 @@ pub(crate) struct Unacked {
     pub(crate) payload: Bytes,
     /// Recorded in `unacked` (ack emulation).
     pub(crate) recorded: bool,
-    /// Delivered to a consumer by the poller (its ack can ride on the poller's socket).
-    pub(crate) consumed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +133,8 @@ impl RedisChannel {
             .arg(if record { "1" } else { "0" })
             .arg("")
             .arg(o.visibility_timeout.as_millis() as u64)
-            .arg(1);
+            .arg(1)
+            .arg(queue);
         let reply: Vec<redis::Value> = self.shared.pool.run("get", |c| inv.invoke(c))?;
         let mut it = reply.into_iter().skip(1);
         match (it.next(), it.next()) {
@@ -411,7 +410,7 @@ impl Channel for RedisChannel {
                     self.track(
                         &mut m,
                         Arc::from(tag.as_str()),
-                        Unacked { queue: queue.to_owned(), payload, recorded: record, consumed: false },
+                        Unacked { queue: queue.to_owned(), payload, recorded: record },
                     );
                 }
                 Ok(Some(m))
@@ -452,15 +451,13 @@ impl Channel for RedisChannel {
             (st.unacked.remove(key.as_str()), st.prefetch > 0)
         };
         let recorded = entry.as_ref().map(|u| u.recorded).unwrap_or(self.shared.opts.ack_emulation);
-        let consumed = entry.as_ref().is_some_and(|u| u.consumed);
-        // A consumer's ack is sent by the poller, pipelined with its next request (like AMQP's basic.ack,
-        // it has no reply to wait for); an ack lost with a dropped socket means a later redelivery.
-        let res = if !recorded || (consumed && self.shared.defer_ack(Arc::from(key.as_str()))) {
-            Ok(())
-        } else {
-            self.forget_on_server(&[key.as_str()])
-        };
-        if limited {
+        // Synchronous, as in Python Kombu: when this returns, the server has forgotten the message.
+        let res = if recorded { self.forget_on_server(&[key.as_str()]) } else { Ok(()) };
+        if res.is_err() {
+            if let Some(u) = entry {
+                self.state().unacked.insert(Arc::from(key.as_str()), u);
+            }
+        } else if limited {
             self.shared.wake();
         }
         res
@@ -482,6 +479,33 @@ impl Channel for RedisChannel {
             self.shared.wake();
         }
         res
+    }
+
+    /// Moves the message's payload as stored, byte for byte, from `unacked` to the dead-letter list in
+    /// one step (Python Kombu reads that list as an ordinary queue).
+    fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
+        let key: Arc<str> = Arc::from(message.delivery_info.delivery_tag.to_string());
+        let Some(entry) = self.state().unacked.remove(&key) else {
+            return dead_letter_by_copy(self, message, target);
+        };
+        let o = &self.shared.opts;
+        let list = keys::queue_key(&o.global_keyprefix, target.to, 0);
+        let mut inv = scripts().dead_letter.prepare_invoke();
+        inv.key(&o.unacked_key).key(&o.unacked_index_key).key(&list);
+        inv.arg(&*key).arg(&entry.payload[..]).arg(if entry.recorded { "0" } else { "1" });
+        match self.shared.pool.run("dead-letter", |c| inv.invoke::<i64>(c)) {
+            Ok(moved) => {
+                if moved == 0 {
+                    tracing::warn!("message {key} was restored by another consumer before it could be dead-lettered");
+                }
+                self.shared.wake();
+                Ok(())
+            }
+            Err(e) => {
+                self.state().unacked.insert(key, entry);
+                Err(e)
+            }
+        }
     }
 
     fn recover(&self, _requeue: bool) -> Result<()> {

@@ -35,9 +35,9 @@ pub(crate) struct Shared {
     /// not clear its successor's handle).
     pub(crate) waker: Mutex<Option<(u64, WakeHandle)>>,
     pub(crate) next_poller: AtomicU64,
-    /// Acks of consumer deliveries waiting for the poller to send them (pipelined on its socket).
-    pub(crate) acks: Mutex<Vec<Arc<str>>>,
     pub(crate) open: AtomicBool,
+    /// A visibility-timeout sweep is running (on its own thread, off the Hub's).
+    pub(crate) sweeping: AtomicBool,
     next_channel: AtomicU64,
     /// Names this connection's in-flight hash, unique per connection.
     pub(crate) session: String,
@@ -57,35 +57,6 @@ impl Shared {
 
     pub(crate) fn channels(&self) -> Vec<Arc<RedisChannel>> {
         lock(&self.channels).clone()
-    }
-
-    /// Queues an ack for the poller; false when no poller runs (the caller acks itself).
-    pub(crate) fn defer_ack(&self, tag: Arc<str>) -> bool {
-        let waker = lock(&self.waker);
-        let Some((_, w)) = waker.as_ref() else { return false };
-        let mut acks = lock(&self.acks);
-        acks.push(tag);
-        if acks.len() == 1 {
-            w.wake();
-        }
-        true
-    }
-
-    /// Sends the queued acks now, on a pooled connection.
-    pub(crate) fn flush_acks(&self) -> Result<()> {
-        let tags: Vec<Arc<str>> = std::mem::take(&mut *lock(&self.acks));
-        if tags.is_empty() {
-            return Ok(());
-        }
-        let o = &self.opts;
-        let mut p = redis::pipe();
-        p.atomic();
-        for chunk in tags.chunks(1000) {
-            let names: Vec<&str> = chunk.iter().map(|t| &**t).collect();
-            p.cmd("ZREM").arg(&o.unacked_index_key).arg(&names).ignore();
-            p.cmd("HDEL").arg(&o.unacked_key).arg(&names).ignore();
-        }
-        self.pool.run("ack", |c| p.query::<()>(c))
     }
 
     /// The in-flight hash of this connection's consumer requests.
@@ -120,8 +91,8 @@ impl RedisConnection {
                 fanout: Mutex::new(HashMap::new()),
                 waker: Mutex::new(None),
                 next_poller: AtomicU64::new(1),
-                acks: Mutex::new(Vec::new()),
                 open: AtomicBool::new(true),
+                sweeping: AtomicBool::new(false),
                 next_channel: AtomicU64::new(1),
                 session: uuid::Uuid::new_v4().to_string(),
             }),
@@ -162,9 +133,6 @@ impl BrokerConnection for RedisConnection {
             if let Err(e) = ch.close() {
                 first_err.get_or_insert(e);
             }
-        }
-        if let Err(e) = self.shared.flush_acks() {
-            first_err.get_or_insert(e);
         }
         self.shared.open.store(false, Ordering::Release);
         lock(&self.shared.channels).clear();

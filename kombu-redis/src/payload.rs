@@ -1,12 +1,14 @@
 //! Stored message payloads as Kombu reads them (pure): marking a restored message redelivered, reading
 //! an `unacked` entry (`[payload, exchange, routing_key]`), and the clock Kombu scores deliveries with.
 
+use kombu_core::envelope::DELIVERY_COUNT;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The payload with `headers.redelivered` and `properties.delivery_info.redelivered` set, as Kombu does
-/// when it restores a message, and the message's priority. A payload that is not a JSON object is kept
-/// as it is (priority 0).
+/// when it restores a message, its delivery count (`properties["x-delivery-count"]`, which Python Kombu
+/// ignores) raised by one, and the message's priority. A payload that is not a JSON object is kept as it
+/// is (priority 0).
 pub fn mark_redelivered(payload: &[u8]) -> (Vec<u8>, u8) {
     let Ok(mut v) = serde_json::from_slice::<Value>(payload) else {
         return (payload.to_vec(), 0);
@@ -31,6 +33,8 @@ pub fn mark_redelivered(payload: &[u8]) -> (Vec<u8>, u8) {
         if let Some(Value::Object(di)) = props.get_mut("delivery_info") {
             di.insert("redelivered".into(), Value::Bool(true));
         }
+        let count = props.get(DELIVERY_COUNT).and_then(Value::as_u64).unwrap_or(0);
+        props.insert(DELIVERY_COUNT.into(), Value::from(count.saturating_add(1)));
     }
     (serde_json::to_vec(&v).unwrap_or_else(|_| payload.to_vec()), priority)
 }
@@ -47,14 +51,60 @@ pub struct UnackedEntry {
 }
 
 /// Reads an `unacked` entry; `None` if it is not `[payload, exchange, routing_key]`.
+///
+/// A payload that was not a Kombu envelope is stored as a JSON string; Redis's cjson writes bytes that
+/// are not UTF-8 into it as they are, so such an entry is read byte by byte and its bytes given back
+/// exactly.
 pub fn parse_unacked(raw: &[u8]) -> Option<UnackedEntry> {
-    let (payload, exchange, routing_key): (Box<RawValue>, String, String) = serde_json::from_slice(raw).ok()?;
-    let payload = match serde_json::from_str::<Value>(payload.get()).ok()? {
-        // A payload that was not JSON is stored as a JSON string: give back the original text.
-        Value::String(s) => s.into_bytes(),
-        _ => payload.get().as_bytes().to_vec(),
-    };
+    if let Ok((payload, exchange, routing_key)) = serde_json::from_slice::<(Box<RawValue>, String, String)>(raw) {
+        let payload = match serde_json::from_str::<Value>(payload.get()).ok()? {
+            // A payload that was not JSON is stored as a JSON string: give back the original text.
+            Value::String(s) => s.into_bytes(),
+            _ => payload.get().as_bytes().to_vec(),
+        };
+        return Some(UnackedEntry { payload, exchange, routing_key });
+    }
+    let rest = raw.trim_ascii_start().strip_prefix(b"[")?.trim_ascii_start();
+    let (payload, rest) = json_string_bytes(rest)?;
+    let rest = rest.trim_ascii_start().strip_prefix(b",")?;
+    let mut tail = b"[".to_vec();
+    tail.extend_from_slice(rest);
+    let (exchange, routing_key): (String, String) = serde_json::from_slice(&tail).ok()?;
     Some(UnackedEntry { payload, exchange, routing_key })
+}
+
+/// Decodes a JSON string at the start of `input` into bytes, passing bytes that are not UTF-8 through;
+/// returns the bytes and what follows the closing quote.
+fn json_string_bytes(input: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let mut it = input.strip_prefix(b"\"")?.iter().enumerate();
+    let body = input.get(1..)?;
+    let mut out = Vec::with_capacity(body.len());
+    while let Some((i, &b)) = it.next() {
+        match b {
+            b'"' => return Some((out, body.get(i + 1..)?)),
+            b'\\' => {
+                let (_, &e) = it.next()?;
+                match e {
+                    b'"' | b'\\' | b'/' => out.push(e),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'u' => {
+                        let hex: Vec<u8> = (0..4).map(|_| it.next().map(|(_, &h)| h)).collect::<Option<_>>()?;
+                        let code = u32::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?;
+                        let c = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                    _ => return None,
+                }
+            }
+            _ => out.push(b),
+        }
+    }
+    None
 }
 
 /// A new delivery tag: a version-4 UUID as Kombu writes them. Its random bits come from a per-thread
@@ -100,6 +150,13 @@ mod tests {
         assert_eq!(v["headers"]["redelivered"], true);
         assert_eq!(v["properties"]["delivery_info"]["redelivered"], true);
         assert_eq!(v["properties"]["delivery_tag"], "t1");
+        assert_eq!(v["properties"]["x-delivery-count"], 1);
+        let (twice, _) = mark_redelivered(&out);
+        let v: Value = serde_json::from_slice(&twice).unwrap();
+        assert_eq!(v["properties"]["x-delivery-count"], 2);
+        let m = kombu_core::envelope::Envelope::parse(&twice).unwrap().into_message().unwrap();
+        assert_eq!(m.delivery_info.redeliveries, Some(2));
+        assert!(m.properties.extra.get("x-delivery-count").is_none());
         let nulls = br#"{"body": "", "headers": null, "properties": {}}"#;
         let v: Value = serde_json::from_slice(&mark_redelivered(nulls).0).unwrap();
         assert_eq!(v["headers"]["redelivered"], true);
@@ -115,6 +172,12 @@ mod tests {
         let text = parse_unacked(br#"["garbage", "", "q"]"#).unwrap();
         assert_eq!(text.payload, b"garbage");
         assert!(parse_unacked(b"{}").is_none());
+        // Binary junk as Redis's cjson records it: bytes that are not UTF-8 kept as they are.
+        let junk = b"[\"\xff\xfe\\\"\\/\\u0001x\", \"\", \"jobs\"]";
+        let e = parse_unacked(junk).unwrap();
+        assert_eq!(e.payload, b"\xff\xfe\"/\x01x".to_vec());
+        assert_eq!((e.exchange.as_str(), e.routing_key.as_str()), ("", "jobs"));
+        assert!(parse_unacked(b"[\"\xff unterminated").is_none());
         assert!(parse_unacked(b"[1, 2]").is_none());
         assert!(now_secs() > 1.7e9);
     }

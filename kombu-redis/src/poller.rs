@@ -22,7 +22,7 @@ use bytes::Bytes;
 use kombu_core::envelope::Envelope;
 use kombu_core::hub::{Event, EventKind, Interest, Sources, WakeHandle};
 use kombu_core::transport::{Delivery, Poller};
-use kombu_core::{ErrorKind, Result};
+use kombu_core::{DeliveryTag, Error, ErrorKind, Message, Result};
 
 use crate::channel::{to_message, RedisChannel, Unacked};
 use crate::connection::{lock, Shared};
@@ -54,8 +54,6 @@ enum Pending {
     Pop(Pop),
     Tracking,
     Pong,
-    /// The EXEC of queued acks: sent again after a reconnect if its reply never came.
-    Acks(Vec<Arc<str>>),
     Ignore,
 }
 
@@ -217,16 +215,6 @@ impl RedisPoller {
             cp.inflight = 0;
             cp.dirty = true;
         }
-        let unsent: Vec<Arc<str>> = link
-            .pending
-            .iter()
-            .filter_map(|p| match p {
-                Pending::Acks(tags) => Some(tags.iter().cloned()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        lock(&self.shared.acks).extend(unsent);
         self.lost.extend(lost);
         self.recover_lost();
     }
@@ -257,33 +245,8 @@ impl RedisPoller {
         }
     }
 
-    /// Sends the acks the channels queued: one transaction of ZREM and HDEL over all their tags.
-    fn send_acks(&mut self) {
-        if self.link.is_none() {
-            return;
-        }
-        let tags: Vec<Arc<str>> = std::mem::take(&mut *lock(&self.shared.acks));
-        if tags.is_empty() {
-            return;
-        }
-        let shared = self.shared.clone();
-        let o = &shared.opts;
-        let mut zrem: Vec<&[u8]> = vec![o.unacked_index_key.as_bytes()];
-        let mut hdel: Vec<&[u8]> = vec![o.unacked_key.as_bytes()];
-        for t in &tags {
-            zrem.push(t.as_bytes());
-            hdel.push(t.as_bytes());
-        }
-        let (zrem, hdel) = (pack("ZREM", &zrem), pack("HDEL", &hdel));
-        self.send(pack("MULTI", &[] as &[&str]), Pending::Ignore);
-        self.send(zrem, Pending::Ignore);
-        self.send(hdel, Pending::Ignore);
-        self.send(pack("EXEC", &[] as &[&str]), Pending::Acks(tags));
-    }
-
     /// One round of work: read both sockets, hand out deliveries, send what is due, write.
     fn pump(&mut self, sources: &mut Sources<'_>, out: &mut Vec<Delivery>) -> Result<()> {
-        self.send_acks();
         self.read_sub(out)?;
         self.read_cmd(out)?;
         self.sync()?;
@@ -373,10 +336,10 @@ impl RedisPoller {
                     ch.track(
                         &mut message,
                         Arc::from(tag.as_str()),
-                        Unacked { queue: c.queue.clone(), payload, recorded, consumed: true },
+                        Unacked { queue: c.queue.clone(), payload, recorded },
                     );
                 }
-                out.push(Delivery { consumer_tag: c.tag.clone(), message });
+                out.push(Delivery::new(c.tag.clone(), message));
             }
         }
         let now = format!("{:.6}", now_secs());
@@ -407,11 +370,6 @@ impl RedisPoller {
                         if let Some(l) = self.link.as_mut() {
                             l.tracking_ok = false;
                         }
-                    }
-                }
-                Pending::Acks(_) => {
-                    if let Some(e) = error_text(&frame) {
-                        tracing::warn!("redis refused acks: {e}");
                     }
                 }
                 Pending::Pong => {
@@ -479,14 +437,18 @@ impl RedisPoller {
             let consumer =
                 channel.as_ref().and_then(|ch| ch.state().consumers.iter().find(|c| c.queue == queue).cloned());
             let (Some(ch), Some(c)) = (channel.as_ref(), consumer) else {
-                orphans.push((tag, Unacked { queue, payload, recorded: record, consumed: false }));
+                orphans.push((tag, Unacked { queue, payload, recorded: record }));
                 continue;
             };
-            let mut message = match to_message(&payload, &tag) {
-                Ok(m) => m,
+            // A payload that is not a readable Kombu envelope still goes to the consumer, unreadable: its
+            // error handler or its poison policy decides (never left behind in `unacked`).
+            let (mut message, unreadable) = match to_message(&payload, &tag) {
+                Ok(m) => (m, None),
                 Err(e) => {
-                    tracing::error!("message {tag} in queue '{queue}' is not a Kombu envelope; left in unacked: {e}");
-                    continue;
+                    let mut m = Message::new(payload.clone());
+                    m.delivery_info.delivery_tag = DeliveryTag::Text(tag.clone());
+                    let why = format!("message {tag} in queue '{queue}' is not a readable Kombu envelope");
+                    (m, Some(Error::with_source(ErrorKind::Serialization, why, e)))
                 }
             };
             message.delivery_info.consumer_tag = Some(c.tag.clone());
@@ -500,9 +462,12 @@ impl RedisPoller {
                     self.send(hdel, Pending::Ignore);
                 }
             } else {
-                ch.track(&mut message, tag.clone(), Unacked { queue, payload, recorded: record, consumed: true });
+                ch.track(&mut message, tag.clone(), Unacked { queue, payload, recorded: record });
             }
-            out.push(Delivery { consumer_tag: c.tag.clone(), message });
+            out.push(match unreadable {
+                None => Delivery::new(c.tag.clone(), message),
+                Some(e) => Delivery::unreadable(c.tag.clone(), message, e),
+            });
         }
         if !orphans.is_empty() {
             // Taken for a consumer that was cancelled (or a channel that closed) meanwhile: put back, unmarked.
@@ -622,6 +587,7 @@ impl RedisPoller {
         args.push(req.clone().into_bytes());
         args.push((o.visibility_timeout.as_millis() as u64).to_string().into_bytes());
         args.push(queues.len().to_string().into_bytes());
+        args.extend(queues.iter().map(|q| q.clone().into_bytes()));
         let packed = pack("EVALSHA", &args);
         self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, args }));
     }
@@ -650,9 +616,7 @@ impl RedisPoller {
         if self.link.is_some() && now >= self.next_restore {
             self.next_restore = now + o.unacked_restore_interval;
             if o.ack_emulation {
-                if let Err(e) = restore::restore_visible(&self.shared) {
-                    tracing::warn!("restoring messages past their visibility timeout: {e}");
-                }
+                restore::sweep_in_background(&self.shared);
             }
         }
         self.arm_timer(sources, self.tick_interval());
@@ -714,17 +678,13 @@ impl Poller for RedisPoller {
     }
 
     fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        // Requests whose replies were not read yet are put back from the in-flight hash; queued acks
-        // are sent on a pooled connection.
+        // Requests whose replies were not read yet are put back from the in-flight hash.
         self.drop_link(sources);
         {
             let mut waker = lock(&self.shared.waker);
             if waker.as_ref().is_some_and(|(id, _)| *id == self.id) {
                 *waker = None;
             }
-        }
-        if let Err(e) = self.shared.flush_acks() {
-            tracing::warn!("sending acks on deregister: {e}");
         }
         self.waker = None;
         Ok(())

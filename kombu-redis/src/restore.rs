@@ -2,6 +2,10 @@
 //! (under `unacked_mutex`, routed as Kombu routes a restore), and the recovery of consumer requests whose
 //! replies were lost with their socket.
 
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use kombu_core::envelope::Envelope;
 use kombu_core::routing::{headers_match, topic_matches};
 use kombu_core::{ExchangeKind, FieldTable, Result};
@@ -11,20 +15,33 @@ use crate::keys;
 use crate::payload::{mark_redelivered, now_secs, parse_unacked};
 use crate::scripts::scripts;
 
+/// The binding set of an exchange, as the restore sweep routes by it.
+type Members = Vec<keys::Member>;
+
 /// The queues a restored message goes to: the routing key's queue for the default exchange, else the
 /// exchange's bound queues that take it (the exchange's type as declared on this connection, direct if
-/// unknown, as in Kombu).
-fn route(shared: &Shared, exchange: &str, routing_key: &str, payload: &[u8]) -> Result<Vec<String>> {
+/// unknown, as in Kombu). `members` caches each exchange's binding set for one sweep.
+fn route(
+    shared: &Shared,
+    members: &mut HashMap<String, Members>,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+) -> Result<Vec<String>> {
     if exchange.is_empty() {
         return Ok(vec![routing_key.to_owned()]);
     }
-    let key = keys::binding_key(&shared.opts.global_keyprefix, exchange);
-    let members: Vec<Vec<u8>> = shared.pool.run("SMEMBERS", |c| redis::cmd("SMEMBERS").arg(&key).query(c))?;
+    if !members.contains_key(exchange) {
+        let key = keys::binding_key(&shared.opts.global_keyprefix, exchange);
+        let raw: Vec<Vec<u8>> = shared.pool.run("SMEMBERS", |c| redis::cmd("SMEMBERS").arg(&key).query(c))?;
+        members.insert(exchange.to_owned(), raw.iter().filter_map(|m| keys::parse_member(m)).collect());
+    }
     let kind = shared.exchange_kind(exchange);
     let headers = || Envelope::parse(payload).map(|e| e.headers).unwrap_or_default();
     let mut out: Vec<String> = members
-        .iter()
-        .filter_map(|m| keys::parse_member(m))
+        .get(exchange)
+        .into_iter()
+        .flatten()
         .filter(|m| match kind {
             ExchangeKind::Topic => topic_matches(&m.routing_key, routing_key),
             ExchangeKind::Fanout => true,
@@ -34,7 +51,7 @@ fn route(shared: &Shared, exchange: &str, routing_key: &str, payload: &[u8]) -> 
             }
             _ => m.routing_key == routing_key,
         })
-        .map(|m| m.queue)
+        .map(|m| m.queue.clone())
         .collect();
     out.sort();
     out.dedup();
@@ -52,6 +69,25 @@ fn restore_tag(shared: &Shared, tag: &str, payload: &[u8], lists: &[String], fro
     inv.arg(tag).arg(payload).arg(if front { "R" } else { "L" });
     let n: i64 = shared.pool.run("restore", |c| inv.invoke(c))?;
     Ok(n == 1)
+}
+
+/// Runs [`restore_visible`] on a thread of its own unless one is running, so that the Hub never waits
+/// for a sweep's round trips.
+pub(crate) fn sweep_in_background(shared: &Arc<Shared>) {
+    if shared.sweeping.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let sh = shared.clone();
+    let spawned = std::thread::Builder::new().name("kombu-redis-restore".into()).spawn(move || {
+        if let Err(e) = restore_visible(&sh) {
+            tracing::warn!("restoring messages past their visibility timeout: {e}");
+        }
+        sh.sweeping.store(false, Ordering::Release);
+    });
+    if let Err(e) = spawned {
+        shared.sweeping.store(false, Ordering::Release);
+        tracing::warn!("cannot start the restore sweep: {e}");
+    }
 }
 
 /// Restores messages delivered longer than the visibility timeout ago and never acknowledged (Kombu's
@@ -80,6 +116,15 @@ pub(crate) fn restore_visible(shared: &Shared) -> Result<usize> {
     Ok(n)
 }
 
+/// The list where the sweep puts `unacked` entries it cannot restore (unreadable, or routed to no
+/// queue): `unacked.dlq` after the global prefix, an ordinary list Python Kombu can read as a queue.
+pub(crate) fn unrestorable_list(shared: &Shared) -> String {
+    format!("{}.dlq", shared.opts.unacked_key)
+}
+
+/// One sweep: at most `unacked_restore_limit` of the oldest entries past the visibility timeout, read
+/// in one round trip and put back (or dead-lettered) in one pipeline, so that nothing at the head of
+/// the index can keep the entries behind it from being restored.
 fn sweep(shared: &Shared) -> Result<usize> {
     let o = &shared.opts;
     let ceil = now_secs() - o.visibility_timeout.as_secs_f64();
@@ -93,38 +138,62 @@ fn sweep(shared: &Shared) -> Result<usize> {
             .arg(o.unacked_restore_limit)
             .query(c)
     })?;
-    let mut restored = 0;
-    for tag in tags {
-        let raw: Option<Vec<u8>> =
-            shared.pool.run("HGET", |c| redis::cmd("HGET").arg(&o.unacked_key).arg(&tag).query(c))?;
+    if tags.is_empty() {
+        return Ok(0);
+    }
+    let raws: Vec<Option<Vec<u8>>> =
+        shared.pool.run("HMGET", |c| redis::cmd("HMGET").arg(&o.unacked_key).arg(&tags).query(c))?;
+    let dlq = unrestorable_list(shared);
+    let mut members = HashMap::new();
+    let mut p = redis::pipe();
+    // The scripts are loaded first on the same connection, so the EVALSHAs after them cannot miss.
+    p.cmd("SCRIPT").arg("LOAD").arg(crate::scripts::RESTORE).ignore();
+    p.cmd("SCRIPT").arg("LOAD").arg(crate::scripts::DEAD_LETTER).ignore();
+    let (mut restored, mut dead) = (0, 0);
+    for (tag, raw) in tags.iter().zip(raws) {
         let Some(raw) = raw else {
-            shared.pool.run("ZREM", |c| redis::cmd("ZREM").arg(&o.unacked_index_key).arg(&tag).query::<()>(c))?;
+            p.cmd("ZREM").arg(&o.unacked_index_key).arg(tag).ignore();
             continue;
         };
         let Some(entry) = parse_unacked(&raw) else {
-            tracing::warn!("unacked entry {tag} is not [payload, exchange, routing_key]; left in place");
+            tracing::error!("unacked entry {tag} is not [payload, exchange, routing_key]; moved to '{dlq}'");
+            dead_letter_cmd(&mut p, shared, tag, &raw, &dlq);
+            dead += 1;
             continue;
         };
-        let queues = route(shared, &entry.exchange, &entry.routing_key, &entry.payload)?;
+        let queues = route(shared, &mut members, &entry.exchange, &entry.routing_key, &entry.payload)?;
         if queues.is_empty() {
-            tracing::warn!(
-                "unacked message {tag} (exchange '{}', routing key '{}') routes to no queue; left in unacked",
+            tracing::error!(
+                "unacked message {tag} (exchange '{}', routing key '{}') routes to no queue; moved to '{dlq}'",
                 entry.exchange,
                 entry.routing_key
             );
+            dead_letter_cmd(&mut p, shared, tag, &entry.payload, &dlq);
+            dead += 1;
             continue;
         }
         let (payload, priority) = mark_redelivered(&entry.payload);
         let step = keys::priority_step(priority, &o.priority_steps);
-        let lists: Vec<String> = queues.iter().map(|q| keys::queue_key(&o.global_keyprefix, q, step)).collect();
-        if restore_tag(shared, &tag, &payload, &lists, true)? {
-            restored += 1;
+        p.cmd("EVALSHA").arg(scripts().restore.get_hash()).arg(2 + queues.len());
+        p.arg(&o.unacked_key).arg(&o.unacked_index_key);
+        for q in &queues {
+            p.arg(keys::queue_key(&o.global_keyprefix, q, step));
         }
+        p.arg(tag).arg(payload).arg("R").ignore();
+        restored += 1;
     }
+    shared.pool.run("restore", |c| p.query::<()>(c))?;
     if restored > 0 {
         tracing::info!("restored {restored} messages whose visibility timeout passed");
     }
-    Ok(restored)
+    Ok(restored + dead)
+}
+
+/// Adds to `p` the move of one `unacked` entry's payload to the list `to`, byte for byte.
+fn dead_letter_cmd(p: &mut redis::Pipeline, shared: &Shared, tag: &str, payload: &[u8], to: &str) {
+    let o = &shared.opts;
+    p.cmd("EVALSHA").arg(scripts().dead_letter.get_hash()).arg(3);
+    p.arg(&o.unacked_key).arg(&o.unacked_index_key).arg(to).arg(tag).arg(payload).arg("0").ignore();
 }
 
 /// Puts back the messages taken by consumer requests whose replies were never read (the socket dropped,

@@ -6,6 +6,7 @@
 //!   instant leaves every message either in its queue or in `unacked`, where Kombu restores it.
 //! - [`RESTORE`]: puts one unacknowledged message back, only if it is still recorded (no duplicates when
 //!   two parties restore at once).
+//! - [`DEAD_LETTER`]: moves one unacknowledged message to a dead-letter list, byte for byte.
 //! - [`UNLOCK`]: releases `unacked_mutex` if we still hold it.
 
 use std::sync::OnceLock;
@@ -67,8 +68,12 @@ return n
 ///
 /// KEYS\[1\] `unacked`, KEYS\[2\] `unacked_index`, KEYS\[3\] the consumer's in-flight hash, then the
 /// lists: band by band, `per` queues in each band. ARGV: N, now (seconds), `1` to record, request id
-/// (empty: no in-flight entry), in-flight expiry (ms), `per`. Returns a flat array of
-/// (queue index within its band, delivery tag, payload).
+/// (empty: no in-flight entry), in-flight expiry (ms), `per`, then the `per` queue names. Returns a flat
+/// array of (queue index within its band, delivery tag, payload).
+///
+/// A payload that is not a Kombu envelope (not JSON, or without `properties`) is recorded as a JSON
+/// string with exchange `''` and its own queue as routing key, so that a restore puts it back where it
+/// was (never into a list named `""`); the consumer then dead-letters it byte for byte.
 pub const POP: &str = r#"
 local n, now, record, req, ttl, per = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1', ARGV[4], ARGV[5], tonumber(ARGV[6])
 local out, inflight = {}, {}
@@ -98,6 +103,7 @@ while base < nkeys and got < n do
             if type(di['routing_key']) == 'string' then rk = di['routing_key'] end
           end
         end
+        if not valid then rk = ARGV[7 + j] or '' end
         if not tag then tag = req .. '.' .. got .. '.' .. now end
         if record then
           local raw = v
@@ -138,6 +144,21 @@ end
 return 1
 "#;
 
+/// Moves one unacknowledged message to a dead-letter list, byte for byte, if it is still recorded (or
+/// unconditionally with ARGV\[3\] `1`, for a message never recorded).
+///
+/// KEYS\[1\] `unacked`, KEYS\[2\] `unacked_index`, KEYS\[3\] the dead-letter list. ARGV: tag, payload,
+/// `1` if it was not recorded. Returns 1 if moved.
+pub const DEAD_LETTER: &str = r#"
+local held = redis.call('HDEL', KEYS[1], ARGV[1]) == 1
+redis.call('ZREM', KEYS[2], ARGV[1])
+if held or ARGV[3] == '1' then
+  redis.call('LPUSH', KEYS[3], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
 /// Releases a lock taken with `SET key token NX PX ms` if the token is still ours.
 pub const UNLOCK: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -155,6 +176,8 @@ pub struct Scripts {
     pub restore: redis::Script,
     /// [`UNLOCK`].
     pub unlock: redis::Script,
+    /// [`DEAD_LETTER`].
+    pub dead_letter: redis::Script,
 }
 
 /// The shared script table.
@@ -165,6 +188,7 @@ pub fn scripts() -> &'static Scripts {
         pop: redis::Script::new(POP),
         restore: redis::Script::new(RESTORE),
         unlock: redis::Script::new(UNLOCK),
+        dead_letter: redis::Script::new(DEAD_LETTER),
     })
 }
 

@@ -120,7 +120,9 @@ impl Hub {
         self.ticks.push(Box::new(callback));
     }
 
-    /// Handles errors from connections instead of returning them from `run_once`/`run_forever`.
+    /// Also hands every error of a connection driven by this Hub to `handler` (a connection that failed
+    /// to reconnect, a poller that failed). Each is logged at error level either way, and none stops the
+    /// loop or the other connections: a connection goes on retrying on its retry policy.
     pub fn on_error(&mut self, handler: impl FnMut(crate::Error) + 'static) {
         self.on_error = Some(Box::new(handler));
     }
@@ -189,7 +191,8 @@ impl Hub {
             (a, b) => a.or(b),
         };
         let mut external = std::mem::take(&mut self.external);
-        let result = self.reactor.turn(wait, &mut external);
+        let mut errors = Vec::new();
+        let result = self.reactor.turn(wait, &mut external, &mut errors);
         for ev in external.drain(..) {
             if let Some(cb) = self.callbacks.get_mut(&ev.token) {
                 cb(&ev);
@@ -197,19 +200,18 @@ impl Hub {
         }
         self.external = external;
         self.timers.fire_due(Instant::now());
-        match result {
-            Err(e) if self.on_error.is_some() => {
-                if let Some(handler) = self.on_error.as_mut() {
-                    handler(e);
-                }
-                Ok(0)
+        for e in errors {
+            tracing::error!("event loop: {e}");
+            if let Some(handler) = self.on_error.as_mut() {
+                handler(e);
             }
-            other => other,
         }
+        result
     }
 
-    /// Runs until [`stop`](Hub::stop) (or a [`Stopper`]) is called, or a connection error is returned
-    /// (unless an [`on_error`](Hub::on_error) handler takes it).
+    /// Runs until [`stop`](Hub::stop) (or a [`Stopper`]) is called. Errors of the connections it drives
+    /// are logged and go to the [`on_error`](Hub::on_error) handler; they do not end the loop. Only a
+    /// failure of the loop itself (the operating system's poll) is returned.
     pub fn run_forever(&mut self) -> Result<()> {
         self.stop.store(false, Ordering::Release);
         while !self.stop.load(Ordering::Acquire) {

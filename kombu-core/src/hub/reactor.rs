@@ -103,8 +103,15 @@ impl Reactor {
     }
 
     /// Waits up to `timeout` (None: until something happens) for events, hands driver events to their
-    /// drivers and external events to `external`. Returns how many messages were delivered.
-    pub(crate) fn turn(&mut self, timeout: Option<Duration>, external: &mut Vec<Event>) -> Result<usize> {
+    /// drivers and external events to `external`. Returns how many messages were delivered; every
+    /// driver's error is pushed to `errors` (one driver's failure never keeps another from its events).
+    /// Fails only if waiting itself fails.
+    pub(crate) fn turn(
+        &mut self,
+        timeout: Option<Duration>,
+        external: &mut Vec<Event>,
+        errors: &mut Vec<Error>,
+    ) -> Result<usize> {
         let now = Instant::now();
         let timeout = match (timeout, self.next_due()) {
             (t, None) => t,
@@ -155,7 +162,6 @@ impl Reactor {
             }
         }
         let mut delivered = 0;
-        let mut first_err = None;
         for (owner, event) in pending.drain(..) {
             match owner {
                 Owner::External => external.push(event),
@@ -165,9 +171,7 @@ impl Reactor {
                         Sources { registry: self.poll.registry(), table: &mut self.table, shared: &self.shared, owner };
                     match driver.ready(&event, &mut sources) {
                         Ok(n) => delivered += n,
-                        Err(e) => {
-                            first_err.get_or_insert(e);
-                        }
+                        Err(e) => errors.push(e),
                     }
                 }
             }
@@ -177,9 +181,6 @@ impl Reactor {
         for id in finished {
             self.remove_driver(id);
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(delivered),
-        }
+        Ok(delivered)
     }
 }

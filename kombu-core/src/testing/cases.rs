@@ -11,6 +11,7 @@ use crate::entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue};
 use crate::error::ErrorKind;
 use crate::hub::Hub;
 use crate::message::{DeliveryMode, Message};
+use crate::poison::PoisonPolicy;
 use crate::producer::Producer;
 use crate::serialization::Accept;
 use crate::transport::{Channel, PriorityOrder, PublishOptions};
@@ -54,6 +55,8 @@ cases! {
     24 "bad URLs and unknown schemes" bad_urls,
     25 "failover and retry policy" failover,
     26 "consumer survives a broker restart" restart,
+    27 "unhandled messages go to on_error or the dead-letter queue" poison_dead_letter,
+    28 "max_redeliveries sends a message to the dead-letter queue" max_redeliveries,
 }
 
 fn text(body: &str) -> Message {
@@ -720,24 +723,20 @@ fn accept_list(ctx: &Ctx) -> Check<Verdict> {
         .accept(Accept::new(["json"]).ctx("accept")?)
         .on_message(move |_| *r.lock().unwrap_or_else(|e| e.into_inner()) += 1);
     c.consume().ctx("consume")?;
-    let end = Instant::now() + WAIT;
-    let err = loop {
-        match conn.drain_events(Some(Duration::from_millis(100))) {
-            Err(e) if is_kind(&e, ErrorKind::ContentDisallowed) => break e,
-            Err(e) if is_kind(&e, ErrorKind::Timeout) && Instant::now() < end => {}
-            other => return fail(format!("expected a content-disallowed error, got {other:?}")),
-        }
-    };
+    // With no error handler, the poison policy moves it to the queue's dead-letter queue.
+    let dlq = PoisonPolicy::default().dead_letter_queue(&q.name);
+    let dead = wait_dead_letter(ctx, &conn, &ch, &dlq)?;
     if *ran.lock().map_err(|_| "lock")? != 0 {
         return fail("callback ran for a refused content type");
     }
-    if !err.to_string().contains("text/plain") {
-        return fail(format!("error does not name the content type: {err}"));
+    if dead.body != "not json".as_bytes() || dead.content_type.as_deref() != Some("text/plain") {
+        return fail(format!("dead-lettered message changed: {dead:?}"));
     }
     c.cancel().ctx("cancel")?;
     cch.close().ctx("close consumer channel")?;
-    let back = get_wait(&ch, &q.name, WAIT)?.ok_or("refused message was lost")?;
-    back.ack().ctx("ack")?;
+    if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
+        return fail(format!("refused message is in its queue as well as dead-lettered: {m:?}"));
+    }
     // With an error handler, the handler gets the message and decides.
     publish(&ch, "", &q.name, text("again"))?;
     let handled: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -888,6 +887,98 @@ fn restart(ctx: &Ctx) -> Check<Verdict> {
     let _ = conn.channel().and_then(|ch| ch.delete_queue(&q.name, false, false));
     if got.len() != 3 {
         return fail(format!("after a restart the consumer got {got:?}, expected r0, r1, r2"));
+    }
+    Ok(Verdict::Pass)
+}
+
+/// Waits, draining `conn`'s events, for a message in the dead-letter queue `dlq`; deletes `dlq` after.
+fn wait_dead_letter(ctx: &Ctx, conn: &Connection, ch: &Arc<dyn Channel>, dlq: &str) -> Check<Message> {
+    let _ = ctx;
+    let end = Instant::now() + WAIT;
+    loop {
+        match conn.drain_events(Some(Duration::from_millis(50))) {
+            Ok(_) => {}
+            Err(e) if is_kind(&e, ErrorKind::Timeout) => {}
+            Err(e) => return fail(format!("drain_events returned an error for an unhandled message: {e}")),
+        }
+        // The dead-letter queue may not exist yet: a get error then means "not there yet".
+        if let Ok(Some(m)) = ch.get(dlq, false) {
+            m.ack().ctx("ack dead-lettered message")?;
+            let _ = ch.delete_queue(dlq, false, false);
+            return Ok(m);
+        }
+        if Instant::now() >= end {
+            return fail(format!("nothing arrived in the dead-letter queue '{dlq}'"));
+        }
+    }
+}
+
+fn poison_dead_letter(ctx: &Ctx) -> Check<Verdict> {
+    let conn = ctx.open()?;
+    let ch = conn.channel().ctx("channel")?;
+    let q = Queue::new(ctx.name("q")).durable(false);
+    ch.declare(&q).ctx("declare")?;
+    let json = |b: &str| Message::new(b.to_owned()).content_type("application/json").content_encoding("utf-8");
+    publish(&ch, "", &q.name, json(r#"{"n": 1}"#))?;
+    publish(&ch, "", &q.name, json(r#"{"n": "#))?;
+    publish(&ch, "", &q.name, json(r#"{"n": 3}"#))?;
+    let good: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let g = good.clone();
+    let mut c = Consumer::new(&conn, [q.clone()]).callback(move |v: serde_json::Value, m| {
+        if let Ok(mut g) = g.lock() {
+            g.push(v["n"].as_i64().unwrap_or(-1));
+        }
+        let _ = m.ack();
+    });
+    c.consume().ctx("consume")?;
+    let dlq = PoisonPolicy::default().dead_letter_queue(&q.name);
+    let dead = wait_dead_letter(ctx, &conn, &ch, &dlq)?;
+    drain_until(&conn, || good.lock().map(|g| g.len() >= 2).unwrap_or(false))?;
+    if &dead.body[..] != br#"{"n": "# {
+        return fail(format!("dead-lettered body changed: {:?}", String::from_utf8_lossy(&dead.body)));
+    }
+    let g = good.lock().map_err(|_| "lock")?.clone();
+    if g != [1, 3] {
+        return fail(format!("the consumer did not go on: decoded {g:?}, expected [1, 3]"));
+    }
+    c.cancel().ctx("cancel")?;
+    if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
+        return fail(format!("undecodable message also stayed in its queue: {m:?}"));
+    }
+    Ok(Verdict::Pass)
+}
+
+fn max_redeliveries(ctx: &Ctx) -> Check<Verdict> {
+    let conn = ctx.open()?;
+    let ch = conn.channel().ctx("channel")?;
+    let q = Queue::new(ctx.name("q")).durable(false);
+    ch.declare(&q).ctx("declare")?;
+    publish(&ch, "", &q.name, text("boomerang"))?;
+    let seen: Arc<Mutex<Vec<Option<u32>>>> = Arc::default();
+    let s = seen.clone();
+    let policy = PoisonPolicy::default().with_max_redeliveries(Some(2));
+    let mut c = Consumer::new(&conn, [q.clone()]).poison_policy(policy.clone()).on_message(move |m| {
+        if let Ok(mut s) = s.lock() {
+            s.push(m.delivery_info.redeliveries);
+        }
+        let _ = m.requeue();
+    });
+    c.consume().ctx("consume")?;
+    drain_until(&conn, || seen.lock().map(|s| !s.is_empty()).unwrap_or(false))?;
+    if seen.lock().map_err(|_| "lock")?.first() == Some(&None) {
+        c.cancel().ctx("cancel")?;
+        let _ = ch.purge_queue(&q.name);
+        return skip("the backend does not count deliveries (DeliveryInfo::redeliveries is None)");
+    }
+    let dead = wait_dead_letter(ctx, &conn, &ch, &policy.dead_letter_queue(&q.name))?;
+    let s = seen.lock().map_err(|_| "lock")?.clone();
+    if s != [Some(0), Some(1), Some(2)] {
+        return fail(format!(
+            "callback saw deliveries with redeliveries {s:?}; expected [0, 1, 2] then the dead-letter queue"
+        ));
+    }
+    if &dead.body[..] != b"boomerang" {
+        return fail("dead-lettered body changed");
     }
     Ok(Verdict::Pass)
 }

@@ -156,7 +156,7 @@ impl FsChannel {
             match self.claim_next(&queue, candidates) {
                 Ok(Some((claim, message))) => {
                     let message = self.deliver(&mut st, claim, message, no_ack, Some(&tag));
-                    out.push(Delivery { consumer_tag: tag, message });
+                    out.push(Delivery::new(tag, message));
                     delivered += 1;
                     idle = 0;
                 }
