@@ -277,9 +277,9 @@ impl Envelope {
             || self.headers.get("redelivered").and_then(|v| v.as_bool()).unwrap_or(false);
         let mut p = self.properties;
         // Deliveries before this one: counted by kombu-rs on each restore (Python Kombu ignores the key);
-        // a message Python marked redelivered without counting has been delivered at least once.
+        // a message marked redelivered by something that does not count (Python Kombu) is unknown.
         let counted = p.extra.remove(DELIVERY_COUNT).and_then(|v| v.as_u64()).map(|n| n.min(u32::MAX as u64) as u32);
-        let redeliveries = counted.unwrap_or(u32::from(redelivered));
+        let redeliveries = counted.or((!redelivered).then_some(0));
         let expiration = match p.expiration.as_deref() {
             Some(ms) => Some(Duration::from_millis(
                 ms.trim().parse::<f64>().map_err(|_| Error::serialization(format!("bad expiration '{ms}'")))?.max(0.0)
@@ -307,7 +307,7 @@ impl Envelope {
             redelivered,
             delivery_tag: DeliveryTag::Text(Arc::from(p.delivery_tag.unwrap_or_default())),
             consumer_tag: None,
-            redeliveries: Some(redeliveries),
+            redeliveries,
         };
         Ok(message)
     }

@@ -418,7 +418,11 @@ impl Store {
             .and_then(Envelope::into_message);
         match parsed {
             Ok(mut message) => {
-                message.delivery_info.redelivered |= name.redelivered;
+                if name.redelivered {
+                    // The file name says "redelivered" but counts nothing.
+                    message.delivery_info.redelivered = true;
+                    message.delivery_info.redeliveries = None;
+                }
                 Ok(Some((Claim { queue: queue.to_owned(), path: claimed, name: *name }, message)))
             }
             Err(e) => {
