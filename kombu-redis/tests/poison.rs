@@ -64,7 +64,7 @@ fn payloads_that_are_not_envelopes_are_dead_lettered_byte_for_byte() {
     let mut dead: Vec<Vec<u8>> = r.lrange(&dlq, 0, -1).unwrap();
     dead.reverse();
     assert_eq!(dead, junk);
-    let empty: usize = r.llen(format!("{prefix}")).unwrap();
+    let empty: usize = r.llen(&prefix).unwrap();
     assert_eq!(empty, 0, "nothing goes to a list named after the empty routing key");
     let unacked: usize = r.hlen(format!("{prefix}unacked")).unwrap();
     assert_eq!(unacked, 0, "nothing is left in unacked");
@@ -78,7 +78,8 @@ fn an_error_handler_gets_unreadable_payloads() {
     let conn = open(URL);
     let mut r = raw();
     let _: () = r.lpush(&q, "garbage").unwrap();
-    let seen: Arc<Mutex<Vec<(ErrorKind, Vec<u8>)>>> = Arc::default();
+    type Seen = Vec<(ErrorKind, Vec<u8>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let s = seen.clone();
     let mut c =
         Consumer::new(&conn, [Queue::new(q.clone())]).on_message(|_| panic!("callback ran")).on_error(move |e, m| {
