@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::driver::ConnectionDriver;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::reactor::{Driver, Reactor};
-use crate::hub::{Event, Hub, Sources};
+use crate::hub::Hub;
 use crate::message::Message;
 use crate::registry::Registry;
 use crate::transport::{BrokerConnection, Capabilities, Channel, Delivery, Poller, Transport};
@@ -96,7 +97,7 @@ impl ConsumerTable {
     /// Hands each delivery to its consumer; a delivery for a consumer that is gone goes back to its queue.
     /// A consumer's failure (a message it could neither handle nor dead-letter) is logged and stays with
     /// that message, which is left unacknowledged: it never stops the other deliveries.
-    fn dispatch(&self, deliveries: &mut Vec<Delivery>) -> usize {
+    pub(crate) fn dispatch(&self, deliveries: &mut Vec<Delivery>) -> usize {
         let mut n = 0;
         let mut rest = deliveries.drain(..).peekable();
         while let Some(d) = rest.next() {
@@ -162,112 +163,6 @@ impl ConsumerSpec {
     }
 }
 
-/// Drives one connection in a reactor: its poller's events become deliveries, handed to its consumers.
-/// When the poller reports the connection lost, it reconnects (consumers are set up again) and goes on,
-/// retrying on the connection's retry interval while the broker is away.
-struct ConnectionDriver {
-    poller: Box<dyn Poller>,
-    connection: std::sync::Weak<Inner>,
-    consumers: Arc<ConsumerTable>,
-    closed: Arc<AtomicBool>,
-    buf: Vec<Delivery>,
-    retry: Option<crate::hub::WakeHandle>,
-    retries: u32,
-    broken: bool,
-}
-
-impl ConnectionDriver {
-    /// Replaces a lost connection's poller with a new connection's.
-    fn recover(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        if !self.broken {
-            if let Err(e) = self.poller.deregister(sources) {
-                tracing::debug!("deregistering a lost connection: {e}");
-            }
-            self.broken = true;
-        }
-        let inner = self.connection.upgrade().ok_or_else(|| Error::state("connection dropped"))?;
-        let conn = Connection { inner };
-        conn.reset_link();
-        // One round over the URLs: the hub must not block; `schedule_retry` paces further attempts.
-        let mut poller = conn.poller_with(false)?;
-        poller.register(sources)?;
-        self.poller = poller;
-        self.broken = false;
-        self.retries = 0;
-        tracing::info!("reconnected to {}", conn.url());
-        Ok(())
-    }
-
-    fn schedule_retry(&mut self, sources: &mut Sources<'_>, err: &Error) {
-        let delay = match self.connection.upgrade() {
-            Some(inner) => inner.retry.interval(self.retries),
-            None => return,
-        };
-        self.retries = self.retries.saturating_add(1);
-        tracing::warn!("connection lost ({err}); reconnecting in {delay:?}");
-        if let Some(token) = self.retry.as_ref().map(|w| w.token()) {
-            sources.wake_after(token, delay);
-        }
-    }
-}
-
-impl Drop for ConnectionDriver {
-    fn drop(&mut self) {
-        if let Some(inner) = self.connection.upgrade() {
-            inner.in_hub.store(false, Ordering::Release);
-        }
-    }
-}
-
-impl Driver for ConnectionDriver {
-    fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        self.retry = Some(sources.waker());
-        self.poller.register(sources)
-    }
-    fn ready(&mut self, event: &Event, sources: &mut Sources<'_>) -> Result<usize> {
-        if self.closed.load(Ordering::Acquire) {
-            return Ok(0);
-        }
-        let ours = self.retry.as_ref().is_some_and(|w| w.token() == event.token);
-        if self.broken || ours {
-            if !(self.broken && ours && event.kind == crate::hub::EventKind::Timer) {
-                return Ok(0);
-            }
-            return match self.recover(sources) {
-                Ok(()) => Ok(0),
-                Err(e) if e.is_recoverable() => {
-                    self.schedule_retry(sources, &e);
-                    Ok(0)
-                }
-                Err(e) => Err(e),
-            };
-        }
-        let polled = self.poller.ready(event, sources, &mut self.buf);
-        let dispatched = self.consumers.dispatch(&mut self.buf);
-        match polled {
-            Err(e) if e.kind() == ErrorKind::Connection => {
-                match self.recover(sources) {
-                    Ok(()) => {}
-                    Err(again) if again.is_recoverable() => self.schedule_retry(sources, &again),
-                    Err(again) => return Err(again),
-                }
-                Ok(dispatched)
-            }
-            Err(e) => Err(e),
-            Ok(()) => Ok(dispatched),
-        }
-    }
-    fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        if self.broken {
-            return Ok(());
-        }
-        self.poller.deregister(sources)
-    }
-    fn finished(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-}
-
 struct Link {
     broker: Arc<dyn BrokerConnection>,
     transport: Arc<dyn Transport>,
@@ -276,18 +171,20 @@ struct Link {
     generation: u64,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     urls: Vec<BrokerUrl>,
     transports: Vec<Arc<dyn Transport>>,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     strategy: FailoverStrategy,
     link: Mutex<Option<Link>>,
+    /// Held while a link is being made.
+    connecting: Mutex<()>,
     next_url: Mutex<usize>,
     consumers: Arc<ConsumerTable>,
     specs: Mutex<Vec<Arc<ConsumerSpec>>>,
     generation: AtomicU64,
     reactor: Mutex<Option<Reactor>>,
-    in_hub: AtomicBool,
+    pub(crate) in_hub: AtomicBool,
     closed: Arc<AtomicBool>,
 }
 
@@ -315,7 +212,7 @@ impl Drop for Inner {
 /// ```
 #[derive(Clone)]
 pub struct Connection {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -329,7 +226,7 @@ impl std::fmt::Debug for Connection {
 #[must_use]
 pub struct ConnectionBuilder {
     url: String,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     strategy: FailoverStrategy,
 }
 
@@ -359,6 +256,7 @@ impl ConnectionBuilder {
                 retry: self.retry,
                 strategy: self.strategy,
                 link: Mutex::new(None),
+                connecting: Mutex::new(()),
                 next_url: Mutex::new(0),
                 consumers: Arc::new(ConsumerTable::default()),
                 specs: Mutex::new(Vec::new()),
@@ -395,15 +293,29 @@ impl Connection {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::state("connection is closed"));
         }
+        {
+            let mut guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.as_ref().is_some_and(|l| !l.broker.is_open()) {
+                *guard = None;
+            }
+            if guard.is_some() {
+                return Ok(guard);
+            }
+        }
+        // Connecting (and waiting between rounds) holds only `connecting`, so that a slow broker keeps
+        // nobody from the connection's state (`is_connected`, `url`, ...); callers that need a link wait
+        // for the one being made.
+        let _connecting = self.inner.connecting.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.as_ref().is_some_and(|l| l.broker.is_open()) {
+                return Ok(guard);
+            }
+        }
+        let mut link = self.establish(retry)?;
+        self.restart_consumers(&mut link)?;
         let mut guard = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_some_and(|l| !l.broker.is_open()) {
-            *guard = None;
-        }
-        if guard.is_none() {
-            let mut link = self.establish(retry)?;
-            self.restart_consumers(&mut link)?;
-            *guard = Some(link);
-        }
+        *guard = Some(link);
         Ok(guard)
     }
 
@@ -452,7 +364,7 @@ impl Connection {
     }
 
     /// Drops the current link (closing it, best effort), so that the next use connects again.
-    fn reset_link(&self) {
+    pub(crate) fn reset_link(&self) {
         let old = self.inner.link.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(l) = old {
             if let Err(e) = l.broker.close() {
@@ -561,7 +473,7 @@ impl Connection {
         self.poller_with(true)
     }
 
-    fn poller_with(&self, retry: bool) -> Result<Box<dyn Poller>> {
+    pub(crate) fn poller_with(&self, retry: bool) -> Result<Box<dyn Poller>> {
         let guard = self.link_with(retry)?;
         match guard.as_ref() {
             Some(link) => link.broker.poller(),
@@ -569,17 +481,23 @@ impl Connection {
         }
     }
 
-    fn driver(&self) -> Result<Box<dyn Driver>> {
-        Ok(Box::new(ConnectionDriver {
-            poller: self.poller()?,
-            connection: Arc::downgrade(&self.inner),
-            consumers: self.inner.consumers.clone(),
-            closed: self.inner.closed.clone(),
-            buf: Vec::with_capacity(256),
-            retry: None,
-            retries: 0,
-            broken: false,
-        }))
+    /// A driver for this connection: with `connect_now`, connected (and its poller prepared) on this
+    /// thread first, so that connection errors are returned here; otherwise it connects on a thread of
+    /// its own once registered.
+    fn driver(&self, connect_now: bool) -> Result<Box<dyn Driver>> {
+        let poller = if connect_now {
+            let mut p = self.poller()?;
+            p.prepare()?;
+            Some(p)
+        } else {
+            None
+        };
+        Ok(Box::new(ConnectionDriver::new(
+            Arc::downgrade(&self.inner),
+            self.inner.consumers.clone(),
+            self.inner.closed.clone(),
+            poller,
+        )))
     }
 
     /// Hands this connection to `hub`: from now on the hub's loop delivers its consumers' messages.
@@ -590,7 +508,7 @@ impl Connection {
         if self.inner.in_hub.swap(true, Ordering::AcqRel) {
             return Err(Error::state("connection is already registered with an event loop"));
         }
-        let result = self.driver().and_then(|d| hub.add_driver(d));
+        let result = self.driver(false).and_then(|d| hub.add_driver(d));
         if result.is_err() {
             self.inner.in_hub.store(false, Ordering::Release);
         }
@@ -607,7 +525,7 @@ impl Connection {
         let mut guard = self.inner.reactor.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             let mut reactor = Reactor::new()?;
-            reactor.add_driver(self.driver()?)?;
+            reactor.add_driver(self.driver(true)?)?;
             *guard = Some(reactor);
         }
         let reactor = guard.as_mut().ok_or_else(|| Error::state("no reactor"))?;

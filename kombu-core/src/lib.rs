@@ -14,6 +14,7 @@
 
 mod connection;
 mod consumer;
+mod driver;
 mod entity;
 pub mod envelope;
 mod error;

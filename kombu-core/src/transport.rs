@@ -298,9 +298,19 @@ const DEAD_LETTER_CONFIRM: Duration = Duration::from_secs(30);
 /// Wakes a connection's consumers: registers the connection's event sources (sockets, or a waker for
 /// sources on other threads) with a [`Hub`](crate::Hub), and turns their readiness into deliveries.
 pub trait Poller: Send {
-    /// Registers event sources. Anything already waiting should be signalled (for example by waking).
+    /// Blocking setup (connecting sockets, handshakes), run on a thread of its own before
+    /// [`register`](Poller::register), so that an event loop never waits for a broker. The default does
+    /// nothing.
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Registers event sources; must not block (see [`prepare`](Poller::prepare)). Returns an error of
+    /// kind `Connection` if the link it prepared is gone. Anything already waiting should be signalled (for example by waking).
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()>;
     /// One of its sources is ready (or it was woken, or a timer it set is due): push what can be delivered.
+    /// A lost link is reported as an error of kind `Connection`, after pushing what arrived before: the
+    /// connection's driver alone reconnects (following the failover list and the retry policy) and
+    /// registers a new poller; a poller never reconnects on its own.
     fn ready(&mut self, event: &Event, sources: &mut Sources<'_>, out: &mut Vec<Delivery>) -> Result<()>;
     /// Removes its event sources.
     fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()>;

@@ -81,7 +81,7 @@ impl RedisConnection {
     pub fn open(opts: RedisOptions) -> Result<RedisConnection> {
         let pool = Pool::new(&opts)?;
         pool.run("PING", |c| redis::cmd("PING").query::<String>(c))?;
-        Ok(RedisConnection {
+        let conn = RedisConnection {
             shared: Arc::new(Shared {
                 opts,
                 pool,
@@ -96,7 +96,9 @@ impl RedisConnection {
                 next_channel: AtomicU64::new(1),
                 session: uuid::Uuid::new_v4().to_string(),
             }),
-        })
+        };
+        crate::restore::recover_parked(&conn.shared);
+        Ok(conn)
     }
 
     /// The options in force.

@@ -10,8 +10,10 @@
 //!   A timer looks again every `polling_interval` in case a notification was missed, and is the only
 //!   trigger on a server without tracking.
 //!
-//! A dropped socket is reconnected (with backoff); the messages taken by requests whose replies were lost
-//! are put back at once from the connection's in-flight hash.
+//! The sockets are connected and authenticated in [`Poller::prepare`], off the event loop's thread. A
+//! dropped socket (or two missed health checks) is reported to the connection's driver as a lost link;
+//! the driver alone reconnects. The messages taken by requests whose replies were lost are put back from
+//! the connection's in-flight hash, on a thread of their own.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::os::fd::AsRawFd;
@@ -80,6 +82,14 @@ struct ChanPoll {
     rotation: usize,
 }
 
+/// Sockets connected by `prepare`: pub/sub, command, and the pub/sub connection's id (where tracking
+/// invalidations go) if the server told it.
+struct Prepared {
+    sub: std::net::TcpStream,
+    cmd: std::net::TcpStream,
+    client_id: Option<i64>,
+}
+
 /// The poller of one Redis connection.
 pub(crate) struct RedisPoller {
     shared: Arc<Shared>,
@@ -89,10 +99,8 @@ pub(crate) struct RedisPoller {
     id: u64,
     chans: HashMap<u64, ChanPoll>,
     req_seq: u64,
-    /// Requests whose replies were lost and whose messages are not back yet.
-    lost: Vec<String>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
+    /// Both sockets, connected and authenticated by `prepare`, waiting to be registered.
+    prepared: Option<Prepared>,
     next_restore: Instant,
     next_health: Instant,
 }
@@ -113,9 +121,7 @@ impl RedisPoller {
             id: 0,
             chans: HashMap::new(),
             req_seq: 0,
-            lost: Vec::new(),
-            retry_at: None,
-            backoff: Duration::from_millis(50),
+            prepared: None,
             next_restore: now,
             next_health: now,
         }
@@ -135,25 +141,35 @@ impl RedisPoller {
         }
     }
 
-    /// Opens both sockets and registers them.
-    fn connect(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let o = self.shared.opts.clone();
+    /// Opens and authenticates both sockets (blocking, with the connect timeout).
+    fn open_sockets(&self) -> Result<Prepared> {
+        let o = &self.shared.opts;
         // The pub/sub socket: its id (where tracking invalidations are sent; a server or ACL that refuses
         // CLIENT ID means polling instead), then subscribed to the invalidations.
-        let mut sub_cmds = auth_commands(&o);
+        let mut sub_cmds = auth_commands(o);
         sub_cmds.push(pack("CLIENT", &["ID"]));
         sub_cmds.push(pack("SUBSCRIBE", &[INVALIDATE]));
         let id_at = sub_cmds.len() - 2;
-        let (sub, replies) = handshake(&o, &sub_cmds, &[id_at])?;
+        let (sub, replies) = handshake(o, &sub_cmds, &[id_at])?;
         let client_id = match replies.get(id_at) {
             Some(Frame::Integer(id)) => Some(*id),
             _ => None,
         };
-        let mut cmd_cmds = auth_commands(&o);
+        let mut cmd_cmds = auth_commands(o);
         cmd_cmds.push(pack("SELECT", &[o.db.to_string()]));
         cmd_cmds.push(pack("SCRIPT", &["LOAD", POP]));
         let load_at = cmd_cmds.len() - 1;
-        let (cmd, _) = handshake(&o, &cmd_cmds, &[load_at])?;
+        let (cmd, _) = handshake(o, &cmd_cmds, &[load_at])?;
+        Ok(Prepared { sub, cmd, client_id })
+    }
+
+    /// Registers the prepared sockets (preparing them here if `prepare` was not called).
+    fn connect(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+        let o = self.shared.opts.clone();
+        let Prepared { sub, cmd, client_id } = match self.prepared.take() {
+            Some(p) => p,
+            None => self.open_sockets()?,
+        };
         let sub_token = sources.register_fd(sub.as_raw_fd(), Interest::READABLE)?;
         let cmd_token = match sources.register_fd(cmd.as_raw_fd(), Interest::READABLE) {
             Ok(t) => t,
@@ -189,9 +205,6 @@ impl RedisPoller {
             cp.dirty = true;
             cp.inflight = 0;
         }
-        self.retry_at = None;
-        self.backoff = Duration::from_millis(50);
-        self.recover_lost();
         Ok(())
     }
 
@@ -215,27 +228,7 @@ impl RedisPoller {
             cp.inflight = 0;
             cp.dirty = true;
         }
-        self.lost.extend(lost);
-        self.recover_lost();
-    }
-
-    /// Puts back the messages of requests whose replies were lost; kept for the next try if the server
-    /// cannot be reached now.
-    fn recover_lost(&mut self) {
-        if self.lost.is_empty() {
-            return;
-        }
-        match restore::recover_requests(&self.shared, &self.lost) {
-            Ok(_) => self.lost.clear(),
-            Err(e) => tracing::warn!("cannot put back messages of {} lost requests yet: {e}", self.lost.len()),
-        }
-    }
-
-    fn schedule_retry(&mut self, sources: &mut Sources<'_>) {
-        let delay = self.backoff;
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-        self.retry_at = Some(Instant::now() + delay);
-        self.arm_timer(sources, delay);
+        restore::recover_in_background(&self.shared, lost);
     }
 
     fn send(&mut self, bytes: Vec<u8>, pending: Pending) {
@@ -603,7 +596,7 @@ impl RedisPoller {
             self.next_health = now + o.health_check_interval;
             let dead = self.link.as_ref().is_some_and(|l| l.pongs_missing >= 2 || l.sub_silent >= 2);
             if dead {
-                tracing::warn!("redis did not answer two health checks; reconnecting");
+                tracing::warn!("redis did not answer two health checks");
                 self.drop_link(sources);
             } else if let Some(link) = self.link.as_mut() {
                 link.pongs_missing += 1;
@@ -624,15 +617,17 @@ impl RedisPoller {
 }
 
 impl Poller for RedisPoller {
+    fn prepare(&mut self) -> Result<()> {
+        self.prepared = Some(self.open_sockets()?);
+        Ok(())
+    }
+
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
         let w = sources.waker();
         self.id = self.shared.next_poller.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *lock(&self.shared.waker) = Some((self.id, w.clone()));
         self.waker = Some(w);
-        if let Err(e) = self.connect(sources) {
-            tracing::warn!("redis consumer connection: {e}; retrying");
-            self.schedule_retry(sources);
-        }
+        self.connect(sources)?;
         self.arm_timer(sources, Duration::ZERO);
         Ok(())
     }
@@ -651,28 +646,14 @@ impl Poller for RedisPoller {
             }
             _ => {}
         }
-        if self.link.is_none() && self.retry_at.is_none_or(|t| Instant::now() >= t) {
-            if let Err(e) = self.connect(sources) {
-                tracing::warn!("redis consumer connection: {e}; retrying in {:?}", self.backoff);
-                self.schedule_retry(sources);
-                return Ok(());
-            }
-            tracing::info!("redis consumer connection re-established");
+        if self.link.is_none() {
+            return Err(Error::connection("redis did not answer two health checks"));
         }
         if let Err(e) = self.pump(sources, out) {
-            if e.kind() != ErrorKind::Connection {
-                return Err(e);
-            }
-            tracing::warn!("redis consumer connection lost: {e}; reconnecting");
-            self.drop_link(sources);
-            if let Err(e) = self.connect(sources) {
-                tracing::warn!("redis consumer connection: {e}; retrying in {:?}", self.backoff);
-                self.schedule_retry(sources);
-            } else if let Err(e) = self.pump(sources, out) {
-                tracing::warn!("redis consumer connection lost again: {e}");
+            if e.kind() == ErrorKind::Connection {
                 self.drop_link(sources);
-                self.schedule_retry(sources);
             }
+            return Err(e);
         }
         Ok(())
     }

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use kombu_core::envelope::Envelope;
 use kombu_core::routing::{headers_match, topic_matches};
 use kombu_core::{ExchangeKind, FieldTable, Result};
 
-use crate::connection::Shared;
+use crate::connection::{lock, Shared};
 use crate::keys;
 use crate::payload::{mark_redelivered, now_secs, parse_unacked};
 use crate::scripts::scripts;
@@ -200,16 +200,14 @@ fn dead_letter_cmd(p: &mut redis::Pipeline, shared: &Shared, tag: &str, payload:
 /// or the poller stopped with requests in flight): they are recorded in `unacked` and listed in this
 /// connection's in-flight hash under the request id. They go back to the front of the list they came
 /// from, unmarked (no consumer saw them).
-pub(crate) fn recover_requests(shared: &Shared, requests: &[String]) -> Result<usize> {
+pub(crate) fn recover_requests(shared: &Shared, inflight: &str, requests: &[String]) -> Result<usize> {
     if requests.is_empty() {
         return Ok(0);
     }
     let o = &shared.opts;
-    let inflight = shared.inflight_key();
     let mut restored = 0;
     for req in requests {
-        let listed: Option<String> =
-            shared.pool.run("HGET", |c| redis::cmd("HGET").arg(&inflight).arg(req).query(c))?;
+        let listed: Option<String> = shared.pool.run("HGET", |c| redis::cmd("HGET").arg(inflight).arg(req).query(c))?;
         let Some(listed) = listed else { continue };
         let pairs: Vec<String> = serde_json::from_str(&listed).unwrap_or_default();
         for pair in pairs.chunks(2) {
@@ -221,10 +219,61 @@ pub(crate) fn recover_requests(shared: &Shared, requests: &[String]) -> Result<u
                 restored += 1;
             }
         }
-        shared.pool.run("HDEL", |c| redis::cmd("HDEL").arg(&inflight).arg(req).query::<()>(c))?;
+        shared.pool.run("HDEL", |c| redis::cmd("HDEL").arg(inflight).arg(req).query::<()>(c))?;
     }
     if restored > 0 {
         tracing::info!("put back {restored} messages taken by requests whose replies were lost");
     }
     Ok(restored)
+}
+
+/// Requests whose messages could not be put back yet (the server was away), by server address and
+/// database: the next connection to that server puts them back ([`recover_parked`]). Until then they
+/// are in `unacked`, where the visibility timeout would restore them anyway.
+type Parked = Vec<(String, String, Vec<String>)>;
+
+fn parked() -> &'static Mutex<Parked> {
+    static PARKED: OnceLock<Mutex<Parked>> = OnceLock::new();
+    PARKED.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn server_of(shared: &Shared) -> String {
+    format!("{}/{}", shared.opts.address(), shared.opts.db)
+}
+
+/// Puts back, on a thread of its own, the messages taken by requests whose replies were lost with a
+/// socket (the event loop must not wait for it); what cannot be put back now is parked for the next
+/// connection to the same server.
+pub(crate) fn recover_in_background(shared: &Arc<Shared>, requests: Vec<String>) {
+    if requests.is_empty() {
+        return;
+    }
+    let sh = shared.clone();
+    let run = move || {
+        let inflight = sh.inflight_key();
+        if let Err(e) = recover_requests(&sh, &inflight, &requests) {
+            tracing::warn!("cannot put back the messages of {} lost requests yet ({e}); on reconnect", requests.len());
+            lock(parked()).push((server_of(&sh), inflight, requests));
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("kombu-redis-recover".into()).spawn(run) {
+        tracing::warn!("cannot start putting back lost requests: {e}; the visibility timeout will");
+    }
+}
+
+/// Puts back what earlier connections to this server parked (called when a connection opens).
+pub(crate) fn recover_parked(shared: &Shared) {
+    let server = server_of(shared);
+    let mine: Parked = {
+        let mut all = lock(parked());
+        let (mine, rest) = all.drain(..).partition(|(s, _, _)| *s == server);
+        *all = rest;
+        mine
+    };
+    for (server, inflight, requests) in mine {
+        if let Err(e) = recover_requests(shared, &inflight, &requests) {
+            tracing::warn!("cannot put back the messages of {} lost requests yet: {e}", requests.len());
+            lock(parked()).push((server, inflight, requests));
+        }
+    }
 }

@@ -98,7 +98,8 @@ impl Reactor {
     }
 
     /// When the next poller timer is due.
-    pub(crate) fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&mut self) -> Option<Instant> {
+        self.table.prune_due();
         self.table.due.peek().map(|Reverse((at, _))| *at)
     }
 
@@ -152,11 +153,7 @@ impl Reactor {
             }
         }
         let now = Instant::now();
-        while let Some(Reverse((at, token))) = self.table.due.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.table.due.pop();
+        while let Some(token) = self.table.pop_due(now) {
             if let Some(owner) = self.table.owners.get(&token) {
                 pending.push((*owner, Event::signal(token, EventKind::Timer)));
             }

@@ -133,11 +133,19 @@ pub(crate) struct Table {
     pub(crate) owners: HashMap<Token, Owner>,
     pub(crate) wake_flags: HashMap<Token, Arc<AtomicBool>>,
     pub(crate) due: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Each token's one pending timer: `due` entries that no longer match are stale (re-armed) and skipped.
+    pub(crate) deadlines: HashMap<Token, Instant>,
 }
 
 impl Table {
     pub(crate) fn new(first_token: usize) -> Self {
-        Table { next_token: first_token, owners: HashMap::new(), wake_flags: HashMap::new(), due: BinaryHeap::new() }
+        Table {
+            next_token: first_token,
+            owners: HashMap::new(),
+            wake_flags: HashMap::new(),
+            due: BinaryHeap::new(),
+            deadlines: HashMap::new(),
+        }
     }
     pub(crate) fn allocate(&mut self, owner: Owner) -> Token {
         let t = Token(self.next_token);
@@ -149,6 +157,30 @@ impl Table {
         self.owners.retain(|_, o| *o != owner);
         let owners = &self.owners;
         self.wake_flags.retain(|t, _| owners.contains_key(t));
+        self.deadlines.retain(|t, _| owners.contains_key(t));
+    }
+
+    /// Drops timer entries that were re-armed or whose token is gone; the next real deadline is then at
+    /// the top of `due`.
+    pub(crate) fn prune_due(&mut self) {
+        while let Some(Reverse((at, token))) = self.due.peek().copied() {
+            if self.deadlines.get(&token) == Some(&at) {
+                break;
+            }
+            self.due.pop();
+        }
+    }
+
+    /// Takes the next timer due at or before `now`, if any.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Token> {
+        self.prune_due();
+        let Reverse((at, token)) = self.due.peek().copied()?;
+        if at > now {
+            return None;
+        }
+        self.due.pop();
+        self.deadlines.remove(&token);
+        Some(token)
     }
 }
 
@@ -201,8 +233,13 @@ impl Sources<'_> {
         WakeHandle { token, pending, shared: self.shared.clone() }
     }
 
-    /// Asks for one `EventKind::Timer` event with `token` after `delay`.
+    /// Asks for one `EventKind::Timer` event with `token` after `delay`. A token has one timer: arming it
+    /// again replaces the earlier deadline, so timers never pile up.
     pub fn wake_after(&mut self, token: Token, delay: Duration) {
-        self.table.due.push(Reverse((Instant::now() + delay, token)));
+        let now = Instant::now();
+        // A delay past what an Instant can hold waits "for ever" (about 34 years) instead of panicking.
+        let at = now.checked_add(delay).or_else(|| now.checked_add(Duration::from_secs(1 << 30))).unwrap_or(now);
+        self.table.deadlines.insert(token, at);
+        self.table.due.push(Reverse((at, token)));
     }
 }

@@ -725,7 +725,7 @@ fn accept_list(ctx: &Ctx) -> Check<Verdict> {
     c.consume().ctx("consume")?;
     // With no error handler, the poison policy moves it to the queue's dead-letter queue.
     let dlq = PoisonPolicy::default().dead_letter_queue(&q.name);
-    let dead = wait_dead_letter(ctx, &conn, &ch, &dlq)?;
+    let dead = wait_dead_letter(&conn, &dlq)?;
     if *ran.lock().map_err(|_| "lock")? != 0 {
         return fail("callback ran for a refused content type");
     }
@@ -892,20 +892,24 @@ fn restart(ctx: &Ctx) -> Check<Verdict> {
 }
 
 /// Waits, draining `conn`'s events, for a message in the dead-letter queue `dlq`; deletes `dlq` after.
-fn wait_dead_letter(ctx: &Ctx, conn: &Connection, ch: &Arc<dyn Channel>, dlq: &str) -> Check<Message> {
-    let _ = ctx;
+fn wait_dead_letter(conn: &Connection, dlq: &str) -> Check<Message> {
     let end = Instant::now() + WAIT;
+    // Its own channel: a get from a queue that does not exist yet closes an AMQP channel.
+    let mut ch = conn.channel().ctx("channel")?;
     loop {
         match conn.drain_events(Some(Duration::from_millis(50))) {
             Ok(_) => {}
             Err(e) if is_kind(&e, ErrorKind::Timeout) => {}
             Err(e) => return fail(format!("drain_events returned an error for an unhandled message: {e}")),
         }
-        // The dead-letter queue may not exist yet: a get error then means "not there yet".
-        if let Ok(Some(m)) = ch.get(dlq, false) {
-            m.ack().ctx("ack dead-lettered message")?;
-            let _ = ch.delete_queue(dlq, false, false);
-            return Ok(m);
+        match ch.get(dlq, false) {
+            Ok(Some(m)) => {
+                m.ack().ctx("ack dead-lettered message")?;
+                let _ = ch.delete_queue(dlq, false, false);
+                return Ok(m);
+            }
+            Ok(None) => {}
+            Err(_) => ch = conn.channel().ctx("channel")?,
         }
         if Instant::now() >= end {
             return fail(format!("nothing arrived in the dead-letter queue '{dlq}'"));
@@ -932,7 +936,7 @@ fn poison_dead_letter(ctx: &Ctx) -> Check<Verdict> {
     });
     c.consume().ctx("consume")?;
     let dlq = PoisonPolicy::default().dead_letter_queue(&q.name);
-    let dead = wait_dead_letter(ctx, &conn, &ch, &dlq)?;
+    let dead = wait_dead_letter(&conn, &dlq)?;
     drain_until(&conn, || good.lock().map(|g| g.len() >= 2).unwrap_or(false))?;
     if &dead.body[..] != br#"{"n": "# {
         return fail(format!("dead-lettered body changed: {:?}", String::from_utf8_lossy(&dead.body)));
@@ -970,7 +974,7 @@ fn max_redeliveries(ctx: &Ctx) -> Check<Verdict> {
         let _ = ch.purge_queue(&q.name);
         return skip("the backend does not count redeliveries (DeliveryInfo::redeliveries is None)");
     }
-    let dead = wait_dead_letter(ctx, &conn, &ch, &policy.dead_letter_queue(&q.name))?;
+    let dead = wait_dead_letter(&conn, &policy.dead_letter_queue(&q.name))?;
     let s = seen.lock().map_err(|_| "lock")?.clone();
     if s != [Some(0), Some(1), Some(2)] {
         return fail(format!(
