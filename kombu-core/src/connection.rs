@@ -613,7 +613,7 @@ impl Connection {
             *guard = Some(reactor);
         }
         let reactor = guard.as_mut().ok_or_else(|| Error::state("no reactor"))?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| crate::hub::after(Instant::now(), t));
         let mut external = Vec::new();
         loop {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));

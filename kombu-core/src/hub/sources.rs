@@ -201,8 +201,28 @@ impl Sources<'_> {
         WakeHandle { token, pending, shared: self.shared.clone() }
     }
 
-    /// Asks for one `EventKind::Timer` event with `token` after `delay`.
+    /// Asks for one `EventKind::Timer` event with `token` after `delay` (a delay beyond
+    /// [`FOREVER`](super::FOREVER) is taken as that: never in practice).
     pub fn wake_after(&mut self, token: Token, delay: Duration) {
-        self.table.due.push(Reverse((Instant::now() + delay, token)));
+        self.table.due.push(Reverse((super::after(Instant::now(), delay), token)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_after_saturates_on_huge_delays() {
+        let mut reactor = crate::hub::reactor::Reactor::new().unwrap();
+        let mut sources = reactor.external_sources();
+        let token = sources.waker().token();
+        let now = Instant::now();
+        sources.wake_after(token, Duration::from_secs_f64(1e19));
+        sources.wake_after(token, Duration::MAX);
+        sources.wake_after(token, Duration::from_millis(5));
+        let due: Vec<Instant> = sources.table.due.iter().map(|Reverse((at, _))| *at).collect();
+        assert_eq!(due.len(), 3);
+        assert!(due.iter().filter(|at| **at > now + Duration::from_secs(3600 * 24 * 365)).count() == 2);
     }
 }
