@@ -352,7 +352,7 @@ impl ConnectionBuilder {
         let registry = Registry::global();
         let transports = urls
             .iter()
-            .map(|u| registry.get(&u.scheme).and_then(|t| t.validate(u).map(|()| t)))
+            .map(|u| registry.get(&u.scheme).and_then(|t| crate::options::check_url(&*t, u).map(|()| t)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Connection {
             inner: Arc::new(Inner {

@@ -19,6 +19,7 @@ pub mod envelope;
 mod error;
 pub mod hub;
 mod message;
+pub mod options;
 #[cfg(feature = "plugins")]
 pub mod plugin;
 mod producer;
@@ -37,6 +38,7 @@ pub use consumer::Consumer;
 pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Stopper, TimerHandle};
+pub use options::{OptionKind, OptionSpec, Options};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginDeclaration, PluginRegistrar};
