@@ -38,8 +38,8 @@ pub use consumer::Consumer;
 pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Stopper, TimerHandle};
-pub use options::{OptionKind, OptionSpec, Options};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
+pub use options::{OptionKind, OptionSpec, Options};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginDeclaration, PluginRegistrar};
 pub use producer::{Producer, Publish, DEFAULT_CONFIRM_TIMEOUT};

@@ -292,7 +292,10 @@ impl<'a> Options<'a> {
     }
 
     fn wrong(&self, name: &str, what: &str) -> Error {
-        Error::invalid(format!("transport {} reads option '{name}' as {what}, which it does not declare", self.transport))
+        Error::invalid(format!(
+            "transport {} reads option '{name}' as {what}, which it does not declare",
+            self.transport
+        ))
     }
 
     /// A seconds option.
@@ -413,7 +416,10 @@ mod tests {
         );
         assert!(message("max_conections=5").ends_with("did you mean 'max_connections'?"));
         let m = message("zzz=1");
-        assert!(m.contains("unknown option 'zzz' for transport t (known options: ack_emulation, connect_timeout"), "{m}");
+        assert!(
+            m.contains("unknown option 'zzz' for transport t (known options: ack_emulation, connect_timeout"),
+            "{m}"
+        );
         let url: BrokerUrl = "t://h/?x=1".parse().unwrap();
         let m = Options::new("memory", &[], &url).unwrap_err().to_string();
         assert!(m.ends_with("unknown option 'x' for transport memory: it takes no options"), "{m}");

@@ -24,7 +24,7 @@ fn route(shared: &Shared, exchange: &str, routing_key: &str, payload: &[u8]) -> 
     let headers = || Envelope::parse(payload).map(|e| e.headers).unwrap_or_default();
     let mut out: Vec<String> = members
         .iter()
-        .filter_map(|m| keys::parse_member(m))
+        .filter_map(|m| keys::parse_member(m, &shared.opts.sep))
         .filter(|m| match kind {
             ExchangeKind::Topic => topic_matches(&m.routing_key, routing_key),
             ExchangeKind::Fanout => true,
@@ -116,7 +116,7 @@ fn sweep(shared: &Shared) -> Result<usize> {
         }
         let (payload, priority) = mark_redelivered(&entry.payload);
         let step = keys::priority_step(priority, &o.priority_steps);
-        let lists: Vec<String> = queues.iter().map(|q| keys::queue_key(&o.global_keyprefix, q, step)).collect();
+        let lists: Vec<String> = queues.iter().map(|q| keys::queue_key(&o.global_keyprefix, q, step, &o.sep)).collect();
         if restore_tag(shared, &tag, &payload, &lists, true)? {
             restored += 1;
         }
