@@ -227,11 +227,11 @@ fn human(d: Duration) -> Option<String> {
         return None;
     }
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    Some(if s % 86_400 == 0 {
+    Some(if s.is_multiple_of(86_400) {
         plural(s / 86_400, "day")
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         plural(s / 3600, "hour")
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         plural(s / 60, "minute")
     } else {
         return None;

@@ -174,7 +174,7 @@ fn queue_order_strategy_decides_which_queue_is_served_first() {
 
     // sorted: the queue with the first name is drained first, whatever the consumer's order.
     let (a, b) = (unique("ord.s2"), unique("ord.s1"));
-    let mut sorted = vec![a.clone(), b.clone()];
+    let mut sorted = [a.clone(), b.clone()];
     sorted.sort();
     let got = order_of(&format!("{URL}?queue_order_strategy=sorted"), &[&a, &b], n);
     assert_eq!(got, [vec![sorted[0].clone(); n], vec![sorted[1].clone(); n]].concat());
