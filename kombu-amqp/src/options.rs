@@ -4,11 +4,13 @@
 //! (so `amqp://h//` and `amqp://h/%2F` name `/`, and `amqp://h` and `amqp://h/` mean the default, `/`);
 //! user and password default to `guest`, the host to `localhost`, the port to 5672 (5671 with TLS).
 //!
-//! Options (Kombu's names where Kombu has one):
-//! - `heartbeat` (seconds; `0` turns heartbeats off; unset: the broker's proposal),
-//! - `connect_timeout` (seconds, fractions allowed; default 5),
-//! - `channel_max`, `frame_max` (negotiated down from the broker's proposal),
-//! - `login_method` (`PLAIN`, `AMQPLAIN`, `EXTERNAL`),
+//! Options (Kombu's names where Kombu has one), declared in [`OPTIONS`] and checked by kombu-core when
+//! the URL is opened (an unknown name is an error naming the nearest known one, a value out of range an
+//! error naming the range):
+//! - `heartbeat` (seconds, 0 to 65535; `0` turns heartbeats off; unset: the broker's proposal),
+//! - `connect_timeout` (seconds, fractions allowed, 0.001 to 3600; default 5),
+//! - `channel_max` (0 to 65535), `frame_max` (0 to 4294967295), negotiated down from the broker's proposal,
+//! - `login_method` (`PLAIN`, `AMQPLAIN`, `EXTERNAL`, `ANONYMOUS`, `RABBIT-CR-DEMO`),
 //! - `ssl` (`true` makes `amqp://` use TLS; `amqps://` always does), `ssl_ca_certs` (a PEM file of CA
 //!   certificates to trust besides the built-in roots),
 //! - `connection_name`, and `client_properties` (a JSON object) for the client properties the broker shows,
@@ -17,11 +19,26 @@
 
 use std::time::Duration;
 
+use kombu_core::options::{OptionSpec, Options};
 use kombu_core::{BrokerUrl, Error, Result};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism};
 
 /// Default connect timeout (Kombu's `connect_timeout`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every option an `amqp://` URL takes, with its range.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::flag("ssl"),
+    OptionSpec::seconds("heartbeat", Duration::from_secs(u16::MAX as u64)),
+    OptionSpec::seconds_between("connect_timeout", Duration::from_millis(1), Duration::from_secs(3600)),
+    OptionSpec::count("channel_max", 0, u16::MAX as u64),
+    OptionSpec::count("frame_max", 0, u32::MAX as u64),
+    OptionSpec::choice("login_method", &["PLAIN", "AMQPLAIN", "EXTERNAL", "ANONYMOUS", "RABBIT-CR-DEMO"]),
+    OptionSpec::text("ssl_ca_certs"),
+    OptionSpec::text("connection_name"),
+    OptionSpec::text("client_properties"),
+    OptionSpec::flag("confirm_publish"),
+];
 
 /// Everything needed to open one AMQP connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,30 +62,24 @@ impl ConnectParams {
     }
 }
 
-/// Reads a broker URL.
+/// Reads a broker URL; every option is checked against [`OPTIONS`].
 pub fn parse(url: &BrokerUrl) -> Result<ConnectParams> {
     let tls = match url.scheme.as_str() {
         "amqps" => true,
-        "amqp" | "pyamqp" => url.bool_option("ssl")?.unwrap_or(false),
+        "amqp" | "pyamqp" => false,
         other => return Err(Error::invalid(format!("'{other}' is not an AMQP URL scheme (amqp, pyamqp, amqps)"))),
     };
-    let heartbeat = match url.option::<f64>("heartbeat")? {
-        None => None,
-        Some(s) if (0.0..=f64::from(u16::MAX)).contains(&s) => Some(s.round() as u16),
-        Some(s) => return Err(Error::invalid(format!("heartbeat {s} must be between 0 and 65535 seconds"))),
-    };
-    let connect_timeout = match url.option::<f64>("connect_timeout")? {
-        None => DEFAULT_CONNECT_TIMEOUT,
-        Some(s) if s > 0.0 && s.is_finite() && s < 1e9 => Duration::from_secs_f64(s),
-        Some(s) => return Err(Error::invalid(format!("connect_timeout {s} must be a positive number of seconds"))),
-    };
-    let auth_mechanism = match url.query.get("login_method") {
+    let q = Options::new("amqp", OPTIONS, url)?;
+    let tls = tls || q.flag("ssl")?.unwrap_or(false);
+    let heartbeat = q.seconds("heartbeat")?.map(|d| d.as_secs_f64().round().min(f64::from(u16::MAX)) as u16);
+    let connect_timeout = q.seconds("connect_timeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let auth_mechanism = match q.choice("login_method")? {
         None => None,
         Some(m) => Some(m.parse::<SASLMechanism>().map_err(|e| Error::invalid(format!("login_method: {e}")))?),
     };
     let query = AMQPQueryString {
-        frame_max: url.option::<u32>("frame_max")?,
-        channel_max: url.option::<u16>("channel_max")?,
+        frame_max: q.count("frame_max")?.and_then(|n| u32::try_from(n).ok()),
+        channel_max: q.count("channel_max")?.and_then(|n| u16::try_from(n).ok()),
         heartbeat,
         connection_timeout: Some(connect_timeout.as_millis().min(u128::from(u64::MAX)) as u64),
         auth_mechanism,
@@ -87,10 +98,10 @@ pub fn parse(url: &BrokerUrl) -> Result<ConnectParams> {
         query,
     };
     let mut client_properties = Vec::new();
-    if let Some(name) = url.query.get("connection_name") {
-        client_properties.push(("connection_name".to_owned(), name.clone()));
+    if let Some(name) = q.text("connection_name")? {
+        client_properties.push(("connection_name".to_owned(), name.to_owned()));
     }
-    if let Some(raw) = url.query.get("client_properties") {
+    if let Some(raw) = q.text("client_properties")? {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw)
             .map_err(|e| Error::invalid(format!("client_properties must be a JSON object: {e}")))?;
         for (k, v) in map {
@@ -104,9 +115,9 @@ pub fn parse(url: &BrokerUrl) -> Result<ConnectParams> {
     Ok(ConnectParams {
         uri,
         connect_timeout,
-        ca_certs: url.query.get("ssl_ca_certs").cloned(),
+        ca_certs: q.text("ssl_ca_certs")?.map(str::to_owned),
         client_properties,
-        confirm_publish: url.bool_option("confirm_publish")?.unwrap_or(false),
+        confirm_publish: q.flag("confirm_publish")?.unwrap_or(false),
     })
 }
 
@@ -182,10 +193,34 @@ mod tests {
             "amqp://h//?ssl=maybe",
             "amqp://h//?confirm_publish=2",
             "amqp://h//?client_properties=%5B1%5D",
+            "amqp://h//?connect_timeout=1e20",
+            "amqp://h//?heartbeat=1e19",
+            "amqp://h//?frame_max=4294967296",
+            "amqp://h//?hearbeat=10",
             "redis://h/0",
         ] {
             let err = params(bad).unwrap_err();
             assert_eq!(err.kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
+        }
+        let e = params("amqp://h//?hearbeat=10").unwrap_err();
+        assert!(
+            e.to_string().ends_with("unknown option 'hearbeat' for transport amqp: did you mean 'heartbeat'?"),
+            "{e}"
+        );
+        let e = params("amqp://h//?connect_timeout=1e20").unwrap_err();
+        assert!(e.to_string().ends_with("expected a number of seconds from 0.001 to 3600 (1 hour)"), "{e}");
+        assert_eq!(
+            params("amqp://h//?login_method=amqplain").unwrap().uri.query.auth_mechanism,
+            Some(SASLMechanism::AMQPlain)
+        );
+    }
+
+    #[test]
+    fn every_option_is_documented() {
+        let docs = include_str!("options.rs");
+        let docs = &docs[..docs.find("use std::time").unwrap_or(docs.len())];
+        for spec in OPTIONS {
+            assert!(docs.contains(&format!("`{}`", spec.name)), "option {} is not in the module docs", spec.name);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`AmqpTransport`]: the `amqp` transport (aliases `pyamqp` and `amqps`), registered in kombu's registry.
 
-use kombu_core::{BrokerConnection, BrokerUrl, Capabilities, PriorityOrder, Result, Transport};
+use kombu_core::{BrokerConnection, BrokerUrl, Capabilities, OptionSpec, PriorityOrder, Result, Transport};
 
 use crate::connection::AmqpConnection;
 use crate::options;
@@ -46,6 +46,14 @@ impl Transport for AmqpTransport {
             .heartbeats(true)
             .event_driven(true)
             .external_broker(true)
+    }
+
+    fn options(&self) -> Option<&'static [OptionSpec]> {
+        Some(options::OPTIONS)
+    }
+
+    fn validate(&self, url: &BrokerUrl) -> Result<()> {
+        options::parse(url).map(|_| ())
     }
 
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {

@@ -247,7 +247,7 @@ impl ConnectionBuilder {
         let registry = Registry::global();
         let transports = urls
             .iter()
-            .map(|u| registry.get(&u.scheme).and_then(|t| t.validate(u).map(|()| t)))
+            .map(|u| registry.get(&u.scheme).and_then(|t| crate::options::check_url(&*t, u).map(|()| t)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Connection {
             inner: Arc::new(Inner {
@@ -529,7 +529,7 @@ impl Connection {
             *guard = Some(reactor);
         }
         let reactor = guard.as_mut().ok_or_else(|| Error::state("no reactor"))?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| crate::hub::after(Instant::now(), t));
         let mut external = Vec::new();
         let mut errors = Vec::new();
         loop {

@@ -20,6 +20,7 @@ pub mod envelope;
 mod error;
 pub mod hub;
 mod message;
+pub mod options;
 #[cfg(feature = "plugins")]
 pub mod plugin;
 mod poison;
@@ -40,6 +41,7 @@ pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, Stopper, TimerHandle};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
+pub use options::{OptionKind, OptionSpec, Options};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginDeclaration, PluginRegistrar};
 pub use poison::{PoisonPolicy, DEFAULT_MAX_REDELIVERIES};

@@ -91,7 +91,7 @@ impl SimpleQueue {
             consumer.consume()?;
             self.consumer = Some(consumer);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| crate::hub::after(Instant::now(), t));
         loop {
             if let Some(m) = self.pop_buffered() {
                 return Ok(m);

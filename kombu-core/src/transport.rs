@@ -11,6 +11,7 @@ use crate::entity::{Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
 use crate::error::Result;
 use crate::hub::{Event, Sources};
 use crate::message::{DeliveryTag, Message};
+use crate::options::OptionSpec;
 use crate::url::BrokerUrl;
 
 /// The order in which a backend hands out messages of different priorities.
@@ -115,8 +116,17 @@ pub trait Transport: Send + Sync + 'static {
     fn default_port(&self) -> Option<u16>;
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
+    /// The URL query options it takes, with their kinds and ranges. kombu-core checks every URL against
+    /// this table before [`validate`](Transport::validate) (see [`check_url`](crate::options::check_url)): an unknown name,
+    /// a value that does not parse or one out of range is an `InvalidArgument` error. `Some(&[])` means
+    /// it takes no options; the default, `None`, means it does not declare them and options are not
+    /// checked for it.
+    fn options(&self) -> Option<&'static [OptionSpec]> {
+        None
+    }
     /// Checks a URL for this transport without connecting (called by `Connection::open`, so a bad URL
-    /// fails there and not at first use). The default accepts every URL.
+    /// fails there and not at first use), after its options were checked against
+    /// [`options`](Transport::options). The default accepts every URL.
     fn validate(&self, url: &BrokerUrl) -> Result<()> {
         let _ = url;
         Ok(())

@@ -5,6 +5,9 @@
 //! other virtual transports (direct, topic, fanout and headers exchanges, with AMQP's rules), and has
 //! acknowledgements, requeue, prefetch, priorities (higher first), message TTL and dead-lettering.
 //!
+//! It takes no URL options: `memory://name?x=1` is refused when opened (`unknown option 'x' for
+//! transport memory: it takes no options`), like any unknown option of any transport.
+//!
 //! ```
 //! use kombu_core::{Connection, Exchange, Queue, Producer};
 //! kombu_memory::link();
@@ -31,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
-use kombu_core::{BrokerUrl, Result};
+use kombu_core::{BrokerUrl, OptionSpec, Result};
 
 use channel::{ConnShared, MemoryChannel};
 
@@ -51,6 +54,10 @@ impl Transport for MemoryTransport {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::new().priority(PriorityOrder::HighestFirst).message_ttl(true).dead_letter(true)
+    }
+    /// None: `memory://name?anything=...` is an error naming the option.
+    fn options(&self) -> Option<&'static [OptionSpec]> {
+        Some(&[])
     }
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {
         let name = url.hostname.clone().or_else(|| url.virtual_host.clone()).unwrap_or_default();

@@ -125,7 +125,7 @@ impl RedisChannel {
         let s = scripts();
         let mut inv = s.pop.prepare_invoke();
         inv.key(&o.unacked_key).key(&o.unacked_index_key).key(self.shared.inflight_key());
-        for k in keys::queue_keys(&o.global_keyprefix, queue, &o.priority_steps) {
+        for k in keys::queue_keys(&o.global_keyprefix, queue, &o.priority_steps, &o.sep) {
             inv.key(k);
         }
         inv.arg(1)
@@ -134,6 +134,7 @@ impl RedisChannel {
             .arg("")
             .arg(o.visibility_timeout.as_millis() as u64)
             .arg(1)
+            .arg(o.queue_order_strategy.pop_mode())
             .arg(queue);
         let reply: Vec<redis::Value> = self.shared.pool.run("get", |c| inv.invoke(c))?;
         let mut it = reply.into_iter().skip(1);
@@ -155,7 +156,8 @@ impl RedisChannel {
         let mut p = redis::pipe();
         for (tag, u) in &entries {
             let (payload, priority) = mark_redelivered(&u.payload);
-            let key = keys::queue_key(&o.global_keyprefix, &u.queue, keys::priority_step(priority, &o.priority_steps));
+            let step = keys::priority_step(priority, &o.priority_steps);
+            let key = keys::queue_key(&o.global_keyprefix, &u.queue, step, &o.sep);
             if u.recorded {
                 p.cmd("EVALSHA")
                     .arg(scripts().restore.get_hash())
@@ -187,7 +189,7 @@ impl RedisChannel {
     fn queue_size(&self, name: &str) -> Result<u64> {
         let o = &self.shared.opts;
         let mut p = redis::pipe();
-        for k in keys::queue_keys(&o.global_keyprefix, name, &o.priority_steps) {
+        for k in keys::queue_keys(&o.global_keyprefix, name, &o.priority_steps, &o.sep) {
             p.cmd("LLEN").arg(k);
         }
         let sizes: Vec<u64> = self.shared.pool.run("LLEN", |c| p.query(c))?;
@@ -214,7 +216,7 @@ impl RedisChannel {
     fn remove_bindings_of(&self, queue: &str) -> Result<()> {
         let prefix = self.prefix().to_owned();
         let pattern = format!("{}*", keys::glob_escape(&keys::binding_key(&prefix, "")));
-        let suffix = format!("{}{queue}", keys::SEP);
+        let suffix = format!("{}{queue}", self.shared.opts.sep);
         let set_keys: Vec<String> = self.shared.pool.run("SCAN", |c| {
             let mut cursor = 0u64;
             let mut out = Vec::new();
@@ -322,7 +324,7 @@ impl Channel for RedisChannel {
         }
         self.remove_bindings_of(name)?;
         let o = &self.shared.opts;
-        let lists = keys::queue_keys(&o.global_keyprefix, name, &o.priority_steps);
+        let lists = keys::queue_keys(&o.global_keyprefix, name, &o.priority_steps, &o.sep);
         self.shared.pool.run("DEL", |c| redis::cmd("DEL").arg(&lists).query::<()>(c))?;
         lock(&self.shared.queues).remove(name);
         Ok(size)
@@ -334,7 +336,8 @@ impl Channel for RedisChannel {
             return Ok(());
         }
         let kind = self.shared.exchange_kind(exchange);
-        let member = keys::binding_member(routing_key, &self.binding_pattern(kind, routing_key, arguments), queue);
+        let pattern = self.binding_pattern(kind, routing_key, arguments);
+        let member = keys::binding_member(routing_key, &pattern, queue, &self.shared.opts.sep);
         let mut p = redis::pipe();
         p.atomic();
         p.cmd("SADD").arg(keys::binding_key(self.prefix(), exchange)).arg(&member).ignore();
@@ -350,7 +353,8 @@ impl Channel for RedisChannel {
     fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()> {
         self.check_open()?;
         let kind = self.shared.exchange_kind(exchange);
-        let member = keys::binding_member(routing_key, &self.binding_pattern(kind, routing_key, arguments), queue);
+        let pattern = self.binding_pattern(kind, routing_key, arguments);
+        let member = keys::binding_member(routing_key, &pattern, queue, &self.shared.opts.sep);
         let mut p = redis::pipe();
         p.atomic();
         p.cmd("SREM").arg(keys::binding_key(self.prefix(), exchange)).arg(&member).ignore();
@@ -375,7 +379,7 @@ impl Channel for RedisChannel {
         let o = &self.shared.opts;
         let mut p = redis::pipe();
         p.atomic();
-        for k in keys::queue_keys(&o.global_keyprefix, name, &o.priority_steps) {
+        for k in keys::queue_keys(&o.global_keyprefix, name, &o.priority_steps, &o.sep) {
             p.cmd("LLEN").arg(&k);
             p.cmd("DEL").arg(&k).ignore();
         }
@@ -489,7 +493,7 @@ impl Channel for RedisChannel {
             return dead_letter_by_copy(self, message, target);
         };
         let o = &self.shared.opts;
-        let list = keys::queue_key(&o.global_keyprefix, target.to, 0);
+        let list = keys::queue_key(&o.global_keyprefix, target.to, 0, &o.sep);
         let mut inv = scripts().dead_letter.prepare_invoke();
         inv.key(&o.unacked_key).key(&o.unacked_index_key).key(&list);
         inv.arg(&*key).arg(&entry.payload[..]).arg(if entry.recorded { "0" } else { "1" });

@@ -1,8 +1,9 @@
 //! Python Kombu's names on Redis: binding sets and their members, priority sub-queues, fanout channels and
 //! the patterns that subscribe to them (pure).
 
-/// Kombu's separator inside binding members and priority queue names.
-pub const SEP: &str = "\x06\x16";
+/// Kombu's default separator inside binding members and priority queue names (option `sep`; Celery
+/// documents `sep=':'`). Every function here takes the separator in use.
+pub const DEFAULT_SEP: &str = "\x06\x16";
 
 /// The binding set of an exchange: `_kombu.binding.<exchange>`.
 pub fn binding_key(prefix: &str, exchange: &str) -> String {
@@ -14,9 +15,9 @@ pub fn binding_permanent_key(prefix: &str, exchange: &str) -> String {
     format!("{prefix}_kombu.binding_permanent.{exchange}")
 }
 
-/// A binding set member: `routing_key SEP pattern SEP queue`.
-pub fn binding_member(routing_key: &str, pattern: &str, queue: &str) -> String {
-    format!("{routing_key}{SEP}{pattern}{SEP}{queue}")
+/// A binding set member: `routing_key sep pattern sep queue`.
+pub fn binding_member(routing_key: &str, pattern: &str, queue: &str, sep: &str) -> String {
+    format!("{routing_key}{sep}{pattern}{sep}{queue}")
 }
 
 /// One member of a binding set.
@@ -30,11 +31,15 @@ pub struct Member {
     pub queue: String,
 }
 
-/// Splits a member; `None` when it is not one.
-pub fn parse_member(raw: &[u8]) -> Option<Member> {
+/// Splits a member written with `sep`: the routing key ends at the first separator, the pattern at the
+/// second, the queue is the rest. `None` when it is not a member (or `sep` is empty).
+pub fn parse_member(raw: &[u8], sep: &str) -> Option<Member> {
+    if sep.is_empty() {
+        return None;
+    }
     let s = std::str::from_utf8(raw).ok()?;
-    let (routing_key, rest) = s.split_once(SEP)?;
-    let (pattern, queue) = rest.split_once(SEP)?;
+    let (routing_key, rest) = s.split_once(sep)?;
+    let (pattern, queue) = rest.split_once(sep)?;
     Some(Member { routing_key: routing_key.into(), pattern: pattern.into(), queue: queue.into() })
 }
 
@@ -71,27 +76,24 @@ pub fn priority_step(priority: u8, steps: &[u8]) -> u8 {
     steps.iter().copied().filter(|s| *s <= p).max().unwrap_or(0)
 }
 
-/// The list holding a queue's messages of one band: the queue itself for band 0, `queue SEP step` otherwise.
-pub fn queue_key(prefix: &str, queue: &str, step: u8) -> String {
-    if step == 0 {
-        format!("{prefix}{queue}")
-    } else {
-        format!("{prefix}{queue}{SEP}{step}")
-    }
+/// The list holding a queue's messages of one band: the queue itself for band 0, `queue sep step`
+/// otherwise (Kombu's `_q_for_pri`).
+pub fn queue_key(prefix: &str, queue: &str, step: u8, sep: &str) -> String {
+    format!("{prefix}{queue}{}", step_suffix(step, sep))
 }
 
 /// The suffix a band adds to a queue name (empty for band 0).
-pub fn step_suffix(step: u8) -> String {
+pub fn step_suffix(step: u8, sep: &str) -> String {
     if step == 0 {
         String::new()
     } else {
-        format!("{SEP}{step}")
+        format!("{sep}{step}")
     }
 }
 
 /// Every list of a queue, in the order Kombu's BRPOP reads them (band 0 first).
-pub fn queue_keys(prefix: &str, queue: &str, steps: &[u8]) -> Vec<String> {
-    steps.iter().map(|s| queue_key(prefix, queue, *s)).collect()
+pub fn queue_keys(prefix: &str, queue: &str, steps: &[u8], sep: &str) -> Vec<String> {
+    steps.iter().map(|s| queue_key(prefix, queue, *s, sep)).collect()
 }
 
 /// The channel a fanout message is published to: `<prefix><fanout prefix><exchange>`, plus
@@ -155,11 +157,17 @@ mod tests {
 
     #[test]
     fn members_as_kombu_writes_them() {
-        assert_eq!(binding_member("k", "", "q"), "k\x06\x16\x06\x16q");
-        let m = parse_member(b"a.#\x06\x16^a\\..*?$\x06\x16tq").unwrap();
+        assert_eq!(binding_member("k", "", "q", DEFAULT_SEP), "k\x06\x16\x06\x16q");
+        let m = parse_member(b"a.#\x06\x16^a\\..*?$\x06\x16tq", DEFAULT_SEP).unwrap();
         assert_eq!((m.routing_key.as_str(), m.pattern.as_str(), m.queue.as_str()), ("a.#", r"^a\..*?$", "tq"));
-        assert!(parse_member(b"no separators").is_none());
-        assert!(parse_member(b"\xff\x06\x16\x06\x16q").is_none());
+        assert!(parse_member(b"no separators", DEFAULT_SEP).is_none());
+        assert!(parse_member(b"\xff\x06\x16\x06\x16q", DEFAULT_SEP).is_none());
+        // Celery's sep=':': Python Kombu writes `k::q` for a direct binding.
+        assert_eq!(binding_member("k", "", "q", ":"), "k::q");
+        let m = parse_member(b"k::q", ":").unwrap();
+        assert_eq!((m.routing_key.as_str(), m.pattern.as_str(), m.queue.as_str()), ("k", "", "q"));
+        assert!(parse_member(b"k\x06\x16\x06\x16q", ":").is_none(), "a member of another separator");
+        assert!(parse_member(b"k::q", "").is_none());
         assert_eq!(binding_key("p:", "ex"), "p:_kombu.binding.ex");
         assert_eq!(binding_permanent_key("", "ex"), "_kombu.binding_permanent.ex");
     }
@@ -178,9 +186,12 @@ mod tests {
         let steps = [0, 3, 6, 9];
         let bands: Vec<u8> = (0..=12).map(|p| priority_step(p, &steps)).collect();
         assert_eq!(bands, vec![0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9, 9]);
-        assert_eq!(queue_key("", "q", 0), "q");
-        assert_eq!(queue_key("x:", "q", 6), "x:q\x06\x166");
-        assert_eq!(queue_keys("", "q", &steps).len(), 4);
+        assert_eq!(queue_key("", "q", 0, DEFAULT_SEP), "q");
+        assert_eq!(queue_key("x:", "q", 6, DEFAULT_SEP), "x:q\x06\x166");
+        assert_eq!(queue_key("", "q", 3, ":"), "q:3");
+        assert_eq!(queue_keys("", "q", &steps, ":"), vec!["q", "q:3", "q:6", "q:9"]);
+        assert_eq!(step_suffix(9, ":"), ":9");
+        assert_eq!(step_suffix(0, ":"), "");
         assert_eq!(priority_step(4, &[0, 5]), 0);
     }
 

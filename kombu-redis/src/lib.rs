@@ -6,11 +6,43 @@
 //! options in the query (see [`RedisOptions`]). `rediss://` (TLS) is recognised and refused with a clear
 //! error: this build has no TLS.
 //!
-//! Layout on the server (as Python Kombu writes it): binding sets `_kombu.binding.<exchange>` with members
-//! `routing_key\x06\x16pattern\x06\x16queue`; a queue is a list (LPUSH to publish, taken from the right),
-//! with priority bands in `queue\x06\x16<step>`; messages are Kombu's JSON envelope; deliveries are
-//! recorded in the `unacked` hash and `unacked_index` sorted set until acknowledged; fanout exchanges
-//! publish on `/<db>.<exchange>[/<routing key>]`.
+//! Options (Kombu's names and defaults; declared in [`OPTIONS`] and checked by kombu-core when the URL is
+//! opened: an unknown name is an error naming the nearest known one, a value out of range an error
+//! naming the range; seconds may have fractions):
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `visibility_timeout` | seconds, 0 to a year: how long a delivered, unacknowledged message stays invisible | 3600 |
+//! | `ack_emulation` | flag: record deliveries in `unacked` so that they can be restored | true |
+//! | `unacked_key`, `unacked_index_key`, `unacked_mutex_key` | key names (after `global_keyprefix`) | `unacked`, `unacked_index`, `unacked_mutex` |
+//! | `unacked_mutex_expire` | seconds, 0 to a day: longest hold of the restore lock | 300 |
+//! | `unacked_restore_interval` | seconds, 0 to a day (at least 10 ms is used): how often consumers look for timed-out deliveries | 10 |
+//! | `unacked_restore_limit` | 1 to 1 000 000: most messages restored per look | 100 |
+//! | `global_keyprefix` | text put before every key and pub/sub channel | empty |
+//! | `fanout_prefix` | `true` (`/{db}.`), `false` (none) or a custom prefix | true |
+//! | `fanout_patterns` | flag: fanout publishes go to `<exchange>/<routing key>` | true |
+//! | `sep` | the separator inside binding members and priority queue names (Celery documents `sep=:`); it must not occur in routing keys or queue names | `\x06\x16` |
+//! | `priority_steps` | the priority bands, `0,3,6,9` or `[0, 3, 6, 9]`: steps 0 to 9, including 0 | `[0, 3, 6, 9]` |
+//! | `queue_order_strategy` | `round_robin`, `priority` or `sorted`: the order a consumer on several queues takes from them (see [`QueueOrder`]) | `round_robin` |
+//! | `socket_timeout` | seconds, 0 (none) to a day: timeout of each command | 30 |
+//! | `socket_connect_timeout` | seconds, 0 (the default) to an hour | 5 |
+//! | `socket_keepalive` | flag: TCP keepalive | true |
+//! | `health_check_interval` | seconds, 0 (off) to a day: how often the consumer sockets are checked | 25 |
+//! | `polling_interval` | seconds, 0 to a day (at least 10 ms is used): longest wait between two looks at the queues | 1 |
+//! | `max_connections` | 1 to 10 000: pooled command connections kept idle | 10 |
+//! | `client_name` | `CLIENT SETNAME` of each connection | none |
+//! | `consume_batch` | 1 to 10 000: most messages one consumer request takes | 256 |
+//! | `client_tracking` | flag: wake consumers by client-side tracking of their queue keys | true |
+//!
+//! Python Kombu reads `sep`, `priority_steps` and `queue_order_strategy` from its transport options
+//! (Celery's `broker_transport_options`); a Python and a Rust program that share queues must give the
+//! same `sep` and `priority_steps`, or they will not see each other's bindings and priority messages.
+//!
+//! Layout on the server (as Python Kombu writes it, `\x06\x16` being the default `sep`): binding sets
+//! `_kombu.binding.<exchange>` with members `routing_key\x06\x16pattern\x06\x16queue`; a queue is a list
+//! (LPUSH to publish, taken from the right), with priority bands in `queue\x06\x16<step>`; messages are
+//! Kombu's JSON envelope; deliveries are recorded in the `unacked` hash and `unacked_index` sorted set
+//! until acknowledged; fanout exchanges publish on `/<db>.<exchange>[/<routing key>]`.
 //!
 //! What differs from Kombu, on purpose (Python peers see the same data either way):
 //! - Topic routing follows AMQP (`a.#` takes `a`), whoever routes; the binding's pattern field is still
@@ -50,6 +82,7 @@
 mod channel;
 mod client;
 mod connection;
+pub mod cycle;
 pub mod keys;
 mod options;
 pub mod payload;
@@ -61,8 +94,10 @@ pub mod scripts;
 mod socket;
 
 pub use connection::RedisConnection;
-pub use options::{parse_priority_steps, RedisOptions, DEFAULT_PRIORITY_STEPS};
+pub use cycle::QueueOrder;
+pub use options::{parse_priority_steps, RedisOptions, DEFAULT_PRIORITY_STEPS, OPTIONS};
 
+use kombu_core::options::OptionSpec;
 use kombu_core::transport::{BrokerConnection, Capabilities, PriorityOrder, Transport};
 use kombu_core::{BrokerUrl, Error, ExchangeKind, Result};
 
@@ -96,6 +131,10 @@ impl Transport for RedisTransport {
             .priority(PriorityOrder::LowestFirstInBands(DEFAULT_PRIORITY_STEPS.to_vec()))
             .event_driven(true)
             .external_broker(true)
+    }
+
+    fn options(&self) -> Option<&'static [OptionSpec]> {
+        Some(OPTIONS)
     }
 
     fn validate(&self, url: &BrokerUrl) -> Result<()> {

@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
+use kombu_core::options::{OptionSpec, OptionValue, Options};
 use kombu_core::{BrokerUrl, Error, Result};
+
+use crate::cycle::QueueOrder;
+use crate::keys::DEFAULT_SEP;
 
 /// Python Kombu's priority steps.
 pub const DEFAULT_PRIORITY_STEPS: [u8; 4] = [0, 3, 6, 9];
@@ -46,6 +50,10 @@ pub struct RedisOptions {
     pub fanout_patterns: bool,
     /// Priority bands, ascending, starting at 0.
     pub priority_steps: Vec<u8>,
+    /// The separator inside binding members and priority queue names (Kombu's `sep`, `\x06\x16`).
+    pub sep: String,
+    /// The order in which a consumer on several queues takes from them (Kombu's `queue_order_strategy`).
+    pub queue_order_strategy: QueueOrder,
     /// Timeout of each command on the command connections.
     pub socket_timeout: Option<Duration>,
     /// Timeout of connecting.
@@ -87,6 +95,8 @@ impl Default for RedisOptions {
             fanout_prefix: "/0.".into(),
             fanout_patterns: true,
             priority_steps: DEFAULT_PRIORITY_STEPS.to_vec(),
+            sep: DEFAULT_SEP.to_owned(),
+            queue_order_strategy: QueueOrder::RoundRobin,
             socket_timeout: Some(Duration::from_secs(30)),
             socket_connect_timeout: Some(Duration::from_secs(5)),
             socket_keepalive: true,
@@ -100,35 +110,68 @@ impl Default for RedisOptions {
     }
 }
 
-fn seconds(url: &BrokerUrl, name: &str) -> Result<Option<Duration>> {
-    match url.option::<f64>(name)? {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::invalid(format!("option '{name}={s}': expected a number of seconds >= 0"))),
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+/// `priority_steps`: steps from 0 to 9.
+const PRIORITY_STEPS: OptionSpec = OptionSpec::counts("priority_steps", 0, 9);
+
+/// Every option a `redis://` URL takes, with its range (checked by kombu-core before the transport sees
+/// the URL; see [`kombu_core::options`]).
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::flag("ack_emulation"),
+    OptionSpec::seconds("visibility_timeout", YEAR),
+    OptionSpec::text("unacked_key"),
+    OptionSpec::text("unacked_index_key"),
+    OptionSpec::text("unacked_mutex_key"),
+    OptionSpec::seconds("unacked_mutex_expire", DAY),
+    OptionSpec::seconds("unacked_restore_interval", DAY),
+    OptionSpec::count("unacked_restore_limit", 1, 1_000_000),
+    OptionSpec::text("global_keyprefix"),
+    OptionSpec::text("fanout_prefix"),
+    OptionSpec::flag("fanout_patterns"),
+    OptionSpec::text("sep"),
+    PRIORITY_STEPS,
+    OptionSpec::choice("queue_order_strategy", QueueOrder::NAMES),
+    OptionSpec::seconds("socket_timeout", DAY),
+    OptionSpec::seconds("socket_connect_timeout", HOUR),
+    OptionSpec::flag("socket_keepalive"),
+    OptionSpec::seconds("health_check_interval", DAY),
+    OptionSpec::seconds("polling_interval", DAY),
+    OptionSpec::count("max_connections", 1, 10_000),
+    OptionSpec::text("client_name"),
+    OptionSpec::count("consume_batch", 1, 10_000),
+    OptionSpec::flag("client_tracking"),
+];
+
+/// Parses `priority_steps` written as `0,3,6,9` or `[0, 3, 6, 9]`: steps from 0 to 9 (Kombu clamps
+/// message priorities to 0-9, so a higher step would never be used), which must include 0; sorted, without
+/// repeats (Kombu bisects the list, which must be sorted).
+pub fn parse_priority_steps(raw: &str) -> Result<Vec<u8>> {
+    match PRIORITY_STEPS.parse("redis", raw)? {
+        OptionValue::Counts(steps) => steps_from(raw, steps),
+        _ => steps_from(raw, Vec::new()),
     }
 }
 
-/// Parses `priority_steps` written as `0,3,6,9` or `[0, 3, 6, 9]`.
-pub fn parse_priority_steps(raw: &str) -> Result<Vec<u8>> {
-    let bad = |why: &str| Error::invalid(format!("option 'priority_steps={raw}': {why}"));
-    let inner = raw.trim().trim_start_matches('[').trim_end_matches(']');
-    let mut steps = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u8>().map_err(|_| bad("expected numbers 0-255 separated by commas")))
-        .collect::<Result<Vec<u8>>>()?;
+fn steps_from(raw: &str, steps: Vec<u64>) -> Result<Vec<u8>> {
+    let mut steps: Vec<u8> = steps.into_iter().filter_map(|s| u8::try_from(s).ok()).collect();
     steps.sort_unstable();
     steps.dedup();
     if steps.first() != Some(&0) {
-        return Err(bad("the steps must include 0"));
+        return Err(Error::invalid(format!(
+            "invalid option 'priority_steps={raw}' for transport redis: the steps must include 0"
+        )));
     }
     Ok(steps)
 }
 
 impl RedisOptions {
-    /// Reads a `redis://[user:password@]host[:port][/db][?options]` URL.
+    /// Reads a `redis://[user:password@]host[:port][/db][?options]` URL; every option is checked
+    /// against [`OPTIONS`] (unknown names, values, ranges).
     pub fn from_url(url: &BrokerUrl) -> Result<RedisOptions> {
+        let q = Options::new("redis", OPTIONS, url)?;
         let mut o = RedisOptions::default();
         if let Some(h) = &url.hostname {
             o.host = h.clone();
@@ -144,10 +187,10 @@ impl RedisOptions {
         };
         o.username = url.userid.clone();
         o.password = url.password.clone();
-        if let Some(v) = url.bool_option("ack_emulation")? {
+        if let Some(v) = q.flag("ack_emulation")? {
             o.ack_emulation = v;
         }
-        if let Some(v) = seconds(url, "visibility_timeout")? {
+        if let Some(v) = q.seconds("visibility_timeout")? {
             o.visibility_timeout = v;
         }
         for (name, slot) in [
@@ -156,21 +199,21 @@ impl RedisOptions {
             ("unacked_mutex_key", &mut o.unacked_mutex_key),
             ("global_keyprefix", &mut o.global_keyprefix),
         ] {
-            if let Some(v) = url.query.get(name) {
-                *slot = v.clone();
+            if let Some(v) = q.text(name)? {
+                *slot = v.to_owned();
             }
         }
-        if let Some(v) = seconds(url, "unacked_mutex_expire")? {
+        if let Some(v) = q.seconds("unacked_mutex_expire")? {
             o.unacked_mutex_expire = v;
         }
-        if let Some(v) = seconds(url, "unacked_restore_interval")? {
+        if let Some(v) = q.seconds("unacked_restore_interval")? {
             o.unacked_restore_interval = v.max(Duration::from_millis(10));
         }
-        if let Some(v) = url.option::<usize>("unacked_restore_limit")? {
-            o.unacked_restore_limit = v.max(1);
+        if let Some(v) = q.count("unacked_restore_limit")? {
+            o.unacked_restore_limit = usize::try_from(v).unwrap_or(usize::MAX);
         }
         // fanout_prefix: true (Kombu's '/{db}.'), false (none), or a custom prefix.
-        o.fanout_prefix = match url.query.get("fanout_prefix").map(|s| s.as_str()) {
+        o.fanout_prefix = match q.text("fanout_prefix")? {
             None => "/{db}.".into(),
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => "/{db}.".into(),
@@ -183,38 +226,49 @@ impl RedisOptions {
         for key in [&mut o.unacked_key, &mut o.unacked_index_key, &mut o.unacked_mutex_key] {
             key.insert_str(0, &o.global_keyprefix);
         }
-        if let Some(v) = url.bool_option("fanout_patterns")? {
+        if let Some(v) = q.flag("fanout_patterns")? {
             o.fanout_patterns = v;
         }
-        if let Some(raw) = url.query.get("priority_steps") {
-            o.priority_steps = parse_priority_steps(raw)?;
+        if let Some(v) = q.text("sep")? {
+            if v.is_empty() {
+                return Err(Error::invalid(
+                    "invalid option 'sep=' for transport redis: expected a separator of one or more characters",
+                ));
+            }
+            o.sep = v.to_owned();
+        }
+        if let (Some(raw), Some(steps)) = (url.query.get("priority_steps"), q.counts("priority_steps")?) {
+            o.priority_steps = steps_from(raw, steps)?;
+        }
+        if let Some(v) = q.choice("queue_order_strategy")? {
+            o.queue_order_strategy = QueueOrder::from_name(v).unwrap_or_default();
         }
         if url.query.contains_key("socket_timeout") {
-            o.socket_timeout = seconds(url, "socket_timeout")?.filter(|d| !d.is_zero());
+            o.socket_timeout = q.seconds("socket_timeout")?.filter(|d| !d.is_zero());
         }
         if url.query.contains_key("socket_connect_timeout") {
-            o.socket_connect_timeout = seconds(url, "socket_connect_timeout")?.filter(|d| !d.is_zero());
+            o.socket_connect_timeout = q.seconds("socket_connect_timeout")?.filter(|d| !d.is_zero());
         }
-        if let Some(v) = url.bool_option("socket_keepalive")? {
+        if let Some(v) = q.flag("socket_keepalive")? {
             o.socket_keepalive = v;
         }
-        if let Some(v) = seconds(url, "health_check_interval")? {
+        if let Some(v) = q.seconds("health_check_interval")? {
             o.health_check_interval = v;
         }
-        if let Some(v) = seconds(url, "polling_interval")? {
+        if let Some(v) = q.seconds("polling_interval")? {
             o.polling_interval = v.max(Duration::from_millis(10));
         }
-        if let Some(v) = url.option::<usize>("max_connections")? {
-            o.max_connections = v.max(1);
+        if let Some(v) = q.count("max_connections")? {
+            o.max_connections = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = url.query.get("client_name") {
-            o.client_name = Some(v.clone());
+        if let Some(v) = q.text("client_name")? {
+            o.client_name = Some(v.to_owned());
         }
-        if let Some(v) = url.bool_option("client_tracking")? {
+        if let Some(v) = q.flag("client_tracking")? {
             o.client_tracking = v;
         }
-        if let Some(v) = url.option::<usize>("consume_batch")? {
-            o.consume_batch = v.clamp(1, 10_000);
+        if let Some(v) = q.count("consume_batch")? {
+            o.consume_batch = usize::try_from(v).unwrap_or(usize::MAX);
         }
         Ok(o)
     }
@@ -281,9 +335,75 @@ mod tests {
             "redis://h/0?priority_steps=3,6",
             "redis://h/0?priority_steps=a",
             "redis://h/0?fanout_patterns=maybe",
+            "redis://h/0?priority_steps=0,10",
+            "redis://h/0?priority_steps=",
+            "redis://h/0?sep=",
+            "redis://h/0?queue_order_strategy=fifo",
+            "redis://h/0?consume_batch=0",
+            "redis://h/0?max_connections=100000",
         ] {
             let e = opts(bad).unwrap_err();
             assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        for (name, cap) in [
+            ("visibility_timeout", "31536000 (365 days)"),
+            ("socket_timeout", "86400 (1 day)"),
+            ("socket_connect_timeout", "3600 (1 hour)"),
+            ("polling_interval", "86400 (1 day)"),
+            ("health_check_interval", "86400 (1 day)"),
+            ("unacked_restore_interval", "86400 (1 day)"),
+            ("unacked_mutex_expire", "86400 (1 day)"),
+        ] {
+            for v in ["1e20", "1e19", "inf", "-0.5"] {
+                let e = opts(&format!("redis://h/0?{name}={v}")).unwrap_err();
+                assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument);
+                let m = e.to_string();
+                assert!(m.contains(&format!("'{name}={v}' for transport redis")), "{m}");
+                assert!(m.ends_with(&format!("expected a number of seconds from 0 to {cap}")), "{m}");
+            }
+        }
+        let o = opts("redis://h/0?visibility_timeout=31536000&polling_interval=86400").unwrap();
+        assert_eq!(o.visibility_timeout, YEAR);
+        assert_eq!(o.polling_interval, DAY);
+    }
+
+    #[test]
+    fn unknown_options_suggest_the_nearest() {
+        let e = opts("redis://h/0?visiblity_timeout=5").unwrap_err();
+        assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: unknown option 'visiblity_timeout' for transport redis: did you mean 'visibility_timeout'?"
+        );
+        let e = opts("redis://h/0?queue_order=priority").unwrap_err();
+        assert!(e.to_string().contains("unknown option 'queue_order'"), "{e}");
+    }
+
+    #[test]
+    fn kombus_sep_priority_steps_and_queue_order() {
+        let o = opts("redis://h/0").unwrap();
+        assert_eq!((o.sep.as_str(), o.queue_order_strategy), ("\x06\x16", QueueOrder::RoundRobin));
+        let o = opts("redis://h/0?sep=:&queue_order_strategy=priority&priority_steps=%5B0%2C%205%2C%202%2C%205%5D")
+            .unwrap();
+        assert_eq!(o.sep, ":");
+        assert_eq!(o.queue_order_strategy, QueueOrder::Priority);
+        assert_eq!(o.priority_steps, vec![0, 2, 5]);
+        assert_eq!(opts("redis://h/0?queue_order_strategy=sorted").unwrap().queue_order_strategy, QueueOrder::Sorted);
+        assert_eq!(parse_priority_steps("0,3,6,9").unwrap(), vec![0, 3, 6, 9]);
+        assert_eq!(parse_priority_steps("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]").unwrap(), (0..=9).collect::<Vec<u8>>());
+        let e = parse_priority_steps("3,6").unwrap_err();
+        assert!(e.to_string().ends_with("the steps must include 0"), "{e}");
+    }
+
+    #[test]
+    fn every_option_is_documented() {
+        let docs = include_str!("lib.rs");
+        for spec in OPTIONS {
+            assert!(docs.contains(&format!("`{}`", spec.name)), "option {} is not in the crate docs", spec.name);
         }
     }
 }

@@ -558,10 +558,8 @@ impl RedisPoller {
         let n = room.min(o.consume_batch);
         cp.dirty = false;
         cp.inflight = n;
-        let r = cp.rotation % queues.len();
+        let queues = o.queue_order_strategy.order(queues, cp.rotation);
         cp.rotation = cp.rotation.wrapping_add(1);
-        let mut queues = queues;
-        queues.rotate_left(r);
         self.req_seq += 1;
         let req = format!("{}.{}", self.id, self.req_seq);
         let mut args: Vec<Vec<u8>> = vec![scripts().pop.get_hash().as_bytes().to_vec()];
@@ -571,7 +569,7 @@ impl RedisPoller {
         args.push(self.shared.inflight_key().into_bytes());
         for step in &o.priority_steps {
             for q in &queues {
-                args.push(keys::queue_key(&o.global_keyprefix, q, *step).into_bytes());
+                args.push(keys::queue_key(&o.global_keyprefix, q, *step, &o.sep).into_bytes());
             }
         }
         args.push(n.to_string().into_bytes());
@@ -580,6 +578,7 @@ impl RedisPoller {
         args.push(req.clone().into_bytes());
         args.push((o.visibility_timeout.as_millis() as u64).to_string().into_bytes());
         args.push(queues.len().to_string().into_bytes());
+        args.push(o.queue_order_strategy.pop_mode().to_vec());
         args.extend(queues.iter().map(|q| q.clone().into_bytes()));
         let packed = pack("EVALSHA", &args);
         self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, args }));

@@ -48,8 +48,9 @@ struct Run {
 }
 
 impl Run {
-    /// An empty run for `destination`; `None` when it drops its messages (a list of no queues).
-    fn new(destination: Destination, prefix: &str) -> Option<Run> {
+    /// An empty run for `destination` (`prefix`: the global key prefix, `sep`: the separator of binding
+    /// members); `None` when it drops its messages (a list of no queues).
+    fn new(destination: Destination, prefix: &str, sep: &str) -> Option<Run> {
         let cmd = match &destination {
             Destination::Lists(keys) => {
                 let mut c = redis::cmd("LPUSH");
@@ -64,7 +65,8 @@ impl Run {
                     .arg(*kind)
                     .arg(routing_key)
                     .arg(suffix)
-                    .arg(prefix);
+                    .arg(prefix)
+                    .arg(sep);
                 c
             }
             Destination::Fanout(topic) => {
@@ -153,7 +155,7 @@ pub(crate) fn fetch_tables<'a>(shared: &Shared, exchanges: impl IntoIterator<Ite
     Ok(names
         .into_iter()
         .zip(sets)
-        .map(|(e, set)| (e.to_owned(), set.iter().filter_map(|m| keys::parse_member(m)).collect()))
+        .map(|(e, set)| (e.to_owned(), set.iter().filter_map(|m| keys::parse_member(m, &shared.opts.sep)).collect()))
         .collect())
 }
 
@@ -172,7 +174,7 @@ pub(crate) fn destination(
     let step = keys::priority_step(message.properties.priority.unwrap_or(0), &o.priority_steps);
     let prefix = &o.global_keyprefix;
     if exchange.is_empty() {
-        return Ok(Destination::Lists(vec![keys::queue_key(prefix, routing_key, step)]));
+        return Ok(Destination::Lists(vec![keys::queue_key(prefix, routing_key, step, &o.sep)]));
     }
     if kind == ExchangeKind::Fanout {
         return Ok(Destination::Fanout(keys::fanout_topic(
@@ -195,13 +197,13 @@ pub(crate) fn destination(
     if let Some(tables) = tables {
         let members = tables.get(exchange).map(Vec::as_slice).unwrap_or_default();
         let queues = route_members(kind, members, routing_key, &message.headers);
-        return Ok(Destination::Lists(queues.iter().map(|q| keys::queue_key(prefix, q, step)).collect()));
+        return Ok(Destination::Lists(queues.iter().map(|q| keys::queue_key(prefix, q, step, &o.sep)).collect()));
     }
     Ok(Destination::Route {
         binding: keys::binding_key(prefix, exchange),
         kind: if kind == ExchangeKind::Topic { "topic" } else { "direct" },
         routing_key: routing_key.to_owned(),
-        suffix: keys::step_suffix(step),
+        suffix: keys::step_suffix(step, &o.sep),
     })
 }
 
@@ -217,7 +219,7 @@ pub(crate) fn publish_one(
 ) -> Result<()> {
     let kind = shared.exchange_kind(exchange);
     let dest = destination(shared, message, exchange, routing_key, kind, None)?;
-    let commands = match Run::new(dest, &shared.opts.global_keyprefix) {
+    let commands = match Run::new(dest, &shared.opts.global_keyprefix, &shared.opts.sep) {
         Some(mut run) => {
             run.push(message, exchange, routing_key, &mut Vec::new())?;
             run.into_commands()
@@ -407,7 +409,7 @@ pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &
             };
             if !run.as_ref().is_some_and(|r| r.takes(dest)) {
                 commands.extend(run.take().map(Run::into_commands).unwrap_or_default());
-                run = Run::new(dest.clone(), prefix);
+                run = Run::new(dest.clone(), prefix, &shared.opts.sep);
             }
             if let Some(r) = run.as_mut() {
                 r.push(m, ex, rk, &mut scratch)?;
@@ -444,7 +446,7 @@ mod tests {
     #[test]
     fn runs_of_one_destination_share_a_command() {
         let list = |k: &str| Destination::Lists(vec![k.into()]);
-        let mut run = Run::new(list("q"), "").unwrap();
+        let mut run = Run::new(list("q"), "", keys::DEFAULT_SEP).unwrap();
         assert!(run.takes(&list("q")));
         assert!(!run.takes(&list("r")));
         run.push(&Message::new("1"), "", "q", &mut Vec::new()).unwrap();
@@ -457,17 +459,20 @@ mod tests {
             args[2..].iter().map(|p| Envelope::parse(p).unwrap().into_message().unwrap().body).collect();
         assert_eq!(bodies, ["1", "2"]);
 
-        let mut full = Run::new(list("q"), "").unwrap();
+        let mut full = Run::new(list("q"), "", keys::DEFAULT_SEP).unwrap();
         full.len = MAX_RUN;
         assert!(!full.takes(&list("q")));
         let fanout = Destination::Fanout("t".into());
-        assert!(!Run::new(fanout.clone(), "").unwrap().takes(&fanout), "a PUBLISH carries one message");
-        assert!(Run::new(Destination::Lists(Vec::new()), "").is_none(), "no list: dropped");
+        assert!(
+            !Run::new(fanout.clone(), "", keys::DEFAULT_SEP).unwrap().takes(&fanout),
+            "a PUBLISH carries one message"
+        );
+        assert!(Run::new(Destination::Lists(Vec::new()), "", keys::DEFAULT_SEP).is_none(), "no list: dropped");
     }
 
     #[test]
     fn a_message_for_several_lists_is_pushed_to_each() {
-        let mut run = Run::new(Destination::Lists(vec!["a".into(), "b".into()]), "").unwrap();
+        let mut run = Run::new(Destination::Lists(vec!["a".into(), "b".into()]), "", keys::DEFAULT_SEP).unwrap();
         run.push(&Message::new("x"), "ex", "rk", &mut Vec::new()).unwrap();
         let commands = run.into_commands();
         let packed: Vec<Vec<u8>> = commands.iter().map(redis::Cmd::get_packed_command).collect();

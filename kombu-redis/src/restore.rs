@@ -34,7 +34,8 @@ fn route(
     if !members.contains_key(exchange) {
         let key = keys::binding_key(&shared.opts.global_keyprefix, exchange);
         let raw: Vec<Vec<u8>> = shared.pool.run("SMEMBERS", |c| redis::cmd("SMEMBERS").arg(&key).query(c))?;
-        members.insert(exchange.to_owned(), raw.iter().filter_map(|m| keys::parse_member(m)).collect());
+        members
+            .insert(exchange.to_owned(), raw.iter().filter_map(|m| keys::parse_member(m, &shared.opts.sep)).collect());
     }
     let kind = shared.exchange_kind(exchange);
     let headers = || Envelope::parse(payload).map(|e| e.headers).unwrap_or_default();
@@ -177,7 +178,7 @@ fn sweep(shared: &Shared) -> Result<usize> {
         p.cmd("EVALSHA").arg(scripts().restore.get_hash()).arg(2 + queues.len());
         p.arg(&o.unacked_key).arg(&o.unacked_index_key);
         for q in &queues {
-            p.arg(keys::queue_key(&o.global_keyprefix, q, step));
+            p.arg(keys::queue_key(&o.global_keyprefix, q, step, &o.sep));
         }
         p.arg(tag).arg(payload).arg("R").ignore();
         restored += 1;

@@ -1,7 +1,8 @@
 //! The Lua scripts that make publish one round trip and consume free of a loss window (pure text).
 //!
 //! - [`ROUTE`]: routes a message by an exchange's binding set and pushes it, server-side, in one step.
-//! - [`POP`]: takes up to N messages from a consumer's lists (bands in Kombu's order, queues round-robin)
+//! - [`POP`]: takes up to N messages from a consumer's lists (bands in Kombu's order, queues round-robin
+//!   or one after the other, as the queue order strategy says)
 //!   and records each in `unacked`/`unacked_index` in the same atomic step, so a consumer killed at any
 //!   instant leaves every message either in its queue or in `unacked`, where Kombu restores it.
 //! - [`RESTORE`]: puts one unacknowledged message back, only if it is still recorded (no duplicates when
@@ -14,9 +15,10 @@ use std::sync::OnceLock;
 /// Routes and pushes messages published with one routing key.
 ///
 /// KEYS\[1\]: the binding set. ARGV: kind (`direct`, `topic` or `all`), routing key, band suffix of the
-/// queue names, global key prefix, then the payloads (in publish order). Returns how many queues took them.
+/// queue names, global key prefix, the separator of binding members (Kombu's `sep`), then the payloads
+/// (in publish order). Returns how many queues took them.
 pub const ROUTE: &str = r#"
-local kind, rkey, suffix, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local kind, rkey, suffix, prefix, sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local function words(s)
   local t = {}
   for w in string.gmatch(s .. '.', '([^.]*)%.') do t[#t + 1] = w end
@@ -43,20 +45,19 @@ local function topic(p, k)
   end
   return reach[#kw]
 end
-local sep = '\6\22'
 local seen = {}
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local a = string.find(m, sep, 1, true)
-  local b = a and string.find(m, sep, a + 2, true)
+  local b = a and string.find(m, sep, a + #sep, true)
   if b then
     local bk = string.sub(m, 1, a - 1)
-    local q = string.sub(m, b + 2)
+    local q = string.sub(m, b + #sep)
     local hit
     if kind == 'topic' then hit = topic(bk, rkey) elseif kind == 'all' then hit = true else hit = (bk == rkey) end
     if hit and not seen[q] then
       seen[q] = true
-      redis.call('LPUSH', prefix .. q .. suffix, unpack(ARGV, 5))
+      redis.call('LPUSH', prefix .. q .. suffix, unpack(ARGV, 6))
       n = n + 1
     end
   end
@@ -68,54 +69,71 @@ return n
 ///
 /// KEYS\[1\] `unacked`, KEYS\[2\] `unacked_index`, KEYS\[3\] the consumer's in-flight hash, then the
 /// lists: band by band, `per` queues in each band. ARGV: N, now (seconds), `1` to record, request id
-/// (empty: no in-flight entry), in-flight expiry (ms), `per`, then the `per` queue names. Returns a flat
-/// array of (queue index within its band, delivery tag, payload).
+/// (empty: no in-flight entry), in-flight expiry (ms), `per`, the mode: `1` takes each list until it
+/// is empty before the next (BRPOP's order: Kombu's `priority` and `sorted` queue order strategies),
+/// anything else takes one from each queue of a band in turn (`round_robin`), then the `per` queue
+/// names. Returns a flat array of (queue index within its band, delivery tag, payload).
 ///
 /// A payload that is not a Kombu envelope (not JSON, or without `properties`) is recorded as a JSON
 /// string with exchange `''` and its own queue as routing key, so that a restore puts it back where it
 /// was (never into a list named `""`); the consumer then dead-letters it byte for byte.
 pub const POP: &str = r#"
 local n, now, record, req, ttl, per = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1', ARGV[4], ARGV[5], tonumber(ARGV[6])
+local in_order = ARGV[7] == '1'
 local out, inflight = {}, {}
 local got = 0
 local nkeys = #KEYS - 3
+local function take(j, key, v)
+  got = got + 1
+  local tag, ex, rk = nil, '', ''
+  local ok, m = pcall(cjson.decode, v)
+  local valid = ok and type(m) == 'table' and type(m['properties']) == 'table'
+  if valid then
+    local p = m['properties']
+    if type(p['delivery_tag']) == 'string' and p['delivery_tag'] ~= '' then tag = p['delivery_tag'] end
+    local di = p['delivery_info']
+    if type(di) == 'table' then
+      if type(di['exchange']) == 'string' then ex = di['exchange'] end
+      if type(di['routing_key']) == 'string' then rk = di['routing_key'] end
+    end
+  end
+  if not valid then rk = ARGV[8 + j] or '' end
+  if not tag then tag = req .. '.' .. got .. '.' .. now end
+  if record then
+    local raw = v
+    if not valid then raw = cjson.encode(v) end
+    redis.call('ZADD', KEYS[2], now, tag)
+    redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+    inflight[#inflight + 1] = key
+    inflight[#inflight + 1] = tag
+  end
+  out[#out + 1] = j
+  out[#out + 1] = tag
+  out[#out + 1] = v
+end
 local base = 0
 while base < nkeys and got < n do
-  local progress = true
-  while progress and got < n do
-    progress = false
+  if in_order then
     for j = 0, per - 1 do
-      if got >= n then break end
       local key = KEYS[4 + base + j]
-      local v = redis.call('RPOP', key)
-      if v then
-        progress = true
-        got = got + 1
-        local tag, ex, rk = nil, '', ''
-        local ok, m = pcall(cjson.decode, v)
-        local valid = ok and type(m) == 'table' and type(m['properties']) == 'table'
-        if valid then
-          local p = m['properties']
-          if type(p['delivery_tag']) == 'string' and p['delivery_tag'] ~= '' then tag = p['delivery_tag'] end
-          local di = p['delivery_info']
-          if type(di) == 'table' then
-            if type(di['exchange']) == 'string' then ex = di['exchange'] end
-            if type(di['routing_key']) == 'string' then rk = di['routing_key'] end
-          end
+      while got < n do
+        local v = redis.call('RPOP', key)
+        if not v then break end
+        take(j, key, v)
+      end
+    end
+  else
+    local progress = true
+    while progress and got < n do
+      progress = false
+      for j = 0, per - 1 do
+        if got >= n then break end
+        local key = KEYS[4 + base + j]
+        local v = redis.call('RPOP', key)
+        if v then
+          progress = true
+          take(j, key, v)
         end
-        if not valid then rk = ARGV[7 + j] or '' end
-        if not tag then tag = req .. '.' .. got .. '.' .. now end
-        if record then
-          local raw = v
-          if not valid then raw = cjson.encode(v) end
-          redis.call('ZADD', KEYS[2], now, tag)
-          redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
-          inflight[#inflight + 1] = key
-          inflight[#inflight + 1] = tag
-        end
-        out[#out + 1] = j
-        out[#out + 1] = tag
-        out[#out + 1] = v
       end
     end
   end

@@ -97,7 +97,7 @@ impl Hub {
 
     /// Runs `callback` once after `delay`.
     pub fn call_later(&mut self, delay: Duration, callback: impl FnMut() + 'static) -> TimerHandle {
-        self.timers.add(Instant::now() + delay, None, Box::new(callback))
+        self.timers.add(after(Instant::now(), delay), None, Box::new(callback))
     }
 
     /// Runs `callback` once at `when`.
@@ -107,7 +107,7 @@ impl Hub {
 
     /// Runs `callback` every `interval`, the first time after one interval.
     pub fn call_repeatedly(&mut self, interval: Duration, callback: impl FnMut() + 'static) -> TimerHandle {
-        self.timers.add(Instant::now() + interval, Some(interval), Box::new(callback))
+        self.timers.add(after(Instant::now(), interval), Some(interval), Box::new(callback))
     }
 
     /// Cancels a timer (the same as [`TimerHandle::cancel`]).
@@ -222,7 +222,7 @@ impl Hub {
 
     /// Runs until stopped or until `duration` has passed.
     pub fn run_for(&mut self, duration: Duration) -> Result<()> {
-        let end = Instant::now() + duration;
+        let end = after(Instant::now(), duration);
         self.stop.store(false, Ordering::Release);
         while !self.stop.load(Ordering::Acquire) {
             let now = Instant::now();
@@ -232,6 +232,32 @@ impl Hub {
             self.run_once_for(Some(end - now))?;
         }
         Ok(())
+    }
+}
+
+/// The longest a Hub timer, a wake-up or a deadline is put off: about a hundred years. Later instants
+/// are taken as this one, as "never" in practice.
+pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + delay`, saturating: a delay too long for an [`Instant`] (such as [`Duration::MAX`]) gives the
+/// latest instant the clock can hold within [`FOREVER`], never a panic.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let now = Instant::now();
+/// assert_eq!(kombu_core::hub::after(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+/// assert!(kombu_core::hub::after(now, Duration::MAX) > now + Duration::from_secs(365 * 24 * 3600));
+/// ```
+pub fn after(now: Instant, delay: Duration) -> Instant {
+    let mut d = delay.min(FOREVER);
+    loop {
+        if let Some(at) = now.checked_add(d) {
+            return at;
+        }
+        if d.is_zero() {
+            return now;
+        }
+        d /= 2;
     }
 }
 
@@ -254,6 +280,27 @@ mod tests {
         hub.cancel(&cancelled);
         hub.run_for(Duration::from_millis(60)).unwrap();
         assert_eq!(*log.borrow(), vec!["early", "late"]);
+    }
+
+    #[test]
+    fn huge_delays_saturate_instead_of_panicking() {
+        let mut hub = Hub::new().unwrap();
+        let fired = Rc::new(RefCell::new(0));
+        let f = fired.clone();
+        let far = hub.call_later(Duration::MAX, move || *f.borrow_mut() += 1);
+        let f = fired.clone();
+        let rep = hub.call_repeatedly(Duration::from_secs_f64(1e19), move || *f.borrow_mut() += 1);
+        let f = fired.clone();
+        hub.call_at(Instant::now(), move || *f.borrow_mut() += 100);
+        hub.run_for(Duration::from_millis(20)).unwrap();
+        assert_eq!(*fired.borrow(), 100);
+        far.cancel();
+        rep.cancel();
+        // A timer due now with a huge repeat interval is rescheduled without overflow.
+        let f = fired.clone();
+        hub.call_repeatedly(Duration::ZERO, move || *f.borrow_mut() += 1);
+        hub.run_for(Duration::from_millis(5)).unwrap();
+        assert!(*fired.borrow() > 100);
     }
 
     #[test]

@@ -233,13 +233,33 @@ impl Sources<'_> {
         WakeHandle { token, pending, shared: self.shared.clone() }
     }
 
-    /// Asks for one `EventKind::Timer` event with `token` after `delay`. A token has one timer: arming it
-    /// again replaces the earlier deadline, so timers never pile up.
+    /// Asks for one `EventKind::Timer` event with `token` after `delay` (a delay beyond
+    /// [`FOREVER`](super::FOREVER) is taken as that: never in practice). A token has one timer: arming
+    /// it again replaces the earlier deadline, so timers never pile up.
     pub fn wake_after(&mut self, token: Token, delay: Duration) {
-        let now = Instant::now();
-        // A delay past what an Instant can hold waits "for ever" (about 34 years) instead of panicking.
-        let at = now.checked_add(delay).or_else(|| now.checked_add(Duration::from_secs(1 << 30))).unwrap_or(now);
+        let at = super::after(Instant::now(), delay);
         self.table.deadlines.insert(token, at);
         self.table.due.push(Reverse((at, token)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_after_saturates_on_huge_delays_and_rearming_replaces() {
+        let mut reactor = crate::hub::reactor::Reactor::new().unwrap();
+        let mut sources = reactor.external_sources();
+        let token = sources.waker().token();
+        let now = Instant::now();
+        sources.wake_after(token, Duration::from_secs_f64(1e19));
+        assert!(sources.table.deadlines[&token] > now + Duration::from_secs(3600 * 24 * 365));
+        sources.wake_after(token, Duration::MAX);
+        sources.wake_after(token, Duration::from_millis(5));
+        // One timer for the token: the last deadline, the others stale and skipped.
+        assert!(sources.table.deadlines[&token] <= now + Duration::from_secs(1));
+        assert_eq!(sources.table.pop_due(now + Duration::from_secs(1)), Some(token));
+        assert_eq!(sources.table.pop_due(now + Duration::from_secs(3600 * 24 * 365 * 200)), None);
     }
 }

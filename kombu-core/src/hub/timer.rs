@@ -73,7 +73,10 @@ impl Timers {
             ran += 1;
             if let Some(every) = entry.interval {
                 if !entry.cancelled.load(Ordering::Acquire) {
-                    let next = if at + every > now { at + every } else { now + every };
+                    // Saturating (a huge interval is "never again"), and strictly after `now` so that an
+                    // interval of zero runs once per turn instead of looping here.
+                    let next = super::after(at, every);
+                    let next = if next > now { next } else { super::after(now, every.max(Duration::from_nanos(1))) };
                     self.entries.insert(id, entry);
                     self.heap.push(Reverse((next, id)));
                 }

@@ -11,6 +11,7 @@ use crate::entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue};
 use crate::error::ErrorKind;
 use crate::hub::Hub;
 use crate::message::{DeliveryMode, Message};
+use crate::options::{OptionKind, OptionSpec};
 use crate::poison::PoisonPolicy;
 use crate::producer::Producer;
 use crate::serialization::Accept;
@@ -57,6 +58,7 @@ cases! {
     26 "consumer survives a broker restart" restart,
     27 "unhandled messages go to on_error or the dead-letter queue" poison_dead_letter,
     28 "max_redeliveries sends a message to the dead-letter queue" max_redeliveries,
+    31 "unknown or out-of-range options are errors" options_checked,
 }
 
 fn text(body: &str) -> Message {
@@ -983,6 +985,83 @@ fn max_redeliveries(ctx: &Ctx) -> Check<Verdict> {
     }
     if &dead.body[..] != b"boomerang" {
         return fail("dead-lettered body changed");
+    }
+    Ok(Verdict::Pass)
+}
+
+/// `url` with one more query option.
+fn with_option(url: &str, name: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{name}={value}")
+}
+
+/// A misspelling of `name` (one letter dropped from its middle) that no declared option is nearer to.
+fn misspelling(name: &str, specs: &[OptionSpec]) -> Option<String> {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() < 4 {
+        return None;
+    }
+    let mut typo = chars.clone();
+    typo.remove(chars.len() / 2);
+    let typo: String = typo.into_iter().collect();
+    let clear = specs
+        .iter()
+        .filter(|s| s.name != name)
+        .all(|s| s.name != typo && strsim::damerau_levenshtein(&typo, s.name) > 1);
+    clear.then_some(typo)
+}
+
+fn options_checked(ctx: &Ctx) -> Check<Verdict> {
+    let scheme = ctx.url().split("://").next().unwrap_or("").to_owned();
+    let transport = super::registry().get(&scheme).ctx("transport")?;
+    let Some(specs) = transport.options() else {
+        return skip(format!("transport {} declares no options table", transport.name()));
+    };
+    let refused = |url: &str, expect: &str| -> Check {
+        match Connection::open(url) {
+            Err(e) if e.kind() == ErrorKind::InvalidArgument && e.to_string().contains(expect) => Ok(()),
+            Err(e) => fail(format!("{url}: error does not say \"{expect}\": {e}")),
+            Ok(_) => fail(format!("{url} opened")),
+        }
+    };
+    let unknown = "kombu_conformance_no_such_option";
+    refused(&with_option(ctx.url(), unknown, "1"), &format!("unknown option '{unknown}'"))?;
+    if specs.is_empty() {
+        return skip(format!(
+            "transport {} declares no options (an unknown one is refused; none to misspell or set out of range)",
+            transport.name()
+        ));
+    }
+    // A misspelled real option names the real one.
+    let Some((name, typo)) = specs.iter().find_map(|s| misspelling(s.name, specs).map(|t| (s.name, t))) else {
+        return fail("no declared option has a clear misspelling (names shorter than 4 letters or too alike)");
+    };
+    refused(&with_option(ctx.url(), &typo, "1"), &format!("did you mean '{name}'?"))?;
+    // An out-of-range value names the option and its value; the greatest allowed value opens.
+    let ranged = specs.iter().find_map(|s| match s.kind {
+        OptionKind::Seconds { max, .. } => {
+            Some((s.name, format!("{}", max.as_secs_f64() * 10.0 + 1e9), format!("{}", max.as_secs_f64())))
+        }
+        _ => None,
+    });
+    let ranged = ranged.or_else(|| {
+        specs.iter().find_map(|s| match s.kind {
+            OptionKind::Count { max, .. } if max < u64::MAX => Some((s.name, (max + 1).to_string(), max.to_string())),
+            _ => None,
+        })
+    });
+    if let Some((name, bad, good)) = ranged {
+        refused(&with_option(ctx.url(), name, &bad), &format!("'{name}={bad}'"))?;
+        refused(&with_option(ctx.url(), name, "not-a-number"), &format!("'{name}=not-a-number'"))?;
+        if let OptionKind::Seconds { .. } =
+            specs.iter().find(|s| s.name == name).map(|s| s.kind).unwrap_or(OptionKind::Text)
+        {
+            for v in ["1e20", "inf", "NaN", "-1"] {
+                refused(&with_option(ctx.url(), name, v), &format!("'{name}={v}'"))?;
+            }
+        }
+        let url = with_option(ctx.url(), name, &good);
+        Connection::open(&url).ctx(&format!("open {url} (the greatest allowed value)"))?;
     }
     Ok(Verdict::Pass)
 }

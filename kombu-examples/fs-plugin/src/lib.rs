@@ -3,9 +3,10 @@
 //!
 //! It registers the `filesystem` transport (alias `fs`). The URL names the directory, which every
 //! connection (of any process) that names it shares: `filesystem:///var/spool/kombu` (or
-//! `filesystem://localhost/var/spool/kombu`). Option `polling_interval` (seconds, default 0.1) sets how
-//! often a consumer looks for messages written by other processes; messages published by the same
-//! process wake consumers at once.
+//! `filesystem://localhost/var/spool/kombu`). Its one option, `polling_interval` (seconds, 0.001 to 3600,
+//! default 0.1), sets how often a consumer looks for messages written by other processes; messages
+//! published by the same process wake consumers at once. Any other option is refused with the nearest
+//! known name, by kombu-core's check of the declared options.
 //!
 //! ```text
 //! cargo build -p kombu-fs-plugin --release
@@ -34,13 +35,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
-use kombu_core::{BrokerUrl, Error, Result};
+use kombu_core::{BrokerUrl, Error, OptionSpec, Options, Result};
 
 use channel::{ConnShared, FsChannel};
 use store::Store;
 
 /// How often consumers look for messages from other processes, by default.
 const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The options a `filesystem://` URL takes.
+const OPTIONS: &[OptionSpec] =
+    &[OptionSpec::seconds_between("polling_interval", Duration::from_millis(1), Duration::from_secs(3600))];
 
 /// The filesystem transport.
 #[derive(Debug, Default, Clone, Copy)]
@@ -58,13 +63,8 @@ impl FsTransport {
         if url.path.is_empty() || url.path == "/" {
             return Err(Error::invalid(format!("{url}: name the directory of the queues, as filesystem:///path")));
         }
-        let interval = match url.option::<f64>("polling_interval")? {
-            None => DEFAULT_POLLING_INTERVAL,
-            Some(secs) if secs > 0.0 && secs <= 3600.0 => Duration::from_secs_f64(secs),
-            Some(secs) => {
-                return Err(Error::invalid(format!("{url}: polling_interval={secs} must be between 0 and 3600 s")))
-            }
-        };
+        let options = Options::new("filesystem", OPTIONS, url)?;
+        let interval = options.seconds("polling_interval")?.unwrap_or(DEFAULT_POLLING_INTERVAL);
         Ok((Path::new(&url.path), interval))
     }
 }
@@ -84,6 +84,10 @@ impl Transport for FsTransport {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::new().priority(PriorityOrder::HighestFirst).message_ttl(true).event_driven(false)
+    }
+
+    fn options(&self) -> Option<&'static [OptionSpec]> {
+        Some(OPTIONS)
     }
 
     fn validate(&self, url: &BrokerUrl) -> Result<()> {
@@ -163,6 +167,8 @@ mod tests {
             "filesystem://tmp/q",
             "fs:///q?polling_interval=0",
             "fs:///q?polling_interval=x",
+            "fs:///q?polling_interval=1e20",
+            "fs:///q?poling_interval=1",
         ] {
             let e = FsTransport::settings(&url(bad)).unwrap_err();
             assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
