@@ -166,11 +166,9 @@ impl AmqpChannel {
             *reason = self.reasons.take(REASON_WAIT);
         }
         match reason.as_ref() {
-            Some(r) => Error::with_source(
-                err.kind(),
-                format!("{}; the broker closed the channel: {} ({})", err.message(), r.get_message(), kind_of_amqp(r)),
-                err,
-            ),
+            Some(r) => {
+                err.context(format_args!("the broker closed the channel: {} ({})", r.get_message(), kind_of_amqp(r)))
+            }
             None => err,
         }
     }
@@ -213,7 +211,7 @@ impl AmqpChannel {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match block_on(op.as_mut(), Some(left)) {
                 Some(Ok(())) => {}
-                Some(Err(e)) => tracing::debug!("channel {}: {e}", self.ch.id()),
+                Some(Err(e)) => tracing::debug!("channel {}: {e:#}", self.ch.id()),
                 None => {
                     tracing::warn!("channel {}: {} operations not sent within {timeout:?}", self.ch.id(), q.len() + 1);
                     return;

@@ -61,8 +61,11 @@ impl AmqpConnection {
         let conn = match block_on(fut, Some(params.connect_timeout)) {
             Some(Ok(c)) => c,
             Some(Err(e)) => {
-                let err = from_lapin(e, &format!("connecting to {target}"));
-                return Err(Error::with_source(err.kind(), format!("connecting to {target}: {}", err.message()), err));
+                let context = format!("connecting to {target}");
+                // A refusal is the broker's text alone; the other errors already name the context.
+                let refused = matches!(e.kind(), lapin::ErrorKind::ProtocolError(_));
+                let err = from_lapin(e, &context);
+                return Err(if refused { err.context(context) } else { err });
             }
             None => {
                 return Err(Error::connection(format!(
@@ -128,7 +131,7 @@ impl BrokerConnection for AmqpConnection {
         let channels: Vec<_> = std::mem::take(&mut *self.channels.lock().unwrap_or_else(|e| e.into_inner()));
         for ch in channels.iter().filter_map(Weak::upgrade) {
             if let Err(e) = ch.close() {
-                tracing::debug!("closing a channel of {}: {e}", self.target);
+                tracing::debug!("closing a channel of {}: {e:#}", self.target);
             }
         }
         // lapin may stop its I/O loop (the broker closes the socket right after close-ok) without answering

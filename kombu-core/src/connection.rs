@@ -102,7 +102,7 @@ impl ConsumerTable {
             let Some(handler) = self.get(&d.consumer_tag) else {
                 tracing::debug!("delivery for cancelled consumer {}: requeued", d.consumer_tag);
                 if let Err(e) = d.message.reject(true) {
-                    tracing::debug!("requeue of a delivery for a cancelled consumer: {e}");
+                    tracing::debug!("requeue of a delivery for a cancelled consumer: {e:#}");
                 }
                 continue;
             };
@@ -183,7 +183,7 @@ impl ConnectionDriver {
     fn recover(&mut self, sources: &mut Sources<'_>) -> Result<()> {
         if !self.broken {
             if let Err(e) = self.poller.deregister(sources) {
-                tracing::debug!("deregistering a lost connection: {e}");
+                tracing::debug!("deregistering a lost connection: {e:#}");
             }
             self.broken = true;
         }
@@ -206,7 +206,7 @@ impl ConnectionDriver {
             None => return,
         };
         self.retries = self.retries.saturating_add(1);
-        tracing::warn!("connection lost ({err}); reconnecting in {delay:?}");
+        tracing::warn!("connection lost ({err:#}); reconnecting in {delay:?}");
         if let Some(token) = self.retry.as_ref().map(|w| w.token()) {
             sources.wake_after(token, delay);
         }
@@ -298,7 +298,7 @@ impl Drop for Inner {
         self.closed.store(true, Ordering::Release);
         if let Some(link) = self.link.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
             if let Err(e) = link.broker.close() {
-                tracing::debug!("closing connection to {}: {e}", link.url);
+                tracing::debug!("closing connection to {}: {e:#}", link.url);
             }
         }
     }
@@ -458,7 +458,7 @@ impl Connection {
         let old = self.inner.link.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(l) = old {
             if let Err(e) = l.broker.close() {
-                tracing::debug!("closing a lost connection to {}: {e}", l.url);
+                tracing::debug!("closing a lost connection to {}: {e:#}", l.url);
             }
         }
     }
@@ -492,7 +492,7 @@ impl Connection {
                         });
                     }
                     Err(e) => {
-                        tracing::warn!("cannot connect to {url}: {e}");
+                        tracing::warn!("cannot connect to {url}: {e:#}");
                         recoverable |= e.is_recoverable();
                         *inner.next_url.lock().unwrap_or_else(|e| e.into_inner()) = (i + 1) % n;
                         last_err = Some(e);

@@ -227,7 +227,7 @@ fn refuse(on_error: &mut Option<ErrorFn>, err: Error, message: Message) -> Resul
             Ok(())
         }
         None => {
-            tracing::warn!("message refused and left unacknowledged: {err}");
+            tracing::warn!("message refused and left unacknowledged: {err:#}");
             Err(err)
         }
     }
@@ -236,7 +236,7 @@ fn refuse(on_error: &mut Option<ErrorFn>, err: Error, message: Message) -> Resul
 impl Drop for Consumer {
     fn drop(&mut self) {
         if let Err(e) = self.cancel() {
-            tracing::debug!("cancelling consumer on drop: {e}");
+            tracing::debug!("cancelling consumer on drop: {e:#}");
         }
     }
 }

@@ -202,7 +202,7 @@ impl RedisPoller {
         let Some(link) = self.link.take() else { return };
         for s in [&link.sub, &link.cmd] {
             if let Err(e) = sources.deregister_fd(s.stream.as_raw_fd(), s.token) {
-                tracing::debug!("deregistering a redis socket: {e}");
+                tracing::debug!("deregistering a redis socket: {e:#}");
             }
         }
         let lost: Vec<String> = link
@@ -239,7 +239,7 @@ impl RedisPoller {
         }
         match restore::recover_requests(&self.shared, &self.lost) {
             Ok(_) => self.lost.clear(),
-            Err(e) => tracing::warn!("cannot put back messages of {} lost requests yet: {e}", self.lost.len()),
+            Err(e) => tracing::warn!("cannot put back messages of {} lost requests yet: {e:#}", self.lost.len()),
         }
     }
 
@@ -338,7 +338,7 @@ impl RedisPoller {
                 let mut env = match Envelope::parse(&data) {
                     Ok(e) => e,
                     Err(e) => {
-                        tracing::warn!("fanout message on {name} is not a Kombu envelope, dropped: {e}");
+                        tracing::warn!("fanout message on {name} is not a Kombu envelope, dropped: {e:#}");
                         return;
                     }
                 };
@@ -349,7 +349,7 @@ impl RedisPoller {
                 let mut message = match env.into_message() {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!("fanout message on {name} cannot be read, dropped: {e}");
+                        tracing::warn!("fanout message on {name} cannot be read, dropped: {e:#}");
                         return;
                     }
                 };
@@ -485,7 +485,7 @@ impl RedisPoller {
             let mut message = match to_message(&payload, &tag) {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::error!("message {tag} in queue '{queue}' is not a Kombu envelope; left in unacked: {e}");
+                    tracing::error!("message {tag} in queue '{queue}' is not a Kombu envelope; left in unacked: {e:#}");
                     continue;
                 }
             };
@@ -511,7 +511,7 @@ impl RedisPoller {
                 Some(ch) => {
                     if let Err(e) = ch.restore(orphans, true) {
                         tracing::warn!(
-                            "cannot put back messages of a cancelled consumer ({e}); visibility timeout will"
+                            "cannot put back messages of a cancelled consumer ({e:#}); visibility timeout will"
                         );
                     }
                 }
@@ -651,7 +651,7 @@ impl RedisPoller {
             self.next_restore = now + o.unacked_restore_interval;
             if o.ack_emulation {
                 if let Err(e) = restore::restore_visible(&self.shared) {
-                    tracing::warn!("restoring messages past their visibility timeout: {e}");
+                    tracing::warn!("restoring messages past their visibility timeout: {e:#}");
                 }
             }
         }
@@ -666,7 +666,7 @@ impl Poller for RedisPoller {
         *lock(&self.shared.waker) = Some((self.id, w.clone()));
         self.waker = Some(w);
         if let Err(e) = self.connect(sources) {
-            tracing::warn!("redis consumer connection: {e}; retrying");
+            tracing::warn!("redis consumer connection: {e:#}; retrying");
             self.schedule_retry(sources);
         }
         self.arm_timer(sources, Duration::ZERO);
@@ -689,7 +689,7 @@ impl Poller for RedisPoller {
         }
         if self.link.is_none() && self.retry_at.is_none_or(|t| Instant::now() >= t) {
             if let Err(e) = self.connect(sources) {
-                tracing::warn!("redis consumer connection: {e}; retrying in {:?}", self.backoff);
+                tracing::warn!("redis consumer connection: {e:#}; retrying in {:?}", self.backoff);
                 self.schedule_retry(sources);
                 return Ok(());
             }
@@ -699,13 +699,13 @@ impl Poller for RedisPoller {
             if e.kind() != ErrorKind::Connection {
                 return Err(e);
             }
-            tracing::warn!("redis consumer connection lost: {e}; reconnecting");
+            tracing::warn!("redis consumer connection lost: {e:#}; reconnecting");
             self.drop_link(sources);
             if let Err(e) = self.connect(sources) {
-                tracing::warn!("redis consumer connection: {e}; retrying in {:?}", self.backoff);
+                tracing::warn!("redis consumer connection: {e:#}; retrying in {:?}", self.backoff);
                 self.schedule_retry(sources);
             } else if let Err(e) = self.pump(sources, out) {
-                tracing::warn!("redis consumer connection lost again: {e}");
+                tracing::warn!("redis consumer connection lost again: {e:#}");
                 self.drop_link(sources);
                 self.schedule_retry(sources);
             }
@@ -724,7 +724,7 @@ impl Poller for RedisPoller {
             }
         }
         if let Err(e) = self.shared.flush_acks() {
-            tracing::warn!("sending acks on deregister: {e}");
+            tracing::warn!("sending acks on deregister: {e:#}");
         }
         self.waker = None;
         Ok(())
