@@ -27,6 +27,8 @@ pub struct AmqpConnection {
     confirm_publish: bool,
     reasons: Arc<CloseReasons>,
     channels: Mutex<Vec<Weak<AmqpChannel>>>,
+    /// The program closed the connection: a new channel is then a `State` error, as on every backend.
+    closed_by_us: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AmqpConnection {
@@ -82,6 +84,7 @@ impl AmqpConnection {
             confirm_publish: params.confirm_publish,
             reasons,
             channels: Mutex::default(),
+            closed_by_us: Default::default(),
         })
     }
 
@@ -92,6 +95,9 @@ impl AmqpConnection {
 
     /// Opens a channel, typed (the trait method gives it as `dyn Channel`).
     pub fn amqp_channel(&self) -> Result<Arc<AmqpChannel>> {
+        if self.closed_by_us.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::state(format!("the connection to {} is closed", self.target)));
+        }
         self.reasons.tidy();
         match block_on(self.conn.create_channel(), Some(CALL_TIMEOUT)) {
             Some(Ok(ch)) => {
@@ -122,6 +128,7 @@ impl BrokerConnection for AmqpConnection {
     }
 
     fn close(&self) -> Result<()> {
+        self.closed_by_us.store(true, std::sync::atomic::Ordering::Release);
         self.deliveries.clear();
         if !self.conn.status().connected() {
             return Ok(());

@@ -10,7 +10,8 @@ use kombu_core::testing::Suite;
 #[test]
 fn conformance_on_the_test_server() {
     kombu_redis::link();
-    let all_but_restart: Vec<u32> = (1..=25).collect();
+    // Every case but 26 (the restart, below), including cases added after 26.
+    let all_but_restart: Vec<u32> = (1..=999).filter(|&n| n != 26).collect();
     // A second redis server database stands in for the second backend of case 19.
     Suite::new(common::URL).peer("redis://127.0.0.1:6379/1").only(&all_but_restart).assert_passes();
 }

@@ -82,7 +82,7 @@ impl FsChannel {
         if self.is_open() {
             Ok(())
         } else {
-            Err(Error::channel("channel is closed"))
+            Err(Error::state("channel is closed"))
         }
     }
 
