@@ -203,7 +203,7 @@ fn bad_urls_and_unknown_schemes_fail_with_one_line() {
     ];
     let cases = [
         ("not a url", "invalid broker URL"),
-        ("nosuchscheme://host", "unknown transport 'nosuchscheme'"),
+        ("nosuchscheme://host", "unknown transport: 'nosuchscheme'"),
         ("memroy://", "did you mean 'memory'?"),
         ("memory://h:99999", "invalid port"),
         ("", "empty broker URL"),
@@ -236,6 +236,52 @@ fn unreachable_brokers_fail_with_one_line() {
     for url in urls {
         let run = kombu(&["purge", url, "q"]).one_line_error();
         assert!(run.stderr.contains("connection"), "{url}: {run:?}");
+    }
+}
+
+/// A loopback port with nothing listening: bound by the system, then released.
+#[cfg(any(feature = "redis", feature = "amqp"))]
+fn refused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// The error line says each thing once: no piece of its chain (split on ": ") longer than 10 characters
+/// appears twice.
+fn assert_says_each_thing_once(run: &Run) {
+    let line = run.stderr.trim_end().strip_prefix("error: ").unwrap_or(&run.stderr);
+    let pieces: Vec<&str> = line.split(": ").filter(|p| p.len() > 10).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        assert!(!pieces[i + 1..].contains(piece), "'{piece}' is said twice in: {}", run.stderr);
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "amqp"))]
+#[test]
+fn broker_errors_say_each_thing_once() {
+    let port = refused_port();
+    // The URL, how the line starts, and the cause it must tell (the system's, or the broker's reason).
+    let cases: Vec<(String, &str, &str)> = vec![
+        #[cfg(feature = "amqp")]
+        (
+            format!("amqp://guest:guest@127.0.0.1:{port}//"),
+            "connection error: connecting to amqp://127.0.0.1:",
+            "Connection refused",
+        ),
+        #[cfg(feature = "amqp")]
+        ("amqp://guest:kombu-wrong-password@127.0.0.1:5672//".to_owned(), "access refused: ", "Login was refused"),
+        #[cfg(feature = "redis")]
+        (format!("redis://127.0.0.1:{port}/0"), "connection error: ", "Connection refused"),
+        #[cfg(feature = "redis")]
+        ("redis://:kombu-wrong-password@127.0.0.1:6379/0".to_owned(), "access refused: ", "authentication failed"),
+    ];
+    for (url, starts, cause) in &cases {
+        for command in [&["consume", url, "-q", "q", "--timeout", "1"][..], &["purge", url, "q"]] {
+            let run = kombu(command).one_line_error();
+            assert!(run.stderr.starts_with(&format!("error: {starts}")), "{run:?}");
+            assert_says_each_thing_once(&run);
+            assert!(run.stderr.contains(cause), "the cause is missing: {run:?}");
+        }
     }
 }
 

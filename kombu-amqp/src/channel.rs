@@ -70,6 +70,9 @@ pub struct AmqpChannel {
     reasons: Arc<CloseReasons>,
     /// Why the broker closed this channel, once known.
     reason: Mutex<Option<lapin::protocol::AMQPError>>,
+    /// The program closed this channel (or its connection): operations are then `State` errors, as on
+    /// every backend, not the `Channel` errors of a channel the broker closed.
+    closed_by_us: AtomicBool,
 }
 
 impl std::fmt::Debug for AmqpChannel {
@@ -103,6 +106,25 @@ fn returned(msg: &lapin::message::BasicReturnMessage) -> Error {
     ))
 }
 
+/// An error of an earlier pipelined operation, reported by a later call: it says nothing of whether the
+/// later call's message reached the broker (it was not sent).
+fn earlier(e: Error) -> Error {
+    e.with_may_have_reached_broker(false)
+}
+
+/// An error of a publish after lapin took it: a lost connection may have come after the frames were
+/// written; a refusal (a closed channel, the broker's answer) means the message is not on the broker.
+fn lost_or_refused(e: Error) -> Error {
+    let maybe = e.is_recoverable();
+    e.with_may_have_reached_broker(maybe)
+}
+
+/// The broker nacked a message: RabbitMQ does so on an internal error, when some of the queues may have
+/// taken it, so whether it is on the broker is unknown.
+fn nacked() -> Error {
+    Error::channel("the broker refused (nacked) a published message").with_may_have_reached_broker(true)
+}
+
 impl AmqpChannel {
     pub(crate) fn new(
         ch: lapin::Channel,
@@ -119,6 +141,7 @@ impl AmqpChannel {
             inflight: Mutex::new(VecDeque::new()),
             reasons,
             reason: Mutex::new(None),
+            closed_by_us: AtomicBool::new(false),
         })
     }
 
@@ -137,7 +160,8 @@ impl AmqpChannel {
     /// lapin sends methods ahead of queued publishes, so the channel's pipelined operations are waited for
     /// first: a publish followed by a `get` (or a declare, or a close) on one channel reaches the broker first.
     fn call<T>(&self, fut: impl Future<Output = lapin::Result<T>>, context: impl FnOnce() -> String) -> Result<T> {
-        self.settle_inflight(true).map_err(|e| self.explain(e))?;
+        self.check_not_closed_by_us()?;
+        self.settle_inflight(true).map_err(|e| self.explain(earlier(e)))?;
         match block_on(fut, None) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => {
@@ -150,6 +174,14 @@ impl AmqpChannel {
             }
             None => Err(Error::timeout(context())),
         }
+    }
+
+    /// A `State` error once the program closed the channel.
+    fn check_not_closed_by_us(&self) -> Result<()> {
+        if self.closed_by_us.load(Ordering::Acquire) {
+            return Err(Error::state(format!("channel {} is closed", self.ch.id())));
+        }
+        Ok(())
     }
 
     fn reason(&self) -> MutexGuard<'_, Option<lapin::protocol::AMQPError>> {
@@ -166,11 +198,9 @@ impl AmqpChannel {
             *reason = self.reasons.take(REASON_WAIT);
         }
         match reason.as_ref() {
-            Some(r) => Error::with_source(
-                err.kind(),
-                format!("{}; the broker closed the channel: {} ({})", err.message(), r.get_message(), kind_of_amqp(r)),
-                err,
-            ),
+            Some(r) => {
+                err.context(format_args!("the broker closed the channel: {} ({})", r.get_message(), kind_of_amqp(r)))
+            }
             None => err,
         }
     }
@@ -213,7 +243,7 @@ impl AmqpChannel {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match block_on(op.as_mut(), Some(left)) {
                 Some(Ok(())) => {}
-                Some(Err(e)) => tracing::debug!("channel {}: {e}", self.ch.id()),
+                Some(Err(e)) => tracing::debug!("channel {}: {e:#}", self.ch.id()),
                 None => {
                     tracing::warn!("channel {}: {} operations not sent within {timeout:?}", self.ch.id(), q.len() + 1);
                     return;
@@ -227,6 +257,7 @@ impl AmqpChannel {
     /// this reports) a method on a channel that is not open. Such methods go ahead of queued publishes, so
     /// they need no place in the window.
     fn fire(&self, op: impl Future<Output = lapin::Result<()>>, what: &str) -> Result<()> {
+        self.check_not_closed_by_us()?;
         let mut op = std::pin::pin!(op);
         match poll_once(&mut op) {
             Poll::Ready(Err(e)) => Err(self.explain(from_lapin(e, what))),
@@ -236,8 +267,9 @@ impl AmqpChannel {
 
     /// Starts a pipelined operation.
     fn start(&self, mut op: InFlight) -> Result<()> {
+        self.check_not_closed_by_us()?;
         let mut q = self.inflight();
-        Self::settle(&mut q, WINDOW).map_err(|e| self.explain(e))?;
+        Self::settle(&mut q, WINDOW).map_err(|e| self.explain(earlier(e)))?;
         // The first poll queues the frames, in call order (the lock is held).
         match poll_once(&mut op) {
             Poll::Ready(r) => r.map_err(|e| self.explain(e)),
@@ -278,12 +310,10 @@ impl AmqpChannel {
             let confirm = ch
                 .basic_publish(ex, rk, BasicPublishOptions::default(), &body, props)
                 .await
-                .map_err(|e| from_lapin(e, "basic.publish"))?;
+                .map_err(|e| lost_or_refused(from_lapin(e, "basic.publish")))?;
             if confirms {
-                match confirm.await.map_err(|e| from_lapin(e, "basic.publish"))? {
-                    Confirmation::Nack(_) => {
-                        return Err(Error::channel("the broker refused (nacked) a published message"))
-                    }
+                match confirm.await.map_err(|e| lost_or_refused(from_lapin(e, "basic.publish")))? {
+                    Confirmation::Nack(_) => return Err(nacked()),
                     Confirmation::Ack(_) | Confirmation::NotRequested => {}
                 }
             }
@@ -292,16 +322,26 @@ impl AmqpChannel {
     }
 
     /// Publishes a batch and waits for all of the broker's confirms within `timeout`.
+    ///
+    /// An error says whether the batch may have reached the broker ([`Error::may_have_reached_broker`]):
+    /// not when nothing was sent or the broker refused the one message (returned it, closed the channel
+    /// over it); maybe when the connection failed after sending, no confirm came in time, the broker
+    /// nacked, or other messages of a batch were sent.
     fn publish_confirmed(&self, batch: Vec<Outgoing>, mandatory: bool, timeout: Duration) -> Result<()> {
+        self.check_not_closed_by_us()?;
         self.ensure_confirms()?;
-        self.settle_inflight(true)?;
+        self.settle_inflight(true).map_err(earlier)?;
         let mut prepared = Vec::with_capacity(batch.len());
         for o in &batch {
             prepared.push(Self::prepare(&o.message, &o.exchange, &o.routing_key)?);
         }
         let opts = BasicPublishOptions { mandatory, immediate: false };
         let deadline = std::time::Instant::now() + timeout;
-        let timed_out = || Error::timeout(format!("no publisher confirm from the broker within {timeout:?}"));
+        let timed_out = || {
+            Error::timeout(format!("no publisher confirm from the broker within {timeout:?}"))
+                .with_may_have_reached_broker(true)
+        };
+        let several = batch.len() > 1;
         // Every publish is started (its frames queued) before any is waited for.
         let sends = batch
             .iter()
@@ -309,23 +349,31 @@ impl AmqpChannel {
             .map(|(o, (ex, rk, props))| start(self.ch.basic_publish(ex, rk, opts, &o.message.body, props)))
             .collect();
         let sent = join_all(sends, Some(timeout)).ok_or_else(timed_out)?;
-        let confirms = sent
-            .into_iter()
-            .map(|r| r.map(start))
-            .collect::<lapin::Result<Vec<_>>>()
-            .map_err(|e| from_lapin(e, "basic.publish"))?;
+        // A message lapin refused to send (a closed channel) was not sent; others of the batch may have been.
+        let any_sent = sent.iter().any(Result::is_ok);
+        let confirms = sent.into_iter().map(|r| r.map(start)).collect::<lapin::Result<Vec<_>>>().map_err(|e| {
+            let e = from_lapin(e, "basic.publish");
+            let maybe = any_sent || e.is_recoverable();
+            e.with_may_have_reached_broker(maybe)
+        })?;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let results = join_all(confirms, Some(left))
             .ok_or_else(timed_out)?
             .into_iter()
             .collect::<lapin::Result<Vec<_>>>()
-            .map_err(|e| from_lapin(e, "basic.publish"))?;
+            .map_err(|e| {
+                // Sent: lost on the way (maybe there), or refused by the broker (not there, but for a batch
+                // the other messages may be).
+                let e = from_lapin(e, "basic.publish");
+                let maybe = several || e.is_recoverable();
+                e.with_may_have_reached_broker(maybe)
+            })?;
         for r in results {
             match r {
-                Confirmation::Ack(Some(msg)) | Confirmation::Nack(Some(msg)) => return Err(returned(&msg)),
-                Confirmation::Nack(None) => {
-                    return Err(Error::channel("the broker refused (nacked) a published message"));
+                Confirmation::Ack(Some(msg)) | Confirmation::Nack(Some(msg)) => {
+                    return Err(returned(&msg).with_may_have_reached_broker(several))
                 }
+                Confirmation::Nack(None) => return Err(nacked()),
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
             }
         }
@@ -497,6 +545,7 @@ impl Channel for AmqpChannel {
     }
 
     fn close(&self) -> Result<()> {
+        self.closed_by_us.store(true, Ordering::Release);
         // Deliveries lapin holds for this channel's consumers go back to their queues with the channel.
         drop(self.deliveries.remove_channel(self.ch.id()));
         if !self.ch.status().connected() {

@@ -27,6 +27,8 @@ pub struct AmqpConnection {
     confirm_publish: bool,
     reasons: Arc<CloseReasons>,
     channels: Mutex<Vec<Weak<AmqpChannel>>>,
+    /// The program closed the connection: a new channel is then a `State` error, as on every backend.
+    closed_by_us: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AmqpConnection {
@@ -61,8 +63,11 @@ impl AmqpConnection {
         let conn = match block_on(fut, Some(params.connect_timeout)) {
             Some(Ok(c)) => c,
             Some(Err(e)) => {
-                let err = from_lapin(e, &format!("connecting to {target}"));
-                return Err(Error::with_source(err.kind(), format!("connecting to {target}: {}", err.message()), err));
+                let context = format!("connecting to {target}");
+                // A refusal is the broker's text alone; the other errors already name the context.
+                let refused = matches!(e.kind(), lapin::ErrorKind::ProtocolError(_));
+                let err = from_lapin(e, &context);
+                return Err(if refused { err.context(context) } else { err });
             }
             None => {
                 return Err(Error::connection(format!(
@@ -79,6 +84,7 @@ impl AmqpConnection {
             confirm_publish: params.confirm_publish,
             reasons,
             channels: Mutex::default(),
+            closed_by_us: Default::default(),
         })
     }
 
@@ -89,6 +95,9 @@ impl AmqpConnection {
 
     /// Opens a channel, typed (the trait method gives it as `dyn Channel`).
     pub fn amqp_channel(&self) -> Result<Arc<AmqpChannel>> {
+        if self.closed_by_us.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::state(format!("the connection to {} is closed", self.target)));
+        }
         self.reasons.tidy();
         match block_on(self.conn.create_channel(), Some(CALL_TIMEOUT)) {
             Some(Ok(ch)) => {
@@ -119,6 +128,7 @@ impl BrokerConnection for AmqpConnection {
     }
 
     fn close(&self) -> Result<()> {
+        self.closed_by_us.store(true, std::sync::atomic::Ordering::Release);
         self.deliveries.clear();
         if !self.conn.status().connected() {
             return Ok(());
@@ -128,7 +138,7 @@ impl BrokerConnection for AmqpConnection {
         let channels: Vec<_> = std::mem::take(&mut *self.channels.lock().unwrap_or_else(|e| e.into_inner()));
         for ch in channels.iter().filter_map(Weak::upgrade) {
             if let Err(e) = ch.close() {
-                tracing::debug!("closing a channel of {}: {e}", self.target);
+                tracing::debug!("closing a channel of {}: {e:#}", self.target);
             }
         }
         // lapin may stop its I/O loop (the broker closes the socket right after close-ok) without answering

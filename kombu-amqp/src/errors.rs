@@ -29,6 +29,11 @@ pub fn kind_of_amqp(err: &AMQPError) -> ErrorKind {
 }
 
 /// A lapin error as a kombu error; `context` names the operation (`queue.declare 'q'`).
+///
+/// Each thing is said once: a broker's refusal is the broker's text alone (lapin's own `Display` of it
+/// repeats that text behind "protocol error: AMQP soft error: ..."), a local state is described in the
+/// message, an I/O error is the cause of a message that is the context, and any other lapin error (whose
+/// `Display` includes its own cause) is an opaque cause.
 pub fn from_lapin(err: lapin::Error, context: &str) -> Error {
     let (kind, message) = match err.kind() {
         LapinKind::ProtocolError(amqp) => (kind_of_amqp(amqp), amqp.get_message().as_str().to_owned()),
@@ -43,9 +48,10 @@ pub fn from_lapin(err: lapin::Error, context: &str) -> Error {
             (ErrorKind::Connection, format!("{context}: the connection is {state:?}"))
         }
         LapinKind::AuthProviderError(why) => (ErrorKind::AccessRefused, format!("{context}: {why}")),
-        _ => (ErrorKind::Connection, format!("{context}: {err}")),
+        LapinKind::IOError(io) => return Error::with_source(ErrorKind::Connection, context, io.clone()),
+        _ => return Error::with_opaque_source(ErrorKind::Connection, context, err),
     };
-    Error::with_source(kind, message, err)
+    Error::new(kind, message)
 }
 
 #[cfg(test)]
@@ -73,6 +79,7 @@ mod tests {
             let e = from_lapin(protocol(code, text), "op");
             assert_eq!(e.kind(), kind, "{code}");
             assert_eq!(e.message(), text);
+            assert_eq!(e.report().to_string(), format!("{kind}: {text}"), "the broker's text once");
         }
     }
 
@@ -86,6 +93,7 @@ mod tests {
         let e = from_lapin(io, "basic.get");
         assert_eq!(e.kind(), ErrorKind::Connection);
         assert!(e.is_recoverable());
+        assert_eq!(e.report().to_string(), "connection error: basic.get: reset");
         assert!(!from_lapin(protocol(404, "x"), "y").is_recoverable());
     }
 }

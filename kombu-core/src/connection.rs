@@ -104,7 +104,7 @@ impl ConsumerTable {
             let Some(handler) = self.get(&d.consumer_tag) else {
                 tracing::debug!("delivery for cancelled consumer {}: requeued", d.consumer_tag);
                 if let Err(e) = d.message.reject(true) {
-                    tracing::debug!("requeue of a delivery for a cancelled consumer: {e}");
+                    tracing::debug!("requeue of a delivery for a cancelled consumer: {e:#}");
                 }
                 continue;
             };
@@ -115,7 +115,7 @@ impl ConsumerTable {
             loop {
                 n += 1;
                 if let Err(e) = (*call)(message, error) {
-                    tracing::error!("consumer {tag}: {e}");
+                    tracing::error!("consumer {tag}: {e:#}");
                 }
                 match rest.next_if(|next| Arc::ptr_eq(&next.consumer_tag, &tag)) {
                     Some(next) => (message, error) = (next.message, next.error),
@@ -193,7 +193,7 @@ impl Drop for Inner {
         self.closed.store(true, Ordering::Release);
         if let Some(link) = self.link.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
             if let Err(e) = link.broker.close() {
-                tracing::debug!("closing connection to {}: {e}", link.url);
+                tracing::debug!("closing connection to {}: {e:#}", link.url);
             }
         }
     }
@@ -368,7 +368,7 @@ impl Connection {
         let old = self.inner.link.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(l) = old {
             if let Err(e) = l.broker.close() {
-                tracing::debug!("closing a lost connection to {}: {e}", l.url);
+                tracing::debug!("closing a lost connection to {}: {e:#}", l.url);
             }
         }
     }
@@ -402,7 +402,7 @@ impl Connection {
                         });
                     }
                     Err(e) => {
-                        tracing::warn!("cannot connect to {url}: {e}");
+                        tracing::warn!("cannot connect to {url}: {e:#}");
                         recoverable |= e.is_recoverable();
                         *inner.next_url.lock().unwrap_or_else(|e| e.into_inner()) = (i + 1) % n;
                         last_err = Some(e);
@@ -540,7 +540,7 @@ impl Connection {
                     None => Ok(n),
                     Some(first) => {
                         for later in errors {
-                            tracing::error!("draining events: {later}");
+                            tracing::error!("draining events: {later:#}");
                         }
                         Err(first)
                     }

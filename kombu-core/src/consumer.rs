@@ -258,19 +258,19 @@ fn refuse(
         }
         None if message.channel().is_none() => {
             tracing::error!(
-                "message {} from queue '{queue}' consumed with no_ack cannot be handled and is gone: {err}",
+                "message {} from queue '{queue}' consumed with no_ack cannot be handled and is gone: {err:#}",
                 message.delivery_info.delivery_tag
             );
             Ok(())
         }
-        None => poison.dead_letter(&message, queue, &err.to_string()),
+        None => poison.dead_letter(&message, queue, &err.report().to_string()),
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
         if let Err(e) = self.cancel() {
-            tracing::debug!("cancelling consumer on drop: {e}");
+            tracing::debug!("cancelling consumer on drop: {e:#}");
         }
     }
 }

@@ -93,7 +93,7 @@ impl ConnectionDriver {
             Ok(()) => Ok(poller),
             Err(e) => {
                 if let Err(again) = poller.deregister(sources) {
-                    tracing::debug!("deregistering a poller that failed to register: {again}");
+                    tracing::debug!("deregistering a poller that failed to register: {again:#}");
                 }
                 Err(e)
             }
@@ -116,15 +116,11 @@ impl ConnectionDriver {
                 if !e.is_recoverable() || !left {
                     self.gave_up = true;
                     let why = if e.is_recoverable() { "retries exhausted" } else { "a retry cannot help" };
-                    return Err(Error::with_source(
-                        e.kind(),
-                        format!("consumers stopped: cannot connect to the broker ({why})"),
-                        e,
-                    ));
+                    return Err(e.context(format!("consumers stopped ({why})")));
                 }
                 let delay = retry.interval(self.retries);
                 self.retries = self.retries.saturating_add(1);
-                tracing::warn!("cannot connect ({e}); retrying in {delay:?}");
+                tracing::warn!("cannot connect ({e:#}); retrying in {delay:?}");
                 if let Some(w) = &self.wake {
                     sources.wake_after(w.token(), delay);
                 }
@@ -137,10 +133,10 @@ impl ConnectionDriver {
     fn lose(&mut self, err: &Error, sources: &mut Sources<'_>) {
         if let Some(mut p) = self.poller.take() {
             if let Err(e) = p.deregister(sources) {
-                tracing::debug!("deregistering a lost connection: {e}");
+                tracing::debug!("deregistering a lost connection: {e:#}");
             }
         }
-        tracing::warn!("connection lost ({err}); reconnecting");
+        tracing::warn!("connection lost ({err:#}); reconnecting");
         self.lost = true;
         self.start_attempt();
     }

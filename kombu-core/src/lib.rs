@@ -38,7 +38,7 @@ pub mod testing;
 pub use connection::{Connection, ConnectionBuilder, FailoverStrategy, RetryPolicy};
 pub use consumer::Consumer;
 pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Report, Result};
 pub use hub::{Hub, Stopper, TimerHandle};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
 pub use options::{OptionKind, OptionSpec, Options};

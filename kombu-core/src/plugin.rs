@@ -446,7 +446,7 @@ static ENV_FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 pub(crate) fn load_from_env(registry: &Registry) {
     for path in env_paths() {
         if let Err(e) = registry.load_plugin(&path) {
-            tracing::error!("{ENV_VAR}: {e}");
+            tracing::error!("{ENV_VAR}: {e:#}");
             ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).push(e.message().to_owned());
         }
     }

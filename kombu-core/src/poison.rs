@@ -79,7 +79,7 @@ impl PoisonPolicy {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!("message {tag} from queue '{queue}' could not be dead-lettered ({reason}): {e}");
+                tracing::error!("message {tag} from queue '{queue}' could not be dead-lettered ({reason}): {e:#}");
                 Err(e)
             }
         }

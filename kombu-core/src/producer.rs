@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::connection::Connection;
 use crate::entity::{Exchange, FieldTable, Queue};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::message::{DeliveryMode, Message};
 use crate::serialization;
 use crate::transport::{Channel, Outgoing, PublishOptions};
@@ -19,6 +19,30 @@ use crate::transport::{Channel, Outgoing, PublishOptions};
 ///
 /// A runnable example (on the memory backend) is in the `kombu` crate's documentation:
 /// `producer.publish(&body).routing_key("k").priority(3).send()?`.
+///
+/// # What a publish's outcome guarantees
+///
+/// With confirms (the default: [`confirm_timeout`](Producer::confirm_timeout) is
+/// [`DEFAULT_CONFIRM_TIMEOUT`]; AMQP publisher confirms, the Redis command's reply):
+/// - `Ok(())`: the message is on the broker.
+/// - `Err(e)` with [`e.may_have_reached_broker()`](crate::Error::may_have_reached_broker) `== false`: it is
+///   not on the broker (nothing was sent: a serialization error, a closed channel, a connection that could not
+///   be made, a declare that failed; or the broker refused it). Publishing it again cannot duplicate it.
+/// - `Err(e)` with `may_have_reached_broker() == true`: unknown (the connection was lost after the message
+///   was written, or no confirm came in time). It may be on the broker; publishing it again may deliver it
+///   twice. On Redis, a publish whose reply never came is also sent again by the channel's next publish (at
+///   least once).
+///
+/// Without confirms (`confirm_timeout(None)`), `Ok(())` only means the message was handed to the
+/// connection: a failure is reported by a later call (whose own message was then not sent), and its flag
+/// speaks for that later message only. Redis sends unanswered publishes again after a lost connection, so
+/// they are delivered at least once. AMQP without confirms loses messages: each connection the broker (or
+/// the network) closes by force can lose the publishes still in flight on it, with no error for them, as in
+/// Python Kombu and py-amqp; use confirms where a message must not be lost.
+///
+/// The producer does not repeat a failed publish (that could publish twice): the error says whether a
+/// retry can help ([`is_recoverable`](crate::Error::is_recoverable)) and whether it may duplicate, and the
+/// next publish goes to a new connection.
 pub struct Producer {
     channel: Mutex<Arc<dyn Channel>>,
     /// Where to get a new channel when the connection was lost (producers made with `Producer::new`).
@@ -154,8 +178,8 @@ impl Producer {
 
     /// Publishes prepared messages in one go (pipelined where the backend can).
     pub fn send_batch(&self, batch: Vec<Outgoing>) -> Result<()> {
-        let ch = self.live_channel()?;
-        self.maybe_declare_exchange(&ch, None)?;
+        let ch = self.live_channel().map_err(not_sent)?;
+        self.maybe_declare_exchange(&ch, None).map_err(not_sent)?;
         let options = PublishOptions { confirm_timeout: self.confirm_timeout, ..PublishOptions::default() };
         ch.publish_batch(batch, &options)
     }
@@ -188,6 +212,11 @@ impl Producer {
         self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.insert(queue.name.clone());
         Ok(())
     }
+}
+
+/// An error met before the message was handed to the channel: it is not on the broker.
+fn not_sent(e: Error) -> Error {
+    e.with_may_have_reached_broker(false)
 }
 
 enum Body<'a, T: ?Sized> {
@@ -369,13 +398,17 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
     }
 
     /// Publishes the message.
+    ///
+    /// An error says whether the message may have reached the broker
+    /// ([`may_have_reached_broker`](crate::Error::may_have_reached_broker)); see [`Producer`] for what that
+    /// guarantees.
     pub fn send(self) -> Result<()> {
         let producer = self.producer;
-        let prepared = self.prepare()?;
-        let ch = producer.live_channel()?;
-        producer.maybe_declare_exchange(&ch, prepared.declare_exchange)?;
+        let prepared = self.prepare().map_err(not_sent)?;
+        let ch = producer.live_channel().map_err(not_sent)?;
+        producer.maybe_declare_exchange(&ch, prepared.declare_exchange).map_err(not_sent)?;
         for q in &prepared.declare_queues {
-            producer.maybe_declare_queue(&ch, q)?;
+            producer.maybe_declare_queue(&ch, q).map_err(not_sent)?;
         }
         ch.publish(prepared.message, prepared.exchange, prepared.routing_key, &prepared.options)
     }

@@ -112,7 +112,7 @@ impl Registry {
             let reg = Registry::empty();
             for s in inventory::iter::<StaticTransport> {
                 if let Err(e) = reg.add((s.create)(), Origin::BuiltIn) {
-                    tracing::error!("built-in transport not registered: {e}");
+                    tracing::error!("built-in transport not registered: {e:#}");
                 }
             }
             #[cfg(feature = "plugins")]
@@ -193,7 +193,7 @@ impl Registry {
         if let Some(e) = entries.get(alias) {
             return Ok(e.transport.clone());
         }
-        let mut msg = format!("unknown transport '{alias}'");
+        let mut msg = format!("'{alias}'");
         if let Some((_, feature)) = FEATURES.iter().find(|(a, _)| *a == alias) {
             msg.push_str(&format!(": it is not compiled in; enable the `{feature}` feature of the `kombu` crate"));
         } else {

@@ -341,7 +341,7 @@ impl State {
         message.properties.expiration = None;
         let key = key.unwrap_or_else(|| message.delivery_info.routing_key.to_string());
         if let Err(e) = self.route(message, &exchange, &key, false) {
-            tracing::warn!("dead-lettering to '{exchange}': {e}");
+            tracing::warn!("dead-lettering to '{exchange}': {e:#}");
         }
     }
 

@@ -79,7 +79,7 @@ impl MemoryChannel {
         if self.open.load(Ordering::Acquire) && self.conn.open.load(Ordering::Acquire) {
             Ok(())
         } else {
-            Err(Error::channel("channel is closed"))
+            Err(Error::state("channel is closed"))
         }
     }
 

@@ -90,7 +90,7 @@ struct MemoryConnection {
 impl BrokerConnection for MemoryConnection {
     fn channel(&self) -> Result<Arc<dyn Channel>> {
         if !self.is_open() {
-            return Err(kombu_core::Error::connection("connection is closed"));
+            return Err(kombu_core::Error::state("connection is closed"));
         }
         Ok(MemoryChannel::open(self.shared.clone()))
     }

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use bytes::Bytes;
 use kombu_core::envelope::Envelope;
 use kombu_core::transport::{dead_letter_by_copy, Channel, DeadLetter, Outgoing, PublishOptions};
-use kombu_core::{
-    DeliveryTag, Error, ErrorKind, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result,
-};
+use kombu_core::{DeliveryTag, Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
 
 use crate::connection::{lock, Shared};
 use crate::keys;
@@ -420,11 +418,16 @@ impl Channel for RedisChannel {
                 Ok(Some(m))
             }
             Err(e) => {
-                // Not a Kombu message: keep it recorded in `unacked` (nothing is lost) and report it.
-                Err(Error::new(
-                    ErrorKind::Serialization,
-                    format!("message {tag} in queue '{queue}' is not a Kombu envelope (kept in unacked): {e}"),
-                ))
+                // Not a Kombu message: moved, byte for byte, to the queue's dead-letter queue (the
+                // default poison policy's name), and reported.
+                let o = &self.shared.opts;
+                let dlq = kombu_core::PoisonPolicy::default().dead_letter_queue(queue);
+                let list = keys::queue_key(&o.global_keyprefix, &dlq, 0, &o.sep);
+                let mut inv = scripts().dead_letter.prepare_invoke();
+                inv.key(&o.unacked_key).key(&o.unacked_index_key).key(&list);
+                inv.arg(&tag).arg(&payload[..]).arg(if record { "0" } else { "1" });
+                self.shared.pool.run("dead-letter", |c| inv.invoke::<i64>(c))?;
+                Err(e.context(format!("message {tag} in queue '{queue}' is not a Kombu envelope; moved to '{dlq}'")))
             }
         }
     }

@@ -10,7 +10,8 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use crate::options::RedisOptions;
 
 /// Turns a `redis` crate error into a kombu error: socket trouble is a (recoverable) connection error,
-/// a refused command a channel error.
+/// a refused command a channel error. The message is `context`; the redis error is the cause (opaque:
+/// its own text already includes its causes).
 pub fn map_err(context: &str, e: redis::RedisError) -> Error {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
@@ -21,7 +22,7 @@ pub fn map_err(context: &str, e: redis::RedisError) -> Error {
     } else {
         ErrorKind::Channel
     };
-    Error::with_source(kind, format!("{context}: {e}"), e)
+    Error::with_opaque_source(kind, context, e)
 }
 
 /// The URL the `redis` crate connects with (credentials percent-encoded).
@@ -53,7 +54,7 @@ impl Pool {
     /// A pool for the server the options name; connects lazily.
     pub fn new(opts: &RedisOptions) -> Result<Pool> {
         let client = redis::Client::open(client_url(opts).as_str())
-            .map_err(|e| Error::with_source(ErrorKind::InvalidArgument, format!("redis URL: {e}"), e))?;
+            .map_err(|e| Error::with_opaque_source(ErrorKind::InvalidArgument, "redis URL", e))?;
         Ok(Pool { client, opts: opts.clone(), idle: Mutex::new(Vec::new()) })
     }
 

@@ -151,7 +151,7 @@ impl Drop for RedisConnection {
     fn drop(&mut self) {
         if self.shared.open.load(Ordering::Acquire) {
             if let Err(e) = BrokerConnection::close(self) {
-                tracing::debug!("closing redis connection: {e}");
+                tracing::debug!("closing redis connection: {e:#}");
             }
         }
     }

@@ -213,7 +213,7 @@ impl RedisPoller {
         let Some(link) = self.link.take() else { return };
         for s in [&link.sub, &link.cmd] {
             if let Err(e) = sources.deregister_fd(s.stream.as_raw_fd(), s.token) {
-                tracing::debug!("deregistering a redis socket: {e}");
+                tracing::debug!("deregistering a redis socket: {e:#}");
             }
         }
         let lost: Vec<String> = link
@@ -294,7 +294,7 @@ impl RedisPoller {
                 let mut env = match Envelope::parse(&data) {
                     Ok(e) => e,
                     Err(e) => {
-                        tracing::warn!("fanout message on {name} is not a Kombu envelope, dropped: {e}");
+                        tracing::warn!("fanout message on {name} is not a Kombu envelope, dropped: {e:#}");
                         return;
                     }
                 };
@@ -305,7 +305,7 @@ impl RedisPoller {
                 let mut message = match env.into_message() {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!("fanout message on {name} cannot be read, dropped: {e}");
+                        tracing::warn!("fanout message on {name} cannot be read, dropped: {e:#}");
                         return;
                     }
                 };
@@ -441,7 +441,7 @@ impl RedisPoller {
                     let mut m = Message::new(payload.clone());
                     m.delivery_info.delivery_tag = DeliveryTag::Text(tag.clone());
                     let why = format!("message {tag} in queue '{queue}' is not a readable Kombu envelope");
-                    (m, Some(Error::with_source(ErrorKind::Serialization, why, e)))
+                    (m, Some(e.context(why)))
                 }
             };
             message.delivery_info.consumer_tag = Some(c.tag.clone());
@@ -469,7 +469,7 @@ impl RedisPoller {
                 Some(ch) => {
                     if let Err(e) = ch.restore(orphans, true) {
                         tracing::warn!(
-                            "cannot put back messages of a cancelled consumer ({e}); visibility timeout will"
+                            "cannot put back messages of a cancelled consumer ({e:#}); visibility timeout will"
                         );
                     }
                 }

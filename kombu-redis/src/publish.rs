@@ -251,6 +251,14 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
+/// An error met after this call's commands were written: a lost connection or a time-out may have come
+/// after the server ran them (and they stay unanswered, to be sent again), so the messages may be on the
+/// server; a refusal (an error reply) means the command did not run.
+fn after_write(e: kombu_core::Error) -> kombu_core::Error {
+    let maybe = e.is_recoverable();
+    e.with_may_have_reached_broker(maybe)
+}
+
 fn is_socket_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
 }
@@ -264,6 +272,10 @@ impl Publisher {
     }
 
     /// Writes `commands` in one write and, if `wait` or the window is full, reads every due reply.
+    ///
+    /// An error says whether `commands` may have reached the server
+    /// ([`may_have_reached_broker`](kombu_core::Error::may_have_reached_broker)): not when it came before they
+    /// were written (an earlier publish's refusal, no connection); maybe when the connection failed after.
     pub(crate) fn send(&mut self, shared: &Shared, commands: &[redis::Cmd], wait: bool) -> Result<()> {
         if commands.is_empty() {
             // Routed to no queue: dropped, as AMQP drops it.
@@ -293,10 +305,10 @@ impl Publisher {
         if let Err(e) = written {
             tracing::debug!("publishing connection failed on write ({e}); sending again on a new one");
             self.con = None;
-            return self.resend(shared);
+            return self.resend(shared).map_err(after_write);
         }
         if wait {
-            self.settle(shared)?;
+            self.settle(shared).map_err(after_write)?;
         }
         Ok(())
     }
@@ -397,6 +409,12 @@ pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &
     // The last destination, with the exchange, routing key and priority it was found for: consecutive
     // messages with the same three go to the same place (except through a headers exchange).
     let mut last: Option<(SameRoute, Destination)> = None;
+    // Once a chunk is written, some of the batch may be on the server whatever fails next.
+    let mut written = false;
+    let some_written = |e: kombu_core::Error, written: bool| {
+        let maybe = written || e.may_have_reached_broker();
+        e.with_may_have_reached_broker(maybe)
+    };
     for (chunk, kinds) in batch.chunks(MAX_RUN).zip(kinds.chunks(MAX_RUN)) {
         let mut commands: Vec<redis::Cmd> = Vec::new();
         let mut run: Option<Run> = None;
@@ -405,20 +423,26 @@ pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &
             let key = (ex, rk, m.properties.priority);
             let dest = match &last {
                 Some((k, d)) if *k == key && *kind != ExchangeKind::Headers => d,
-                _ => &last.insert((key, destination(shared, m, ex, rk, *kind, Some(&tables))?)).1,
+                _ => {
+                    let dest =
+                        destination(shared, m, ex, rk, *kind, Some(&tables)).map_err(|e| some_written(e, written))?;
+                    &last.insert((key, dest)).1
+                }
             };
             if !run.as_ref().is_some_and(|r| r.takes(dest)) {
                 commands.extend(run.take().map(Run::into_commands).unwrap_or_default());
                 run = Run::new(dest.clone(), prefix, &shared.opts.sep);
             }
             if let Some(r) = run.as_mut() {
-                r.push(m, ex, rk, &mut scratch)?;
+                r.push(m, ex, rk, &mut scratch).map_err(|e| some_written(e, written))?;
             }
         }
         commands.extend(run.map(Run::into_commands).unwrap_or_default());
-        publisher.send(shared, &commands, false)?;
+        publisher.send(shared, &commands, false).map_err(|e| some_written(e, written))?;
+        written = true;
     }
-    publisher.settle(shared)
+    // A refusal of one message leaves the others of the batch on the server.
+    publisher.settle(shared).map_err(|e| if batch.len() > 1 { some_written(e, true) } else { after_write(e) })
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub(crate) fn sweep_in_background(shared: &Arc<Shared>) {
     let sh = shared.clone();
     let spawned = std::thread::Builder::new().name("kombu-redis-restore".into()).spawn(move || {
         if let Err(e) = restore_visible(&sh) {
-            tracing::warn!("restoring messages past their visibility timeout: {e}");
+            tracing::warn!("restoring messages past their visibility timeout: {e:#}");
         }
         sh.sweeping.store(false, Ordering::Release);
     });
@@ -253,7 +253,10 @@ pub(crate) fn recover_in_background(shared: &Arc<Shared>, requests: Vec<String>)
     let run = move || {
         let inflight = sh.inflight_key();
         if let Err(e) = recover_requests(&sh, &inflight, &requests) {
-            tracing::warn!("cannot put back the messages of {} lost requests yet ({e}); on reconnect", requests.len());
+            tracing::warn!(
+                "cannot put back the messages of {} lost requests yet ({e:#}); on reconnect",
+                requests.len()
+            );
             lock(parked()).push((server_of(&sh), inflight, requests));
         }
     };
@@ -273,7 +276,7 @@ pub(crate) fn recover_parked(shared: &Shared) {
     };
     for (server, inflight, requests) in mine {
         if let Err(e) = recover_requests(shared, &inflight, &requests) {
-            tracing::warn!("cannot put back the messages of {} lost requests yet: {e}", requests.len());
+            tracing::warn!("cannot put back the messages of {} lost requests yet: {e:#}", requests.len());
             lock(parked()).push((server, inflight, requests));
         }
     }

@@ -113,11 +113,11 @@ pub(crate) fn handshake(o: &RedisOptions, commands: &[Vec<u8>], optional: &[usiz
         }
         while let Some(f) = fb.next_frame()? {
             if let Some(e) = error_text(&f).filter(|_| !optional.contains(&replies.len())) {
-                let kind = if e.contains("NOAUTH") || e.contains("WRONGPASS") || e.contains("NOPERM") {
-                    ErrorKind::AccessRefused
-                } else {
-                    ErrorKind::Connection
-                };
+                // "ERR AUTH <password> called without any password configured": refused credentials too,
+                // as redis-rs (the command connections) reports it.
+                let refused = ["NOAUTH", "WRONGPASS", "NOPERM"].iter().any(|code| e.contains(code));
+                let kind =
+                    if refused || e.starts_with("ERR AUTH") { ErrorKind::AccessRefused } else { ErrorKind::Connection };
                 return Err(Error::new(kind, format!("redis refused the handshake: {e}")));
             }
             replies.push(f);

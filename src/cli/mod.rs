@@ -124,19 +124,10 @@ fn report(io: &mut Io<'_>, line: &str) -> i32 {
     EXIT_ERROR
 }
 
-/// A kombu error as one line: its Display, plus its causes when they add something, newlines folded.
+/// A kombu error as one line: the error and each of its causes once ([`kombu_core::Error::report`]),
+/// newlines folded.
 pub fn error_line(e: &kombu_core::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    e.report().to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Opens a connection to `url` and connects now, so that a bad URL or an unreachable broker is reported
@@ -188,7 +179,7 @@ mod tests {
         assert_eq!(code, EXIT_ERROR);
         assert!(out.is_empty());
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("error: unknown transport 'nosuchscheme'"), "{err}");
+        assert!(err.starts_with("error: unknown transport: 'nosuchscheme'"), "{err}");
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl Hub {
         self.external = external;
         self.timers.fire_due(Instant::now());
         for e in errors {
-            tracing::error!("event loop: {e}");
+            tracing::error!("event loop: {e:#}");
             if let Some(handler) = self.on_error.as_mut() {
                 handler(e);
             }

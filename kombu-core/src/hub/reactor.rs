@@ -87,7 +87,7 @@ impl Reactor {
         if let Some(mut d) = self.drivers.remove(&id) {
             let mut sources = self.sources(Owner::Driver(id));
             if let Err(e) = d.deregister(&mut sources) {
-                tracing::debug!("deregistering a connection: {e}");
+                tracing::debug!("deregistering a connection: {e:#}");
             }
             self.table.forget_owner(Owner::Driver(id));
         }

@@ -59,6 +59,7 @@ cases! {
     27 "unhandled messages go to on_error or the dead-letter queue" poison_dead_letter,
     28 "max_redeliveries sends a message to the dead-letter queue" max_redeliveries,
     31 "unknown or out-of-range options are errors" options_checked,
+    30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition,
 }
 
 fn text(body: &str) -> Message {
@@ -1063,5 +1064,94 @@ fn options_checked(ctx: &Ctx) -> Check<Verdict> {
         let url = with_option(ctx.url(), name, &good);
         Connection::open(&url).ctx(&format!("open {url} (the greatest allowed value)"))?;
     }
+    Ok(Verdict::Pass)
+}
+
+/// `Err` of `kind` (and recoverable or not, as the kind is), or a failure naming what came instead.
+fn expect_kind<T: std::fmt::Debug>(what: &str, got: crate::Result<T>, kind: ErrorKind) -> Check {
+    match got {
+        Err(e) if e.kind() == kind && e.is_recoverable() == matches!(kind, ErrorKind::Connection) => Ok(()),
+        Err(e) => fail(format!("{what}: expected {kind:?}, got {:?} ({e:#})", e.kind())),
+        Ok(v) => fail(format!("{what}: expected {kind:?}, got Ok({v:?})")),
+    }
+}
+
+/// The suite's URL with its password replaced by a wrong one (a user name, if any, kept), for a transport
+/// whose broker takes credentials.
+fn with_wrong_password(url: &str) -> Check<String> {
+    let mut u = url::Url::parse(url).map_err(|e| format!("suite URL {url}: {e}"))?;
+    u.set_password(Some("kombu-conformance-wrong-password")).map_err(|()| format!("{url} cannot hold a password"))?;
+    Ok(u.into())
+}
+
+/// The suite's URL pointing at a loopback port with nothing listening.
+fn with_refused_port(url: &str) -> Check<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))?
+        .port();
+    let mut u = url::Url::parse(url).map_err(|e| format!("suite URL {url}: {e}"))?;
+    u.set_host(Some("127.0.0.1")).map_err(|e| format!("{url}: {e}"))?;
+    u.set_port(Some(port)).map_err(|()| format!("{url} cannot hold a port"))?;
+    Ok(u.into())
+}
+
+fn one_kind_per_condition(ctx: &Ctx) -> Check<Verdict> {
+    let conn = ctx.open()?;
+    let q = Queue::new(ctx.name("q")).durable(false);
+    let ex = Exchange::new(ctx.name("ex"), ExchangeKind::Direct).durable(false);
+
+    // A channel the program closed: State (not recoverable), for every operation.
+    let ch = conn.channel().ctx("channel")?;
+    ch.declare(&q).ctx("declare")?;
+    ch.close().ctx("close channel")?;
+    expect_kind("declare on a closed channel", ch.declare(&q), ErrorKind::State)?;
+    expect_kind(
+        "publish on a closed channel",
+        ch.publish(text("x"), "", &q.name, &PublishOptions::default()),
+        ErrorKind::State,
+    )?;
+    expect_kind("get on a closed channel", ch.get(&q.name, false), ErrorKind::State)?;
+
+    // A passive declare of what does not exist: NotFound (each on a fresh channel: AMQP closes it).
+    let missing = Queue::new(ctx.name("missing")).durable(false);
+    let ch = conn.channel().ctx("channel")?;
+    expect_kind("passive declare of a missing queue", ch.declare_queue(&missing, true), ErrorKind::NotFound)?;
+    let ch = conn.channel().ctx("channel")?;
+    let missing_ex = Exchange::new(ctx.name("missing-ex"), ExchangeKind::Direct);
+    expect_kind("passive declare of a missing exchange", ch.declare_exchange(&missing_ex, true), ErrorKind::NotFound)?;
+    let ch = conn.channel().ctx("channel")?;
+    ch.declare_exchange(&ex, false).ctx("declare exchange")?;
+    ch.declare_exchange(&ex, true).ctx("passive declare of an existing exchange")?;
+    ch.declare_queue(&q, true).ctx("passive declare of an existing queue")?;
+    ch.delete_queue(&q.name, false, false).ctx("delete queue")?;
+    ch.delete_exchange(&ex.name, false).ctx("delete exchange")?;
+
+    // A connection the program closed: State, for its channels and for a new channel.
+    let ch = conn.channel().ctx("channel")?;
+    conn.close().ctx("close connection")?;
+    expect_kind("declare on a channel of a closed connection", ch.declare(&q), ErrorKind::State)?;
+    expect_kind(
+        "publish on a channel of a closed connection",
+        ch.publish(text("x"), "", &q.name, &PublishOptions::default()),
+        ErrorKind::State,
+    )?;
+    expect_kind("a channel of a closed connection", conn.channel().map(|_| ()), ErrorKind::State)?;
+
+    if !ctx.caps().external_broker {
+        return skip(
+            "closed channel, closed connection and passive declares passed; refused credentials and refused \
+                     connection do not apply: the transport has no network broker, so its URL has no credentials \
+                     or port to get wrong",
+        );
+    }
+    // Wrong credentials: AccessRefused (not recoverable: a retry cannot help).
+    let bad = with_wrong_password(ctx.url())?;
+    let c = Connection::builder(&bad).retry(RetryPolicy::none()).open().ctx("open with a wrong password")?;
+    expect_kind("connecting with a wrong password", c.connect(), ErrorKind::AccessRefused)?;
+    // Nothing listening: Connection, recoverable.
+    let refused = with_refused_port(ctx.url())?;
+    let c = Connection::builder(&refused).retry(RetryPolicy::none()).open().ctx("open a refused port")?;
+    expect_kind("connecting to a port with nothing listening", c.connect(), ErrorKind::Connection)?;
     Ok(Verdict::Pass)
 }

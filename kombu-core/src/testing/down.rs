@@ -50,7 +50,7 @@ pub(crate) fn install() -> Arc<DownTransport> {
     DOWN.get_or_init(|| {
         let t = Arc::new(DownTransport::default());
         if let Err(e) = super::registry().register(t.clone()) {
-            tracing::debug!("down transport: {e}");
+            tracing::debug!("down transport: {e:#}");
         }
         t
     })

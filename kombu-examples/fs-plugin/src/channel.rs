@@ -82,7 +82,7 @@ impl FsChannel {
         if self.is_open() {
             Ok(())
         } else {
-            Err(Error::channel("channel is closed"))
+            Err(Error::state("channel is closed"))
         }
     }
 
@@ -124,7 +124,7 @@ impl FsChannel {
         message.delivery_info.consumer_tag = consumer.map(Arc::from);
         if no_ack {
             if let Err(e) = self.store().ack(&claim) {
-                tracing::warn!("cannot remove a message taken without ack: {e}");
+                tracing::warn!("cannot remove a message taken without ack: {e:#}");
             }
         } else {
             if let Some(me) = self.me.upgrade() {
@@ -162,7 +162,7 @@ impl FsChannel {
                 }
                 Ok(None) => idle += 1,
                 Err(e) => {
-                    tracing::debug!("consumer '{tag}' on queue '{queue}': {e}");
+                    tracing::debug!("consumer '{tag}' on queue '{queue}': {e:#}");
                     idle += 1;
                 }
             }
@@ -313,7 +313,7 @@ impl Channel for FsChannel {
 impl Drop for FsChannel {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
-            tracing::warn!("closing a filesystem channel: {e}");
+            tracing::warn!("closing a filesystem channel: {e:#}");
         }
     }
 }

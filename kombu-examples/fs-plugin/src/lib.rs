@@ -119,7 +119,7 @@ struct FsConnection {
 impl BrokerConnection for FsConnection {
     fn channel(&self) -> Result<Arc<dyn Channel>> {
         if !self.is_open() {
-            return Err(Error::connection("connection is closed"));
+            return Err(Error::state("connection is closed"));
         }
         Ok(FsChannel::open(self.shared.clone()))
     }

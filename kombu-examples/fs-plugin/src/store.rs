@@ -30,7 +30,7 @@ use crate::names::{self, MessageName};
 
 /// A disk error, with what was being done.
 fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
-    Error::with_source(ErrorKind::Connection, format!("{what}: {e}"), e)
+    Error::with_source(ErrorKind::Connection, what.to_string(), e)
 }
 
 fn not_found(e: &io::Error) -> bool {
@@ -429,7 +429,7 @@ impl Store {
                 let bad = dir.join("bad");
                 let _ = fs::create_dir_all(&bad);
                 let _ = fs::rename(&claimed, bad.join(name.file_name()));
-                tracing::warn!("queue '{queue}': set aside {} ({e})", name.file_name());
+                tracing::warn!("queue '{queue}': set aside {} ({e:#})", name.file_name());
                 Ok(None)
             }
         }
