@@ -75,6 +75,9 @@ pub struct AmqpChannel {
     closed_by_us: AtomicBool,
 }
 
+/// How long an ack or reject may wait for lapin to write it.
+const SETTLE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl std::fmt::Debug for AmqpChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpChannel").field("id", &self.ch.id()).field("open", &self.is_open()).finish()
@@ -252,16 +255,22 @@ impl AmqpChannel {
         }
     }
 
-    /// Sends a method that has no reply (ack, reject) without waiting for lapin to write it. The broker
-    /// answers a bad one by closing the channel, which the next call reports; lapin refuses at once (and
-    /// this reports) a method on a channel that is not open. Such methods go ahead of queued publishes, so
+    /// Sends a method that has no reply (ack, reject) and waits until lapin has written it to the socket
+    /// (at most [`SETTLE_WRITE_TIMEOUT`]), so that `Ok` means it left this process. The broker answers a
+    /// bad one by closing the channel, which the next call reports; lapin refuses at once (and this
+    /// reports) a method on a channel that is not open. Such methods go ahead of queued publishes, so
     /// they need no place in the window.
     fn fire(&self, op: impl Future<Output = lapin::Result<()>>, what: &str) -> Result<()> {
         self.check_not_closed_by_us()?;
         let mut op = std::pin::pin!(op);
-        match poll_once(&mut op) {
-            Poll::Ready(Err(e)) => Err(self.explain(from_lapin(e, what))),
-            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+        let done = match poll_once(&mut op) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => block_on(op, Some(SETTLE_WRITE_TIMEOUT)),
+        };
+        match done {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(self.explain(from_lapin(e, what))),
+            None => Err(Error::timeout(format!("{what} not written within {SETTLE_WRITE_TIMEOUT:?}"))),
         }
     }
 
