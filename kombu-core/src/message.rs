@@ -322,14 +322,11 @@ impl Message {
     /// A copy to publish again: the same body, content type, encoding, headers and properties, with no
     /// delivery information and bound to no channel.
     pub fn detached(&self) -> Message {
-        Message {
-            body: self.body.clone(),
-            content_type: self.content_type.clone(),
-            content_encoding: self.content_encoding.clone(),
-            headers: self.headers.clone(),
-            properties: self.properties.clone(),
-            ..Default::default()
-        }
+        let mut copy = self.clone();
+        copy.delivery_info = DeliveryInfo::default();
+        copy.channel = None;
+        copy.state = AtomicU8::new(0);
+        copy
     }
 
     /// The body after decompression (the `compression` header), still serialized.

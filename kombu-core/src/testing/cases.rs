@@ -762,7 +762,8 @@ fn accept_list(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-fn decode_error(ctx: &Ctx) -> Check<Verdict> {
+/// A fresh queue holding three JSON messages, `{"n": 1}`, one that does not decode, and `{"n": 3}`.
+fn good_bad_good(ctx: &Ctx) -> Check<(Connection, Arc<dyn Channel>, Queue)> {
     let conn = ctx.open()?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
@@ -771,6 +772,11 @@ fn decode_error(ctx: &Ctx) -> Check<Verdict> {
     publish(&ch, "", &q.name, json(r#"{"n": 1}"#))?;
     publish(&ch, "", &q.name, json(r#"{"n": "#))?;
     publish(&ch, "", &q.name, json(r#"{"n": 3}"#))?;
+    Ok((conn, ch, q))
+}
+
+fn decode_error(ctx: &Ctx) -> Check<Verdict> {
+    let (conn, _ch, q) = good_bad_good(ctx)?;
     let good: Arc<Mutex<Vec<i64>>> = Arc::default();
     let bad: Arc<Mutex<usize>> = Arc::default();
     let (g, b) = (good.clone(), bad.clone());
@@ -921,14 +927,7 @@ fn wait_dead_letter(conn: &Connection, dlq: &str) -> Check<Message> {
 }
 
 fn poison_dead_letter(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
-    let ch = conn.channel().ctx("channel")?;
-    let q = Queue::new(ctx.name("q")).durable(false);
-    ch.declare(&q).ctx("declare")?;
-    let json = |b: &str| Message::new(b.to_owned()).content_type("application/json").content_encoding("utf-8");
-    publish(&ch, "", &q.name, json(r#"{"n": 1}"#))?;
-    publish(&ch, "", &q.name, json(r#"{"n": "#))?;
-    publish(&ch, "", &q.name, json(r#"{"n": 3}"#))?;
+    let (conn, ch, q) = good_bad_good(ctx)?;
     let good: Arc<Mutex<Vec<i64>>> = Arc::default();
     let g = good.clone();
     let mut c = Consumer::new(&conn, [q.clone()]).callback(move |v: serde_json::Value, m| {
