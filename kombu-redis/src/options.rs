@@ -100,11 +100,15 @@ impl Default for RedisOptions {
     }
 }
 
+/// A number of seconds (`>= 0`, fractions allowed, at most what a `Duration` holds, about 1.8e19).
 fn seconds(url: &BrokerUrl, name: &str) -> Result<Option<Duration>> {
     match url.option::<f64>(name)? {
         None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::invalid(format!("option '{name}={s}': expected a number of seconds >= 0"))),
+        // -0 reads as zero (try_from_secs_f64 refuses it as negative).
+        Some(s) if s == 0.0 => Ok(Some(Duration::ZERO)),
+        Some(s) => Duration::try_from_secs_f64(s).map(Some).map_err(|_| {
+            Error::invalid(format!("option '{name}={s}': expected a number of seconds >= 0 (at most 1.8e19)"))
+        }),
     }
 }
 
@@ -285,5 +289,35 @@ mod tests {
             let e = opts(bad).unwrap_err();
             assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
         }
+    }
+
+    #[test]
+    fn seconds_too_large_for_a_duration_are_errors() {
+        // Found by the `url` fuzz target: a finite number of seconds past u64::MAX (about 1.8e19) panicked
+        // in Duration::from_secs_f64.
+        let found = "redsis://user:pw@host/16?ss27.0.f'&sket_keepal127.i!e=on&unacked_mutex_expire=\
+                     88888885555555555555555555555555555555555555555555555555555555555555555555555555888888300\
+                     &ack_emulation=true";
+        let e = opts(found).unwrap_err();
+        assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("unacked_mutex_expire"), "{e}");
+        for name in [
+            "visibility_timeout",
+            "unacked_mutex_expire",
+            "unacked_restore_interval",
+            "socket_timeout",
+            "socket_connect_timeout",
+            "health_check_interval",
+            "polling_interval",
+        ] {
+            for value in ["1e20", "18446744073709551616", "1e308"] {
+                let url = format!("redis://h/0?{name}={value}");
+                assert_eq!(opts(&url).unwrap_err().kind(), kombu_core::ErrorKind::InvalidArgument, "{url}");
+            }
+        }
+        // The largest whole number of seconds a Duration holds still reads; so do zero and -0.
+        let o = opts("redis://h/0?visibility_timeout=1e19&socket_timeout=-0").unwrap();
+        assert_eq!(o.visibility_timeout, Duration::from_secs(10_000_000_000_000_000_000));
+        assert_eq!(o.socket_timeout, None);
     }
 }
