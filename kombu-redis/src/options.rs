@@ -104,8 +104,6 @@ impl Default for RedisOptions {
 fn seconds(url: &BrokerUrl, name: &str) -> Result<Option<Duration>> {
     match url.option::<f64>(name)? {
         None => Ok(None),
-        // -0 reads as zero (try_from_secs_f64 refuses it as negative).
-        Some(s) if s == 0.0 => Ok(Some(Duration::ZERO)),
         Some(s) => Duration::try_from_secs_f64(s).map(Some).map_err(|_| {
             Error::invalid(format!("option '{name}={s}': expected a number of seconds >= 0 (at most 1.8e19)"))
         }),
