@@ -8,7 +8,7 @@
 //! | bool | boolean `t` | boolean |
 //! | integer in `i32` | long-int `I` | every integer type (`b B s u I i l T`) |
 //! | other integer in `i64` | long-long-int `l` | |
-//! | float | double `d` | float `f`, double `d`, decimal `D` |
+//! | float | double `d` | float `f`, double `d`, decimal `D` (scale and signed 32-bit value) |
 //! | string | long-string `S` | short-string, long-string (invalid UTF-8 is replaced) |
 //! | array | field-array `A` | field-array |
 //! | object | field-table `F` | field-table |
@@ -18,7 +18,7 @@
 //! A float that is not finite (NaN, infinity) has no JSON form and reads as `null`.
 
 use kombu_core::{Error, FieldTable, Result};
-use lapin::types::{AMQPValue, FieldArray, FieldTable as AmqpTable, LongString, ShortString};
+use lapin::types::{AMQPValue, DecimalValue, FieldArray, FieldTable as AmqpTable, LongString, ShortString};
 use serde_json::{Map, Number, Value};
 
 /// A short string (at most 255 bytes) for an AMQP field named `what`, or an `InvalidArgument` error.
@@ -91,7 +91,7 @@ pub fn from_amqp_value(value: &AMQPValue) -> Value {
         AMQPValue::Timestamp(t) => Value::from(*t),
         AMQPValue::Float(f) => float(f64::from(*f)),
         AMQPValue::Double(f) => float(*f),
-        AMQPValue::DecimalValue(d) => float(f64::from(d.value) / 10f64.powi(i32::from(d.scale))),
+        AMQPValue::DecimalValue(d) => float(decimal_to_f64(d)),
         AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
         AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::FieldArray(items) => Value::Array(items.as_slice().iter().map(from_amqp_value).collect()),
@@ -101,6 +101,15 @@ pub fn from_amqp_value(value: &AMQPValue) -> Value {
     }
 }
 
+/// An AMQP 0-9-1 decimal as a float: `value / 10^scale`, where the value is a SIGNED 32-bit integer
+/// (py-amqp packs `Decimal('-3.5')` as scale 1, value -35 with `>Bi`). amq-protocol keeps the four
+/// bytes in a `u32`, so they are read back as the `i32` they are. kombu never writes decimals: JSON has
+/// none, and floats go out as doubles, as py-amqp writes Python floats.
+fn decimal_to_f64(d: &DecimalValue) -> f64 {
+    let value = i32::from_ne_bytes(d.value.to_ne_bytes());
+    f64::from(value) / 10f64.powi(i32::from(d.scale))
+}
+
 fn float(f: f64) -> Value {
     Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
 }
@@ -108,7 +117,7 @@ fn float(f: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lapin::types::{ByteArray, DecimalValue};
+    use lapin::types::ByteArray;
     use serde_json::json;
 
     fn round_trip(v: Value) -> Value {
@@ -152,6 +161,40 @@ mod tests {
         assert_eq!(to_amqp_table(&t).unwrap_err().kind(), kombu_core::ErrorKind::InvalidArgument);
         assert!(short_string(&"é".repeat(200), "name").is_err());
         assert!(short_string(&"a".repeat(255), "name").is_ok());
+    }
+
+    /// An AMQP decimal: scale and a signed 32-bit value (amq-protocol keeps the value's bits in a `u32`).
+    fn decimal(scale: u8, value: i32) -> AMQPValue {
+        AMQPValue::DecimalValue(DecimalValue { scale, value: u32::from_ne_bytes(value.to_ne_bytes()) })
+    }
+
+    #[test]
+    fn decimals_are_signed() {
+        let cases = [
+            (decimal(1, -35), json!(-3.5)),
+            (decimal(0, -1), json!(-1.0)),
+            (decimal(2, i32::MIN), json!(-21474836.48)),
+            (decimal(0, 0), json!(0.0)),
+            (decimal(5, 0), json!(0.0)),
+            (decimal(2, 125), json!(1.25)),
+            (decimal(0, i32::MAX), json!(2147483647.0)),
+        ];
+        for (amqp, expected) in cases {
+            assert_eq!(from_amqp_value(&amqp), expected, "{amqp:?}");
+        }
+    }
+
+    #[test]
+    fn decimals_as_py_amqp_writes_them() {
+        // py-amqp's bytes for headers={'d': Decimal('-3.5')}: 'D', scale 1, value -35 as a big-endian i32;
+        // before the fix this read as 429496726.1.
+        let wire = b"\x00\x00\x00\x08\x01dD\x01\xff\xff\xff\xdd";
+        let (rest, table) = lapin::types::parsing::parse_field_table(&wire[..]).expect("parses");
+        assert!(rest.is_empty());
+        let headers = from_amqp_table(&table);
+        assert_eq!(Value::Object(headers.clone()), json!({"d": -3.5}));
+        // Sent on, it is a double (kombu writes every float as `d`), still -3.5.
+        assert_eq!(to_amqp_value(&headers["d"]).unwrap(), AMQPValue::Double(-3.5));
     }
 
     #[test]

@@ -8,6 +8,7 @@ usage:
 import json
 import sys
 from datetime import datetime, timezone
+from decimal import Decimal
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
@@ -22,6 +23,9 @@ HEADERS = {
     "null": None,
     "nested": {"list": [1, "two", {"three": 3.0}], "empty": {}},
 }
+# Sent by publish only: py-amqp writes these as AMQP decimals (scale, signed 32-bit value); kombu-rs reads
+# them as floats (and writes floats back as doubles, so they are not part of the Rust-to-Python check).
+DECIMALS = {"dec_neg": Decimal("-3.5"), "dec_zero": Decimal("0"), "dec_pos": Decimal("1.25")}
 
 
 def publish(url, exchange, routing_key):
@@ -31,7 +35,7 @@ def publish(url, exchange, routing_key):
             BODY,
             routing_key=routing_key,
             serializer="json",
-            headers=HEADERS,
+            headers={**HEADERS, **DECIMALS},
             priority=3,
             correlation_id="corr-py",
             reply_to="reply-py",

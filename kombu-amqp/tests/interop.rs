@@ -88,7 +88,13 @@ fn python_kombu_publishes_rust_consumes() {
     assert_eq!(body, json!({"text": "héllo ✓", "n": 1, "list": [1, 2.5, null, true]}));
     assert_eq!(m.content_type.as_deref(), Some("application/json"));
     assert_eq!(m.content_encoding.as_deref(), Some("utf-8"));
-    assert_eq!(Value::Object(m.headers.clone()), headers());
+    // Python's Decimal('-3.5'), Decimal('0') and Decimal('1.25') arrive as AMQP decimals, read as floats
+    // (the value is signed: -3.5 once read as 429496726.1).
+    let mut want = headers();
+    want["dec_neg"] = json!(-3.5);
+    want["dec_zero"] = json!(0.0);
+    want["dec_pos"] = json!(1.25);
+    assert_eq!(Value::Object(m.headers.clone()), want);
     let p = &m.properties;
     assert_eq!(p.delivery_mode, Some(DeliveryMode::Persistent));
     assert_eq!(p.priority, Some(3));

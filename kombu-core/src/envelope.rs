@@ -321,6 +321,24 @@ mod tests {
     const PY: &str = r#"{"body": "eyJoZWxsbyI6IDF9", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"h": "v"}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "peek_ex", "routing_key": "a.b"}, "priority": 3, "body_encoding": "base64", "delivery_tag": "da30b664-1ff6-469c-9d0b-5b42741886ce"}}"#;
 
     #[test]
+    fn numbers_survive_a_pass_through_rust() {
+        // Found by the `envelope` fuzz target: an integer past u64 reads as a float, and serde_json's
+        // default (approximate) float parsing read the float kombu-rs itself wrote back as another one,
+        // one unit in the last place away. With exact parsing a header keeps its value through any number
+        // of parse/write rounds, and reads as the float Rust (and Python's float()) make of the text.
+        let json = br#"{"body": "aGVsbG8=", "headers": {"t": 1700000008188888888888888888888888888888888888888, "f": 1.700000008188889e48}, "properties": {"timestamp": 1.7e9}}"#;
+        let first = Envelope::parse(json).unwrap();
+        let second = Envelope::parse(&first.to_vec()).unwrap();
+        assert_eq!(second, first);
+        assert_eq!(first.headers["t"].as_f64(), Some(1700000008188888888888888888888888888888888888888.0));
+        assert_eq!(first.headers["f"].as_f64(), Some(1.700000008188889e48));
+        let m = first.into_message().unwrap();
+        let mut out = Vec::new();
+        Envelope::write_message(&m, "", "", "tag", &mut out).unwrap();
+        assert_eq!(Envelope::parse(&out).unwrap().headers, m.headers);
+    }
+
+    #[test]
     fn reads_python_kombu_message() {
         let m = Envelope::parse(PY.as_bytes()).unwrap().into_message().unwrap();
         assert_eq!(&m.body[..], br#"{"hello": 1}"#);

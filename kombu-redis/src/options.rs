@@ -406,4 +406,16 @@ mod tests {
             assert!(docs.contains(&format!("`{}`", spec.name)), "option {} is not in the crate docs", spec.name);
         }
     }
+
+    #[test]
+    fn seconds_too_large_for_a_duration_are_errors() {
+        // Found by the `url` fuzz target: a finite number of seconds past u64::MAX (about 1.8e19) panicked
+        // in Duration::from_secs_f64.
+        let found = "redsis://user:pw@host/16?unacked_mutex_expire=\
+                     88888885555555555555555555555555555555555555555555555555555555555555555555555555888888300\
+                     &ack_emulation=true";
+        let e = opts(found).unwrap_err();
+        assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("unacked_mutex_expire"), "{e}");
+    }
 }

@@ -39,6 +39,8 @@ fn visit(dir: &Path, missing: &mut Vec<String>) -> Result<(), String> {
 
 pub(crate) fn run() -> Result<(), String> {
     run_checked(cargo().current_dir(root()).args(["fmt", "--all", "--", "--check"]))?;
+    // The cargo-fuzz crate is its own workspace, outside `--all` (formatting it builds nothing).
+    run_checked(cargo().current_dir(root()).args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]))?;
     run_checked(cargo().current_dir(root()).args([
         "clippy",
         "--workspace",

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for the project's automation (see `cargo xtask --help`).
 
 mod bench;
+mod fuzz;
 mod lint;
 mod services;
 mod test;
@@ -30,6 +31,8 @@ enum Command {
     Bench(bench::Args),
     /// Find, start or install Redis, RabbitMQ and Python Kombu; print what runs where.
     Services,
+    /// Run each cargo-fuzz target in fuzz/ for a bounded time (stable toolchain); fail on any crash.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Lint => lint::run(),
         Command::Bench(args) => bench::run(&args),
         Command::Services => services::ensure_all().map(|s| println!("{s}")),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
