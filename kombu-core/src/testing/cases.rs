@@ -60,6 +60,7 @@ cases! {
     28 "max_redeliveries sends a message to the dead-letter queue" max_redeliveries,
     31 "unknown or out-of-range options are errors" options_checked,
     30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition,
+    32 "a silent broker on the same Hub delays no other connection" silent_broker,
 }
 
 fn text(body: &str) -> Message {
@@ -1152,5 +1153,91 @@ fn one_kind_per_condition(ctx: &Ctx) -> Check<Verdict> {
     let refused = with_refused_port(ctx.url())?;
     let c = Connection::builder(&refused).retry(RetryPolicy::none()).open().ctx("open a refused port")?;
     expect_kind("connecting to a port with nothing listening", c.connect(), ErrorKind::Connection)?;
+    Ok(Verdict::Pass)
+}
+
+/// A loopback listener that accepts connections and never answers, for `for_how_long`; its port.
+fn silent_listener(for_how_long: Duration) -> Check<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind a silent listener: {e}"))?;
+    let port = listener.local_addr().map_err(|e| format!("silent listener address: {e}"))?.port();
+    listener.set_nonblocking(true).map_err(|e| format!("silent listener: {e}"))?;
+    std::thread::spawn(move || {
+        let end = Instant::now() + for_how_long;
+        let mut held = Vec::new();
+        while Instant::now() < end {
+            match listener.accept() {
+                Ok((sock, _)) => held.push(sock),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    Ok(port)
+}
+
+fn silent_broker(ctx: &Ctx) -> Check<Verdict> {
+    if !ctx.caps().external_broker {
+        return skip("the transport has no server that could fall silent");
+    }
+    let url = ctx.url();
+    let mut silent = url::Url::parse(url).map_err(|e| format!("suite URL {url}: {e}"))?;
+    let port = silent_listener(WAIT * 4)?;
+    silent.set_host(Some("127.0.0.1")).map_err(|e| format!("{url}: {e}"))?;
+    silent.set_port(Some(port)).map_err(|()| format!("{url} cannot hold a port"))?;
+    let silent = Connection::open(silent.as_str()).ctx("open the silent URL")?;
+    let conn = ctx.open()?;
+    let mut hub = Hub::new().ctx("hub")?;
+    // Registering a connection to a silent broker must not wait for it.
+    let before = Instant::now();
+    silent.register_with_event_loop(&mut hub).ctx("register the silent connection")?;
+    if before.elapsed() > Duration::from_millis(500) {
+        return fail(format!("registering a silent connection took {:?}", before.elapsed()));
+    }
+    conn.register_with_event_loop(&mut hub).ctx("register")?;
+    let q = Queue::new(ctx.name("q")).durable(false);
+    let ch = conn.channel().ctx("channel")?;
+    ch.declare(&q).ctx("declare")?;
+    let got: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let g = got.clone();
+    let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let s = sent_at.clone();
+    let mut c = Consumer::new(&conn, [q.clone()]).on_message(move |m| {
+        let i: usize = String::from_utf8_lossy(&m.body).parse().unwrap_or(usize::MAX);
+        let at = s.lock().ok().and_then(|s| s.get(i).copied());
+        if let (Some(at), Ok(mut g)) = (at, g.lock()) {
+            g.push(at.elapsed());
+        }
+        let _ = m.ack();
+    });
+    c.consume().ctx("consume")?;
+    let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let t = ticks.clone();
+    hub.call_repeatedly(Duration::from_millis(10), move || t.set(t.get() + 1));
+    let start = Instant::now();
+    let n = 40;
+    for i in 0..n {
+        sent_at.lock().map_err(|_| "lock")?.push(Instant::now());
+        publish(&ch, "", &q.name, text(&i.to_string()))?;
+        hub.run_for(Duration::from_millis(10)).ctx("run hub")?;
+    }
+    let end = Instant::now() + WAIT;
+    while got.lock().map_err(|_| "lock")?.len() < n && Instant::now() < end {
+        hub.run_for(Duration::from_millis(10)).ctx("run hub")?;
+    }
+    let elapsed = start.elapsed();
+    let mut lat = got.lock().map_err(|_| "lock")?.clone();
+    if lat.len() < n {
+        return fail(format!("{} of {n} messages arrived while a silent broker shared the Hub", lat.len()));
+    }
+    lat.sort();
+    let worst = lat[lat.len() - 1];
+    // Generous bounds (a loaded machine): a loop that waits for the silent broker stalls for seconds.
+    if worst > Duration::from_millis(500) {
+        return fail(format!("a message took {worst:?} to arrive while a silent broker shared the Hub"));
+    }
+    let expected = (elapsed.as_millis() / 10) as u32;
+    if ticks.get() < expected / 3 {
+        return fail(format!("timer fired {} times in {} ms (every 10 ms expected)", ticks.get(), elapsed.as_millis()));
+    }
+    c.cancel().ctx("cancel")?;
     Ok(Verdict::Pass)
 }
