@@ -3,6 +3,7 @@
 mod bench;
 mod lint;
 mod services;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ enum Command {
     Bench(bench::Args),
     /// Find, start or install Redis, RabbitMQ and Python Kombu; print what runs where.
     Services,
+    /// Every backend in one Hub for `--seconds`: steady publishers, acking consumers, a line every 5 s;
+    /// fails if a confirmed message is lost or memory grows after warm-up.
+    Soak(soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Command::Lint => lint::run(),
         Command::Bench(args) => bench::run(&args),
         Command::Services => services::ensure_all().map(|s| println!("{s}")),
+        Command::Soak(args) => soak::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
