@@ -71,8 +71,11 @@ fn a_silent_broker_does_not_stall_the_hub() {
     // each attempt, 4 attempts: longer than the run); the consumer's own connect blocks the thread it
     // runs on (and keeps the driver's attempt waiting for it).
     let silent_url = format!("redis://127.0.0.1:{}/0?socket_connect_timeout=3", silent.port);
-    let retry =
-        RetryPolicy::default().max_retries(Some(3)).intervals(Duration::from_millis(10), Duration::ZERO, Duration::from_millis(10));
+    let retry = RetryPolicy::default().max_retries(Some(3)).intervals(
+        Duration::from_millis(10),
+        Duration::ZERO,
+        Duration::from_millis(10),
+    );
     let silent_conn = Connection::builder(&silent_url).retry(retry).open().unwrap();
     silent_conn.register_with_event_loop(&mut hub).unwrap();
     let silent_consumer = {
@@ -150,7 +153,10 @@ fn a_silent_broker_does_not_stall_the_hub() {
     }
     let expected = run.as_millis() as usize / 10;
     let gap = ticks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
-    println!("timer: {} of ~{expected} ticks in {run:?}, longest gap {gap:?}; silent broker accepted {accepted}", ticks.len());
+    println!(
+        "timer: {} of ~{expected} ticks in {run:?}, longest gap {gap:?}; silent broker accepted {accepted}",
+        ticks.len()
+    );
     assert!(ticks.len() * 10 >= expected * 8, "timer fired {} times, ~{expected} expected", ticks.len());
     assert!(gap < Duration::from_millis(100), "the timer stalled for {gap:?}");
     assert!(accepted >= 1, "the silent broker saw no connection: nothing hung on it");

@@ -17,7 +17,8 @@ fn close_named(name: &str) -> usize {
     let out = Command::new("rabbitmqctl").args(["list_connections", "-q", "pid", "client_properties"]).output();
     let Ok(out) = out else { return 0 };
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
-    let pids: Vec<&str> = listing.lines().filter(|l| l.contains(name)).filter_map(|l| l.split_whitespace().next()).collect();
+    let pids: Vec<&str> =
+        listing.lines().filter(|l| l.contains(name)).filter_map(|l| l.split_whitespace().next()).collect();
     let mut closed = 0;
     for pid in pids {
         let ok = Command::new("rabbitmqctl")

@@ -81,7 +81,12 @@ fn failover(use_hub: bool) {
     let on_b = publish(&b.url(), &q, 0..N);
     assert_eq!(on_b.len(), N, "publishes to B while B is up");
     let missing = wait_for(&seen, &on_b, Duration::from_secs(15), &mut drive);
-    assert!(missing.is_empty(), "{} of B's messages not received: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} of B's messages not received: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
 
     // A comes back, B goes away: publish to A while the consumer fails over.
     let t = Instant::now();
@@ -90,7 +95,12 @@ fn failover(use_hub: bool) {
     let on_a = publish(&a.url(), &q, N..2 * N);
     assert_eq!(on_a.len(), N, "publishes to A while A is up");
     let missing = wait_for(&seen, &on_a, Duration::from_secs(30), &mut drive);
-    assert!(missing.is_empty(), "{} of A's messages not received: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} of A's messages not received: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(conn.url(), a.url(), "after B went down the consumer is on A");
     let duplicates = seen.lock().unwrap().values().filter(|n| **n > 1).count();
     println!(

@@ -118,7 +118,9 @@ fn consumer_sigkilled_at_random_loses_nothing() {
         })
     };
 
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+            | 1;
     let mut rng = Rng(seed);
     let seen: Seen = Arc::default();
     let start = Instant::now();
