@@ -9,13 +9,18 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use crate::options::RedisOptions;
 
-/// Turns a `redis` crate error into a kombu error: socket trouble is a (recoverable) connection error,
-/// a refused command a channel error. The message is `context`; the redis error is the cause (opaque:
-/// its own text already includes its causes).
+/// Turns a `redis` crate error into a kombu error: socket trouble, and a server that cannot serve yet
+/// (`LOADING` while it reads its data after a restart, `TRYAGAIN`, `MASTERDOWN`), is a (recoverable)
+/// connection error, a refused command a channel error. The message is `context`; the redis error is the
+/// cause (opaque: its own text already includes its causes).
 pub fn map_err(context: &str, e: redis::RedisError) -> Error {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
-    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+    } else if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
+    {
         ErrorKind::Connection
     } else if matches!(e.kind(), redis::ErrorKind::AuthenticationFailed) {
         ErrorKind::AccessRefused

@@ -56,3 +56,102 @@ fn publisher_and_consumer_go_on_after_a_server_restart() {
         &missing[..missing.len().min(10)]
     );
 }
+
+#[test]
+fn confirmed_publishes_survive_restarts_under_a_publisher_and_a_hub_consumer() {
+    use kombu_core::{Connection, Hub, Producer, RetryPolicy};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const N: usize = 3000;
+    const RESTARTS: usize = 3;
+    // The append-only file keeps the data across a restart (PrivateRedis stops it with SIGTERM).
+    let server = PrivateRedis::start();
+    let url = server.url();
+    let q = unique("restarts");
+    let retry = RetryPolicy::default().max_retries(None).intervals(
+        Duration::from_millis(20),
+        Duration::from_millis(50),
+        Duration::from_millis(200),
+    );
+    kombu_redis::link();
+    let conn = Connection::builder(&url).retry(retry.clone()).open().unwrap();
+    let mut hub = Hub::new().unwrap();
+    conn.register_with_event_loop(&mut hub).unwrap();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let errs = errors.clone();
+    hub.on_error(move |e| {
+        let mut chain = vec![e.to_string()];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        errs.lock().unwrap().push(chain.join(": "));
+    });
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let s = seen.clone();
+    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(20).on_message(move |m| {
+        *s.lock().unwrap().entry(text(&m)).or_default() += 1;
+        // An ack cut off by the restart leaves the message in flight; it was received all the same.
+        if let Err(e) = m.ack() {
+            assert!(e.is_recoverable(), "ack: {e}");
+        }
+    });
+    consumer.consume().unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (url, q, retry, done) = (url.clone(), q.clone(), retry.clone(), done.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::builder(&url).retry(retry).open().unwrap();
+            let producer = Producer::new(&conn).unwrap().routing_key(q);
+            let (mut ok, mut failed) = (Vec::new(), 0);
+            for i in 0..N {
+                match producer.publish_bytes(i.to_string()).send() {
+                    Ok(()) => ok.push(i.to_string()),
+                    Err(_) => failed += 1,
+                }
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            done.store(true, Ordering::Release);
+            (ok, failed)
+        })
+    };
+    let restarter = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut server = server;
+            let mut restarts = 0;
+            while restarts < RESTARTS && !done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1200));
+                server.restart();
+                restarts += 1;
+            }
+            (server, restarts)
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(50);
+    while !(publisher.is_finished() && restarter.is_finished()) && Instant::now() < end {
+        hub.run_for(Duration::from_millis(50)).unwrap();
+    }
+    let (ok, failed) = publisher.join().unwrap();
+    let (_server, restarts) = restarter.join().unwrap();
+    let missing_of = |seen: &HashMap<String, usize>| ok.iter().filter(|b| !seen.contains_key(*b)).count();
+    while missing_of(&seen.lock().unwrap()) > 0 && Instant::now() < end {
+        hub.run_for(Duration::from_millis(50)).unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let missing: Vec<&String> = ok.iter().filter(|b| !seen.contains_key(*b)).collect();
+    let duplicates = seen.values().filter(|n| **n > 1).count();
+    println!(
+        "{N} publishes, {} confirmed, {failed} failed, {restarts} restarts, {} received, {duplicates} duplicates",
+        ok.len(),
+        seen.len()
+    );
+    assert_eq!(restarts, RESTARTS, "the server restarted while the publisher ran");
+    println!("hub errors: {:?}", errors.lock().unwrap());
+    assert!(missing.is_empty(), "lost {} confirmed messages: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+}

@@ -4,6 +4,7 @@ mod bench;
 mod fuzz;
 mod lint;
 mod services;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     Services,
     /// Run each cargo-fuzz target in fuzz/ for a bounded time (stable toolchain); fail on any crash.
     Fuzz(fuzz::Args),
+    /// Every backend in one Hub for `--seconds`: steady publishers, acking consumers, a line every 5 s;
+    /// fails if a confirmed message is lost or memory grows after warm-up.
+    Soak(soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Services => services::ensure_all().map(|s| println!("{s}")),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Soak(args) => soak::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
