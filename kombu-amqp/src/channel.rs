@@ -274,6 +274,17 @@ impl AmqpChannel {
         }
     }
 
+    /// Hands a method that has no reply (a deferred ack) to lapin, which writes it at once, without
+    /// waiting for the write.
+    fn hand_over(&self, op: impl Future<Output = lapin::Result<()>>, what: &str) -> Result<()> {
+        self.check_not_closed_by_us()?;
+        let mut op = std::pin::pin!(op);
+        match poll_once(&mut op) {
+            Poll::Ready(Err(e)) => Err(self.explain(from_lapin(e, what))),
+            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+        }
+    }
+
     /// Starts a pipelined operation.
     fn start(&self, mut op: InFlight) -> Result<()> {
         self.check_not_closed_by_us()?;
@@ -538,6 +549,11 @@ impl Channel for AmqpChannel {
     fn ack(&self, tag: &DeliveryTag) -> Result<()> {
         let n = tag_number(tag)?;
         self.fire(self.ch.basic_ack(n, BasicAckOptions::default()), "basic.ack")
+    }
+
+    fn ack_deferred(&self, tag: &DeliveryTag) -> Result<()> {
+        let n = tag_number(tag)?;
+        self.hand_over(self.ch.basic_ack(n, BasicAckOptions::default()), "basic.ack")
     }
 
     fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()> {

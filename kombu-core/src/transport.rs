@@ -249,8 +249,15 @@ pub trait Channel: Send + Sync {
     fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()>;
     /// Stops a consumer; messages not yet delivered stay in the queue.
     fn cancel(&self, consumer_tag: &str) -> Result<()>;
-    /// Acknowledges a delivery.
+    /// Acknowledges a delivery; when it returns, the acknowledgement has left this process (on Redis: the
+    /// server has applied it).
     fn ack(&self, tag: &DeliveryTag) -> Result<()>;
+    /// Acknowledges a delivery without waiting: the acknowledgement is sent within about one round trip
+    /// (batched with others under load), and at the latest when the connection closes or is dropped; until
+    /// then a lost connection or a killed process means a redelivery. The default is [`ack`](Channel::ack).
+    fn ack_deferred(&self, tag: &DeliveryTag) -> Result<()> {
+        self.ack(tag)
+    }
     /// Rejects a delivery; with `requeue` it goes back to its queue (marked redelivered).
     fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()>;
     /// Moves a delivered message that cannot be handled to a dead-letter destination and settles it.

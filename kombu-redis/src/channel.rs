@@ -51,6 +51,20 @@ impl ChanState {
             n => usize::from(n).saturating_sub(self.unacked.len()),
         }
     }
+
+    /// How much room is worth a pop request: a quarter of the prefetch window, or any room once nothing
+    /// is held (so a consumer with messages in hand takes more in batches, not one per ack).
+    pub(crate) fn worth_asking(&self) -> usize {
+        if self.prefetch == 0 || self.unacked.is_empty() {
+            return self.room();
+        }
+        let low = (usize::from(self.prefetch) / 4).max(1);
+        if self.room() >= low {
+            self.room()
+        } else {
+            0
+        }
+    }
 }
 
 /// A channel on a Redis connection.
@@ -182,6 +196,28 @@ impl RedisChannel {
             p.cmd("HDEL").arg(&o.unacked_key).arg(*t).ignore();
         }
         self.shared.pool.run("ack", |c| p.query::<()>(c))
+    }
+
+    /// Forgets a delivery here and, if it was recorded in `unacked`, on the server with `forget`; wakes the
+    /// poller when that made room worth a request. On failure the delivery is kept.
+    fn settle_ack(&self, tag: &DeliveryTag, forget: impl FnOnce(&str) -> Result<()>) -> Result<()> {
+        let key = tag.to_string();
+        let (entry, room) = {
+            let mut st = self.state();
+            let before = st.worth_asking();
+            let entry = st.unacked.remove(key.as_str());
+            (entry, before == 0 && st.worth_asking() > 0)
+        };
+        let recorded = entry.as_ref().map(|u| u.recorded).unwrap_or(self.shared.opts.ack_emulation);
+        let res = if recorded { forget(key.as_str()) } else { Ok(()) };
+        if res.is_err() {
+            if let Some(u) = entry {
+                self.state().unacked.insert(Arc::from(key.as_str()), u);
+            }
+        } else if room {
+            self.shared.wake();
+        }
+        res
     }
 
     fn queue_size(&self, name: &str) -> Result<u64> {
@@ -452,22 +488,12 @@ impl Channel for RedisChannel {
     }
 
     fn ack(&self, tag: &DeliveryTag) -> Result<()> {
-        let key = tag.to_string();
-        let (entry, limited) = {
-            let mut st = self.state();
-            (st.unacked.remove(key.as_str()), st.prefetch > 0)
-        };
-        let recorded = entry.as_ref().map(|u| u.recorded).unwrap_or(self.shared.opts.ack_emulation);
         // Synchronous, as in Python Kombu: when this returns, the server has forgotten the message.
-        let res = if recorded { self.forget_on_server(&[key.as_str()]) } else { Ok(()) };
-        if res.is_err() {
-            if let Some(u) = entry {
-                self.state().unacked.insert(Arc::from(key.as_str()), u);
-            }
-        } else if limited {
-            self.shared.wake();
-        }
-        res
+        self.settle_ack(tag, |tag| self.forget_on_server(&[tag]))
+    }
+
+    fn ack_deferred(&self, tag: &DeliveryTag) -> Result<()> {
+        self.settle_ack(tag, |tag| self.shared.acks.push(&self.shared, Arc::from(tag)))
     }
 
     fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()> {

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) waker: Mutex<Option<(u64, WakeHandle)>>,
     pub(crate) next_poller: AtomicU64,
     pub(crate) open: AtomicBool,
+    /// Deferred acks and the thread that sends them.
+    pub(crate) acks: crate::acks::AckFlusher,
     /// A visibility-timeout sweep is running (on its own thread, off the Hub's).
     pub(crate) sweeping: AtomicBool,
     next_channel: AtomicU64,
@@ -93,6 +95,7 @@ impl RedisConnection {
                 next_poller: AtomicU64::new(1),
                 open: AtomicBool::new(true),
                 sweeping: AtomicBool::new(false),
+                acks: Default::default(),
                 next_channel: AtomicU64::new(1),
                 session: uuid::Uuid::new_v4().to_string(),
             }),
@@ -131,6 +134,8 @@ impl BrokerConnection for RedisConnection {
 
     fn close(&self) -> Result<()> {
         let mut first_err = None;
+        // Deferred acks first: a channel's close puts back what is still unacknowledged.
+        self.shared.acks.close(&self.shared);
         for ch in self.shared.channels() {
             if let Err(e) = ch.close() {
                 first_err.get_or_insert(e);

@@ -79,6 +79,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod acks;
 mod channel;
 mod client;
 mod connection;

@@ -549,7 +549,7 @@ impl RedisPoller {
                 }
             }
             let record = o.ack_emulation && st.consumers.iter().any(|c| !c.no_ack);
-            (queues, st.room(), record)
+            (queues, st.worth_asking(), record)
         };
         let cp = self.chans.entry(ch.id).or_insert(ChanPoll { dirty: true, inflight: 0, rotation: 0 });
         if queues.is_empty() || cp.inflight > 0 || !cp.dirty || room == 0 {

@@ -159,3 +159,39 @@ fn ack_is_on_the_server_when_it_returns() {
     assert_eq!(*checked.lock().unwrap(), Some(0));
     c.cancel().unwrap();
 }
+
+#[test]
+fn deferred_acks_reach_the_server_without_draining_and_on_close() {
+    let tag = unique("ack-deferred");
+    let q = unique("ack-deferred-q");
+    let url = format!("{URL}?{}", own_unacked(&tag));
+    let unacked = format!("{tag}.unacked");
+    for close_at_once in [false, true] {
+        let conn = open(&url);
+        let ch = conn.channel().unwrap();
+        ch.declare(&Queue::new(q.clone())).unwrap();
+        for i in 0..50 {
+            ch.publish(kombu_core::Message::new(format!("m{i}")), "", &q, &Default::default()).unwrap();
+        }
+        let acked = Arc::new(Mutex::new(0));
+        let a = acked.clone();
+        let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+            m.ack_deferred().unwrap();
+            *a.lock().unwrap() += 1;
+        });
+        c.consume().unwrap();
+        drain_until(&conn, Duration::from_secs(10), || *acked.lock().unwrap() == 50);
+        if close_at_once {
+            conn.close().unwrap();
+            assert_eq!(raw().hlen::<_, usize>(&unacked).unwrap(), 0, "close sends the deferred acks first");
+        } else {
+            // No more draining: the acks still reach the server, within about a round trip.
+            let end = Instant::now() + Duration::from_secs(2);
+            while raw().hlen::<_, usize>(&unacked).unwrap() > 0 {
+                assert!(Instant::now() < end, "deferred acks were not sent without draining");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            c.cancel().unwrap();
+        }
+    }
+}

@@ -445,6 +445,10 @@ pub struct BenchArgs {
     /// the median.
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
+    /// Acknowledge with `Message::ack_deferred` (batched, about one round trip late) instead of `ack`
+    /// (done when it returns, as Python Kombu's).
+    #[arg(long)]
+    pub ack_deferred: bool,
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -128,12 +128,15 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     if !args.url.starts_with("memory:") {
         consumer = consumer.prefetch(PREFETCH);
     }
-    let mut consumer = consumer.callback(move |_: Received, message| match message.ack() {
-        Ok(()) => {
-            seen.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => {
-            failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+    let deferred = args.ack_deferred;
+    let mut consumer = consumer.callback(move |_: Received, message| {
+        match if deferred { message.ack_deferred() } else { message.ack() } {
+            Ok(()) => {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
         }
     });
     let bar = progress_bar(args, n, "consume");
