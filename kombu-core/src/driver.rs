@@ -112,7 +112,10 @@ impl ConnectionDriver {
             Err(e) => {
                 let Some(inner) = self.connection.upgrade() else { return Ok(()) };
                 let retry = &inner.retry;
-                let left = retry.max_retries.is_none_or(|max| self.retries < max);
+                // `max_retries` bounds the first connection; a link that was lost is sought for as long
+                // as the driver runs (a broker restart must not stop consumers for good), at the
+                // policy's intervals.
+                let left = self.lost || retry.max_retries.is_none_or(|max| self.retries < max);
                 if !e.is_recoverable() || !left {
                     self.gave_up = true;
                     let why = if e.is_recoverable() { "retries exhausted" } else { "a retry cannot help" };

@@ -155,3 +155,52 @@ fn confirmed_publishes_survive_restarts_under_a_publisher_and_a_hub_consumer() {
     println!("hub errors: {:?}", errors.lock().unwrap());
     assert!(missing.is_empty(), "lost {} confirmed messages: {:?}", missing.len(), &missing[..missing.len().min(10)]);
 }
+
+/// A server away for longer than the default retry policy's first-connection retries: a consumer that
+/// was connected keeps looking for it, and goes on when it is back.
+#[test]
+fn a_hub_consumer_outlasts_a_long_outage_with_the_default_retry_policy() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use kombu_core::{Connection, Consumer, Hub, Message, Queue};
+
+    kombu_redis::link();
+    let mut server = common::PrivateRedis::start();
+    let conn = Connection::open(&server.url()).unwrap();
+    let q = common::unique("outage");
+    let mut hub = Hub::new().unwrap();
+    conn.register_with_event_loop(&mut hub).unwrap();
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+        g.lock().unwrap().push(common::text(&m));
+        m.ack().unwrap();
+    });
+    c.consume().unwrap();
+    let url = server.url();
+    let publish = |body: &str| {
+        let other = Connection::open(&url).unwrap();
+        let ch = other.channel().unwrap();
+        ch.publish(Message::new(body.to_owned()), "", &q, &Default::default()).unwrap();
+    };
+    publish("before");
+    let run_until = |hub: &mut Hub, n: usize| {
+        let end = Instant::now() + Duration::from_secs(30);
+        while got.lock().unwrap().len() < n {
+            assert!(Instant::now() < end, "consumer got {:?}", got.lock().unwrap());
+            hub.run_for(Duration::from_millis(20)).unwrap();
+        }
+    };
+    run_until(&mut hub, 1);
+    server.stop();
+    // Three seconds away: the default policy (2 retries, 0.1 s then 0.3 s) would be spent many times over.
+    let away = Instant::now();
+    while away.elapsed() < Duration::from_secs(3) {
+        hub.run_for(Duration::from_millis(50)).unwrap();
+    }
+    server.spawn();
+    publish("after");
+    run_until(&mut hub, 2);
+    assert_eq!(*got.lock().unwrap(), vec!["before".to_owned(), "after".to_owned()]);
+}
