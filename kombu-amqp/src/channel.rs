@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use kombu_core::transport::dead_letter_by_copy;
 use kombu_core::{
-    Channel, DeliveryTag, Error, Exchange, ExchangeKind, FieldTable, Message, Outgoing, PublishOptions, Queue,
-    QueueInfo, Result,
+    Channel, DeadLetter, DeliveryTag, Error, Exchange, ExchangeKind, FieldTable, Message, Outgoing, PublishOptions,
+    Queue, QueueInfo, Result,
 };
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
@@ -73,6 +74,9 @@ pub struct AmqpChannel {
     /// The program closed this channel (or its connection): operations are then `State` errors, as on
     /// every backend, not the `Channel` errors of a channel the broker closed.
     closed_by_us: AtomicBool,
+    /// Queues this channel declared with a dead-letter exchange: dead-lettering from them is the
+    /// broker's (reject without requeue).
+    dead_lettering: Mutex<std::collections::HashSet<String>>,
 }
 
 /// How long an ack or reject may wait for lapin to write it.
@@ -145,6 +149,7 @@ impl AmqpChannel {
             reasons,
             reason: Mutex::new(None),
             closed_by_us: AtomicBool::new(false),
+            dead_lettering: Mutex::default(),
         })
     }
 
@@ -442,6 +447,9 @@ impl Channel for AmqpChannel {
             nowait: false,
         };
         let q = self.call(self.ch.queue_declare(name, options, args), || format!("queue.declare '{}'", queue.name))?;
+        if queue.dead_letter_exchange.is_some() {
+            self.dead_lettering.lock().unwrap_or_else(|e| e.into_inner()).insert(queue.name.clone());
+        }
         Ok(QueueInfo::new(q.name().as_str(), u64::from(q.message_count()), q.consumer_count()))
     }
 
@@ -549,6 +557,15 @@ impl Channel for AmqpChannel {
     fn ack(&self, tag: &DeliveryTag) -> Result<()> {
         let n = tag_number(tag)?;
         self.fire(self.ch.basic_ack(n, BasicAckOptions::default()), "basic.ack")
+    }
+
+    /// The queue's own dead-letter exchange when this channel declared it with one (reject without
+    /// requeue: RabbitMQ routes it there, with its `x-death` header); otherwise a copy to `target.to`.
+    fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
+        if self.dead_lettering.lock().unwrap_or_else(|e| e.into_inner()).contains(target.queue) {
+            return self.reject(&message.delivery_info.delivery_tag, false);
+        }
+        dead_letter_by_copy(self, message, target)
     }
 
     fn ack_deferred(&self, tag: &DeliveryTag) -> Result<()> {

@@ -49,7 +49,7 @@ struct ExchangeEntry {
 }
 
 pub(crate) struct QueueEntry {
-    config: Queue,
+    pub(crate) config: Queue,
     /// One band per priority (index = priority), or a single band without priorities.
     bands: Vec<VecDeque<Stored>>,
     len: usize,

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use kombu_core::transport::{Channel, Delivery, PublishOptions};
+use kombu_core::transport::{dead_letter_by_copy, Channel, DeadLetter, Delivery, PublishOptions};
 use kombu_core::{DeliveryTag, Error, Exchange, FieldTable, Message, Queue, QueueInfo, Result};
 
 use crate::broker::{Broker, Notify, Stored};
@@ -275,6 +275,17 @@ impl Channel for MemoryChannel {
             broker.reject(&u.queue, u.stored);
         }
         Ok(())
+    }
+
+    /// The queue's own dead-letter exchange when it has one (as a broker does on reject); otherwise a
+    /// copy to `target.to`.
+    fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
+        let has_dlx =
+            self.broker().lock().queues.get(target.queue).is_some_and(|q| q.config.dead_letter_exchange.is_some());
+        if has_dlx {
+            return self.reject(&message.delivery_info.delivery_tag, false);
+        }
+        dead_letter_by_copy(self, message, target)
     }
 
     fn recover(&self, _requeue: bool) -> Result<()> {

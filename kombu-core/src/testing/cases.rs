@@ -952,7 +952,41 @@ fn poison_dead_letter(ctx: &Ctx) -> Check<Verdict> {
     if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
         return fail(format!("undecodable message also stayed in its queue: {m:?}"));
     }
+    if ctx.caps().dead_letter {
+        broker_dead_letter(ctx, &conn)?;
+    }
     Ok(Verdict::Pass)
+}
+
+/// Where the broker dead-letters (a queue declared with a dead-letter exchange), the poison policy
+/// uses the queue's own dead-letter exchange.
+fn broker_dead_letter(ctx: &Ctx, conn: &Connection) -> Check {
+    let ch = conn.channel().ctx("channel")?;
+    let dlx = Exchange::new(ctx.name("dlx"), ExchangeKind::Fanout).durable(false);
+    let target = Queue::new(ctx.name("dlx-target")).durable(false).binding(Binding::new(dlx.clone(), ""));
+    ch.declare(&target).ctx("declare the dead-letter exchange's queue")?;
+    let q = Queue::new(ctx.name("q")).durable(false).dead_letter(dlx.name.clone(), None);
+    let mut c = Consumer::new(conn, [q.clone()]).callback(|_: serde_json::Value, m| {
+        let _ = m.ack();
+    });
+    c.consume().ctx("consume")?;
+    let bad = Message::new(&b"{not json"[..]).content_type("application/json").content_encoding("utf-8");
+    publish(&ch, "", &q.name, bad)?;
+    let end = Instant::now() + WAIT;
+    loop {
+        conn.drain_events(Some(Duration::from_millis(50)))
+            .or_else(|e| if is_kind(&e, ErrorKind::Timeout) { Ok(0) } else { Err(e) })
+            .ctx("drain")?;
+        if let Some(m) = ch.get(&target.name, false).ctx("get from the dead-letter exchange's queue")? {
+            m.ack().ctx("ack")?;
+            break;
+        }
+        if Instant::now() >= end {
+            return fail("a refused message from a queue with a dead-letter exchange did not reach that exchange");
+        }
+    }
+    c.cancel().ctx("cancel")?;
+    Ok(())
 }
 
 fn max_redeliveries(ctx: &Ctx) -> Check<Verdict> {
