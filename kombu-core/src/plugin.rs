@@ -21,6 +21,8 @@
 //! `Cargo.lock`), and must use the same global allocator (the default one). A library, once opened, is never
 //! unloaded: objects it created may live as long as the process.
 
+mod guard;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -147,6 +149,8 @@ impl PluginDeclaration {
 pub struct PluginRegistrar {
     transports: Vec<Arc<dyn Transport>>,
     error: Option<String>,
+    /// The plugin's path, set by the loader, for the errors of its guards.
+    plugin: String,
 }
 
 impl std::fmt::Debug for PluginRegistrar {
@@ -193,14 +197,22 @@ pub unsafe fn __run_registration(
         (r, staged)
     }));
     match outcome {
-        Ok((Ok(()), staged)) => registrar.transports.extend(staged.transports),
+        Ok((Ok(()), staged)) => {
+            // Wrapped here, in the plugin: see the `guard` module for why the guards must be the plugin's.
+            let plugin: Arc<str> = registrar.plugin.as_str().into();
+            let wrapped = staged
+                .transports
+                .into_iter()
+                .map(|t| guard::GuardedTransport::wrap(t, plugin.clone()))
+                .collect::<Result<Vec<_>>>();
+            match wrapped {
+                Ok(transports) => registrar.transports.extend(transports),
+                Err(e) => registrar.error = Some(e.to_string()),
+            }
+        }
         Ok((Err(e), _)) => registrar.error = Some(e.to_string()),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            let what = guard::panic_message(panic.as_ref());
             registrar.error = Some(format!("the registration function panicked: {what}"));
         }
     }
@@ -420,7 +432,8 @@ impl Registry {
         check_file(path)?;
         let lib = open_library(path)?;
         let decl = declaration(lib, path)?;
-        let mut registrar = PluginRegistrar::default();
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut registrar = PluginRegistrar { plugin: canonical.display().to_string(), ..Default::default() };
         // SAFETY: the declaration was checked to come from this ABI, rustc and kombu-core, so the registration
         // function takes a `PluginRegistrar` of this layout; it does not unwind (`__run_registration`).
         unsafe { (decl.register)(&mut registrar) };
@@ -431,7 +444,7 @@ impl Registry {
             return Err(refuse(path, "it registered no transports"));
         }
         let aliases = registrar.aliases();
-        let origin = Origin::Plugin(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        let origin = Origin::Plugin(canonical);
         self.add_all(registrar.transports, origin).map_err(|e| refuse(path, e.message()))?;
         tracing::info!("loaded plugin {}: transports {}", path.display(), aliases.join(", "));
         Ok(aliases)
