@@ -5,7 +5,10 @@
 //! A plugin is a `cdylib` crate that depends on `kombu-core` (feature `plugins`) and exports one
 //! `extern "C"` symbol, [`ENTRY_SYMBOL`], returning a `#[repr(C)]` [`PluginDeclaration`]: the plugin ABI
 //! version, the rustc and kombu-core versions it was built with, a fingerprint of the layout of the types
-//! that cross the boundary, and a registration function. The loader checks all of it before it runs any
+//! that cross the boundary, a fingerprint of the source of kombu-core's plugin API ([`API_FINGERPRINT`]:
+//! the transport traits and the types their signatures use, hashed at build time, so that a plugin built
+//! from a kombu-core whose `Channel` gained a method is refused even with equal version numbers), and a
+//! registration function. The loader checks all of it before it runs any
 //! other code of the plugin, and registers the plugin's transports all at once or not at all.
 //!
 //! ```text
@@ -33,7 +36,9 @@ use crate::transport::Transport;
 
 /// The version of the plugin ABI: the layout of [`PluginDeclaration`] and the calling convention of its
 /// registration function. Raised whenever either changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
+
+include!(concat!(env!("OUT_DIR"), "/api_fingerprint.rs"));
 
 /// The name of the symbol every plugin exports (with [`export_plugin!`](crate::export_plugin)).
 pub const ENTRY_SYMBOL: &str = "kombu_plugin_declaration";
@@ -116,6 +121,7 @@ pub struct PluginDeclaration {
     core_version: *const u8,
     core_version_len: usize,
     layout: u64,
+    api: u64,
     register: unsafe extern "C" fn(*mut PluginRegistrar),
 }
 
@@ -126,6 +132,12 @@ impl PluginDeclaration {
     /// The declaration of this build of kombu-core, with `abi_version` and the registration function.
     #[doc(hidden)]
     pub const fn __new(abi_version: u32, register: unsafe extern "C" fn(*mut PluginRegistrar)) -> Self {
+        Self::__with_api(abi_version, API_FINGERPRINT, register)
+    }
+
+    /// [`__new`](Self::__new) with an explicit API fingerprint (tests of the loader use it).
+    #[doc(hidden)]
+    pub const fn __with_api(abi_version: u32, api: u64, register: unsafe extern "C" fn(*mut PluginRegistrar)) -> Self {
         PluginDeclaration {
             abi_version,
             rustc_version: RUSTC_VERSION.as_ptr(),
@@ -133,6 +145,7 @@ impl PluginDeclaration {
             core_version: KOMBU_CORE_VERSION.as_ptr(),
             core_version_len: KOMBU_CORE_VERSION.len(),
             layout: LAYOUT_FINGERPRINT,
+            api,
             register,
         }
     }
@@ -140,6 +153,11 @@ impl PluginDeclaration {
     /// The plugin ABI version it was built for.
     pub fn abi_version(&self) -> u32 {
         self.abi_version
+    }
+
+    /// The fingerprint of kombu-core's plugin API it was built against ([`API_FINGERPRINT`] of its build).
+    pub fn api_fingerprint(&self) -> u64 {
+        self.api
     }
 }
 
@@ -248,12 +266,15 @@ macro_rules! export_plugin {
     };
 }
 
-/// [`export_plugin!`] with an explicit ABI version (tests of the loader use it to build a plugin that
-/// declares another version).
+/// [`export_plugin!`] with an explicit ABI version, and optionally API fingerprint (tests of the loader use
+/// it to build a plugin that declares another version or fingerprint).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugin_with {
     ($abi:expr, $register:expr) => {
+        $crate::__export_plugin_with!($abi, $crate::plugin::API_FINGERPRINT, $register);
+    };
+    ($abi:expr, $api:expr, $register:expr) => {
         const _: () = {
             unsafe extern "C" fn __kombu_plugin_register(registrar: *mut $crate::plugin::PluginRegistrar) {
                 // SAFETY: the loader passes its own live registrar.
@@ -261,7 +282,7 @@ macro_rules! __export_plugin_with {
             }
 
             static __KOMBU_PLUGIN_DECLARATION: $crate::plugin::PluginDeclaration =
-                $crate::plugin::PluginDeclaration::__new($abi, __kombu_plugin_register);
+                $crate::plugin::PluginDeclaration::__with_api($abi, $api, __kombu_plugin_register);
 
             /// The kombu-rs plugin declaration of this library.
             #[unsafe(no_mangle)]
@@ -366,7 +387,7 @@ fn abi_mismatch(path: &Path, abi: u32) -> Error {
 }
 
 /// Compares a declaration with this build: ABI first (the only field that can be read from any plugin),
-/// then kombu-core, rustc and the layout fingerprint.
+/// then kombu-core, rustc, the layout fingerprint and the API fingerprint.
 fn check_declaration(decl: &PluginDeclaration, path: &Path) -> Result<()> {
     if decl.abi_version != ABI_VERSION {
         return Err(abi_mismatch(path, decl.abi_version));
@@ -407,6 +428,17 @@ fn check_declaration(decl: &PluginDeclaration, path: &Path) -> Result<()> {
             path,
             "the types it shares with this program have another layout (kombu-core's dependencies differ); \
              build the plugin from this program's Cargo.lock",
+        ));
+    }
+    if decl.api != API_FINGERPRINT {
+        return Err(refuse(
+            path,
+            format!(
+                "it was built against kombu-core plugin API {:016x}, this program uses plugin API {API_FINGERPRINT:016x} \
+                 (the transport traits or the types they use differ: built from another kombu-core source?); \
+                 rebuild the plugin from this program's source",
+                decl.api
+            ),
         ));
     }
     Ok(())
@@ -536,6 +568,13 @@ mod tests {
         let mut other_layout = PluginDeclaration::__new(ABI_VERSION, no_registration);
         other_layout.layout ^= 1;
         assert!(checked(&other_layout).unwrap_err().contains("layout"));
+
+        let other_api = PluginDeclaration::__with_api(ABI_VERSION, API_FINGERPRINT ^ 1, no_registration);
+        let e = checked(&other_api).unwrap_err();
+        assert!(
+            e.contains(&format!("{:016x}", API_FINGERPRINT ^ 1)) && e.contains(&format!("{API_FINGERPRINT:016x}")),
+            "{e}"
+        );
 
         let mut broken = PluginDeclaration::__new(ABI_VERSION, no_registration);
         broken.rustc_version = std::ptr::null();

@@ -45,8 +45,8 @@ fn a_library_without_the_entry_symbol() {
 
 #[test]
 fn a_plugin_built_for_another_abi_version() {
-    let text = refused(&Registry::empty(), &common::example_library("bad_abi_plugin"), "plugin ABI 1001");
-    assert!(text.contains("this program uses plugin ABI 1"), "{text}");
+    let text = refused(&Registry::empty(), &common::example_library("bad_abi_plugin"), "plugin ABI 1002");
+    assert!(text.contains("this program uses plugin ABI 2"), "{text}");
 }
 
 #[test]
@@ -135,4 +135,13 @@ fn a_panic_in_a_plugin_call_is_an_error_and_the_program_goes_on() {
     got.reject(false).unwrap();
     assert!(ch.is_open() && conn.is_open());
     conn.close().unwrap();
+}
+
+#[test]
+fn a_plugin_built_against_another_plugin_api() {
+    let ours = format!("{:016x}", kombu_core::plugin::API_FINGERPRINT);
+    let theirs = format!("{:016x}", kombu_core::plugin::API_FINGERPRINT ^ 0x5a5a);
+    let text = refused(&Registry::empty(), &common::example_library("other_api_plugin"), "plugin API");
+    assert!(text.contains(&format!("built against kombu-core plugin API {theirs}")), "{text}");
+    assert!(text.contains(&format!("this program uses plugin API {ours}")), "{text}");
 }
