@@ -483,8 +483,17 @@ impl Registry {
     }
 }
 
-/// Why plugins listed in `KOMBU_PLUGINS` failed to load, for the unknown-transport error.
-static ENV_FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// A plugin listed in `KOMBU_PLUGINS` that failed to load: [`env_failures`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The path, as listed.
+    pub path: PathBuf,
+    /// Why it was refused (the loader's reason, without the path).
+    pub reason: String,
+}
+
+/// The plugins listed in `KOMBU_PLUGINS` that failed to load.
+static ENV_FAILURES: Mutex<Vec<LoadFailure>> = Mutex::new(Vec::new());
 
 /// Loads every plugin listed in `KOMBU_PLUGINS` into `registry` (the global one, as it is created). A
 /// failure is logged and remembered for [`env_failures`]; the other plugins still load.
@@ -492,15 +501,25 @@ pub(crate) fn load_from_env(registry: &Registry) {
     for path in env_paths() {
         if let Err(e) = registry.load_plugin(&path) {
             tracing::error!("{ENV_VAR}: {e:#}");
-            ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).push(e.message().to_owned());
+            let prefix = format!("cannot load plugin {}: ", path.display());
+            let reason = e.message().strip_prefix(&prefix).unwrap_or(e.message()).to_owned();
+            ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).push(LoadFailure { path, reason });
         }
     }
 }
 
+/// The plugins listed in `KOMBU_PLUGINS` that failed to load into the global registry, with why (empty
+/// until the global registry is first used, which loads them).
+pub fn env_failures() -> Vec<LoadFailure> {
+    ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The `KOMBU_PLUGINS` load failures, as one note for an unknown-transport error (None if there were none).
-pub(crate) fn env_failures() -> Option<String> {
+pub(crate) fn env_failures_note() -> Option<String> {
     let failures = ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner());
-    (!failures.is_empty()).then(|| format!("{ENV_VAR}: {}", failures.join("; ")))
+    let list: Vec<String> =
+        failures.iter().map(|f| format!("cannot load plugin {}: {}", f.path.display(), f.reason)).collect();
+    (!list.is_empty()).then(|| format!("{ENV_VAR}: {}", list.join("; ")))
 }
 
 /// The paths of plugins given in `KOMBU_PLUGINS`, as the loader reads them.
