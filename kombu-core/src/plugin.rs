@@ -8,8 +8,21 @@
 //! that cross the boundary, a fingerprint of the source of kombu-core's plugin API ([`API_FINGERPRINT`]:
 //! the transport traits and the types their signatures use, hashed at build time, so that a plugin built
 //! from a kombu-core whose `Channel` gained a method is refused even with equal version numbers), and a
-//! registration function. The loader checks all of it before it runs any
-//! other code of the plugin, and registers the plugin's transports all at once or not at all.
+//! registration function. The loader registers the plugin's transports all at once or not at all.
+//!
+//! What is checked, and when: the loader first checks what it can without running anything of the file
+//! (that it exists, is a regular file, and starts with a shared-library header: on ELF systems, of this
+//! machine's class, byte order and architecture, and of a shared object). Then it opens the library with
+//! the dynamic loader, **which runs the library's initializers (ELF `.init_array`, static constructors)
+//! before any of the checks below can be made**: a malicious or broken library runs its code then, and
+//! no check of the declaration can prevent that. Only after that does it read the declaration (ABI,
+//! kombu-core and rustc versions, layout and API fingerprints) and, if all agree, call the registration
+//! function. A plugin is trusted code: load only libraries you would link into the program.
+//!
+//! Every later call into the plugin's transport, connections, channels and pollers goes through guards
+//! (see the `guard` module) that turn a panic into an [`ErrorKind::Plugin`] error, provided the plugin
+//! was built with `panic = "unwind"` (the default); a plugin built with `panic = "abort"` aborts the
+//! process when it panics.
 //!
 //! ```text
 //! // In the plugin crate (crate-type = ["cdylib"]):
@@ -312,7 +325,78 @@ fn looks_like_library(head: &[u8]) -> bool {
     MAGICS.iter().any(|m| head.starts_with(m))
 }
 
-/// Checks that the file exists and looks like a shared library, before handing it to the dynamic loader.
+/// The ELF machine number of the architecture this program was built for (`e_machine`), where known.
+fn elf_machine() -> Option<u16> {
+    if cfg!(target_arch = "x86_64") {
+        Some(62)
+    } else if cfg!(target_arch = "aarch64") {
+        Some(183)
+    } else if cfg!(target_arch = "x86") {
+        Some(3)
+    } else if cfg!(target_arch = "arm") {
+        Some(40)
+    } else if cfg!(target_arch = "riscv64") || cfg!(target_arch = "riscv32") {
+        Some(243)
+    } else if cfg!(target_arch = "powerpc64") {
+        Some(21)
+    } else if cfg!(target_arch = "s390x") {
+        Some(22)
+    } else {
+        None
+    }
+}
+
+/// Checks an ELF header (the first 20 bytes or fewer) against this program: class (32/64-bit), byte order,
+/// type (a shared object) and machine. Other formats pass (the dynamic loader checks them).
+fn check_elf_header(head: &[u8]) -> std::result::Result<(), String> {
+    if !head.starts_with(b"\x7fELF") {
+        return Ok(());
+    }
+    if head.len() < 20 {
+        return Err("a truncated ELF header".to_owned());
+    }
+    let class = if cfg!(target_pointer_width = "64") { 2 } else { 1 };
+    if head[4] != class {
+        let bits = |c: u8| {
+            if c == 2 {
+                "64-bit"
+            } else if c == 1 {
+                "32-bit"
+            } else {
+                "unknown-class"
+            }
+        };
+        return Err(format!("a {} ELF file, this program is {}", bits(head[4]), bits(class)));
+    }
+    let little = cfg!(target_endian = "little");
+    if head[5] != if little { 1 } else { 2 } {
+        return Err("an ELF file of the other byte order".to_owned());
+    }
+    let half = |at: usize| {
+        let b = [head[at], head[at + 1]];
+        if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
+    };
+    // ET_DYN: a shared object (ET_EXEC, an executable, and ET_REL, an object file, cannot be loaded).
+    if half(16) != 3 {
+        return Err(format!("an ELF file that is not a shared object (type {})", half(16)));
+    }
+    if let Some(machine) = elf_machine() {
+        if half(18) != machine {
+            return Err(format!(
+                "an ELF file for another architecture (machine {}, this program: {machine})",
+                half(18)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the file exists and looks like a shared library for this machine, before handing it to the
+/// dynamic loader (which runs the library's initializers as it opens it): the cheap checks first.
 fn check_file(path: &Path) -> Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -322,7 +406,7 @@ fn check_file(path: &Path) -> Result<()> {
     if meta.is_dir() {
         return Err(refuse(path, "it is a directory, not a shared library"));
     }
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 20];
     let mut read = 0;
     let mut file = std::fs::File::open(path).map_err(|e| refuse(path, format!("cannot read it: {e}")))?;
     while read < head.len() {
@@ -336,14 +420,15 @@ fn check_file(path: &Path) -> Result<()> {
     if !looks_like_library(&head[..read]) {
         return Err(refuse(path, "not a shared library (no ELF, Mach-O or PE header)"));
     }
-    Ok(())
+    check_elf_header(&head[..read]).map_err(|why| refuse(path, format!("not a shared library for this program: {why}")))
 }
 
 /// Opens the library and keeps it open for the life of the process: code of a library whose initializers
 /// have run (and, later, objects it created) must never be unmapped.
 fn open_library(path: &Path) -> Result<&'static libloading::Library> {
-    // SAFETY: opening a library runs its initializers; a plugin is trusted code by definition, and the
-    // checks above keep out files that are not libraries at all.
+    // SAFETY: opening a library runs its initializers, before any check of its declaration can be made:
+    // nothing here can make that safe. A plugin is trusted code by definition (see the module docs); the
+    // checks of `check_file` only keep out files that are not shared libraries for this machine.
     #[cfg(unix)]
     let lib = unsafe {
         libloading::os::unix::Library::open(
@@ -449,9 +534,11 @@ impl Registry {
     /// declaration) and registers its transports; returns the aliases added.
     ///
     /// Refused with an [`ErrorKind::Plugin`] error, registering nothing: a path that does not exist, a file
-    /// that is not a shared library, a library without the [`ENTRY_SYMBOL`], a plugin built for another
-    /// ABI, rustc or kombu-core version, a registration that fails or panics, and an alias that is already
-    /// registered (built in, or by another plugin). A library that was opened stays loaded.
+    /// that is not a shared library for this machine, a library without the [`ENTRY_SYMBOL`], a plugin
+    /// built for another ABI, rustc or kombu-core version, layout or [`API_FINGERPRINT`], a registration
+    /// that fails or panics, and an alias that is already registered (built in, or by another plugin). A
+    /// library that was opened stays loaded. Opening it runs its initializers, before the checks of its
+    /// declaration (see the module docs): load only trusted plugins.
     ///
     /// ```
     /// let reg = kombu_core::Registry::empty();
@@ -634,6 +721,36 @@ mod tests {
         }
         assert!(reg.aliases().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn elf_headers_of_other_machines_are_refused() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut ours = exe[..20].to_vec();
+        ours[16] = 3; // ET_DYN: the test binary may be a PIE (already 3) or an executable.
+        ours[17] = 0;
+        if cfg!(target_endian = "big") {
+            ours.swap(16, 17);
+        }
+        assert_eq!(check_elf_header(&ours), Ok(()));
+        let mut other_class = ours.clone();
+        other_class[4] ^= 3;
+        assert!(check_elf_header(&other_class).unwrap_err().contains("-bit ELF file"));
+        let mut other_order = ours.clone();
+        other_order[5] ^= 3;
+        assert!(check_elf_header(&other_order).unwrap_err().contains("byte order"));
+        let mut object = ours.clone();
+        object[16] = 1;
+        object[17] = 0;
+        assert!(check_elf_header(&object).unwrap_err().contains("not a shared object"));
+        if elf_machine().is_some() {
+            let mut other_machine = ours.clone();
+            other_machine[18] ^= 0x40;
+            assert!(check_elf_header(&other_machine).unwrap_err().contains("another architecture"));
+        }
+        assert!(check_elf_header(b"\x7fELF\x02").unwrap_err().contains("truncated"));
+        assert_eq!(check_elf_header(b"MZ"), Ok(()));
     }
 
     #[test]
