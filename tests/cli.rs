@@ -292,6 +292,55 @@ fn a_plugin_that_cannot_load_fails_with_one_line() {
     assert!(run.stderr.contains("/no/such/plugin.so"), "{run:?}");
 }
 
+/// Runs the built binary with `KOMBU_PLUGINS` set.
+#[cfg(feature = "plugins")]
+fn kombu_with_plugins(plugins: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_kombu"))
+        .args(args)
+        .env("KOMBU_PLUGINS", plugins)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the kombu binary");
+    Run {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[cfg(feature = "plugins")]
+#[test]
+fn transports_names_the_plugins_that_failed_to_load() {
+    let dir = std::env::temp_dir().join(unique("plugins"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("libnot-a-plugin.so");
+    std::fs::write(&text, "a text file, not a shared library\n").unwrap();
+    let missing = dir.join("libmissing.so");
+    let list = std::env::join_paths([&text, &missing]).unwrap();
+    let list = list.to_str().unwrap();
+
+    let run = kombu_with_plugins(list, &["transports"]).ok();
+    assert!(run.stdout.contains("memory (built in)"), "the built-in transports are still listed: {run:?}");
+    assert!(run.stdout.contains("plugins that failed to load (KOMBU_PLUGINS):"), "{run:?}");
+    let line = format!("  {}: not a shared library (no ELF, Mach-O or PE header)", text.display());
+    assert!(run.stdout.lines().any(|l| l == line), "expected {line:?} in {run:?}");
+    let line = format!("  {}: no such file", missing.display());
+    assert!(run.stdout.lines().any(|l| l == line), "expected {line:?} in {run:?}");
+    assert!(run.stderr.contains("warning: 2 plugins failed to load"), "{run:?}");
+
+    let run = kombu_with_plugins(list, &["transports", "--json"]).ok();
+    let out = run.json_lines().remove(0);
+    let failed = out["failed_plugins"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failed.len(), 2, "{out}");
+    assert_eq!(failed[0]["path"], text.display().to_string(), "{out}");
+    assert!(failed[0]["reason"].as_str().is_some_and(|r| r.contains("not a shared library")), "{out}");
+    assert_eq!(failed[1]["path"], missing.display().to_string(), "{out}");
+    assert_eq!(failed[1]["reason"], "no such file", "{out}");
+    assert!(out["transports"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "memory")), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_input_is_refused_without_a_panic() {
     let run = kombu(&["publish", "memory://", "-e", "ex", "not json"]).one_line_error();
@@ -357,7 +406,9 @@ fn transports_lists_every_enabled_backend() {
     assert!(run.stdout.contains("exchange types:  direct, topic, fanout, headers"), "{run:?}");
 
     let run = kombu(&["transports", "--json"]).ok();
-    let list = run.json_lines().remove(0);
+    let out = run.json_lines().remove(0);
+    assert_eq!(out["failed_plugins"], serde_json::json!([]), "{out}");
+    let list = out["transports"].clone();
     let find =
         |name: &str| list.as_array().and_then(|l| l.iter().find(|t| t["name"] == name)).cloned().unwrap_or(Value::Null);
     let memory = find("memory");

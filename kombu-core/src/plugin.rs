@@ -5,8 +5,24 @@
 //! A plugin is a `cdylib` crate that depends on `kombu-core` (feature `plugins`) and exports one
 //! `extern "C"` symbol, [`ENTRY_SYMBOL`], returning a `#[repr(C)]` [`PluginDeclaration`]: the plugin ABI
 //! version, the rustc and kombu-core versions it was built with, a fingerprint of the layout of the types
-//! that cross the boundary, and a registration function. The loader checks all of it before it runs any
-//! other code of the plugin, and registers the plugin's transports all at once or not at all.
+//! that cross the boundary, a fingerprint of the source of kombu-core's plugin API ([`API_FINGERPRINT`]:
+//! the transport traits and the types their signatures use, hashed at build time, so that a plugin built
+//! from a kombu-core whose `Channel` gained a method is refused even with equal version numbers), and a
+//! registration function. The loader registers the plugin's transports all at once or not at all.
+//!
+//! What is checked, and when: the loader first checks what it can without running anything of the file
+//! (that it exists, is a regular file, and starts with a shared-library header: on ELF systems, of this
+//! machine's class, byte order and architecture, and of a shared object). Then it opens the library with
+//! the dynamic loader, **which runs the library's initializers (ELF `.init_array`, static constructors)
+//! before any of the checks below can be made**: a malicious or broken library runs its code then, and
+//! no check of the declaration can prevent that. Only after that does it read the declaration (ABI,
+//! kombu-core and rustc versions, layout and API fingerprints) and, if all agree, call the registration
+//! function. A plugin is trusted code: load only libraries you would link into the program.
+//!
+//! Every later call into the plugin's transport, connections, channels and pollers goes through guards
+//! (see the `guard` module) that turn a panic into an [`ErrorKind::Plugin`] error, provided the plugin
+//! was built with `panic = "unwind"` (the default); a plugin built with `panic = "abort"` aborts the
+//! process when it panics.
 //!
 //! ```text
 //! // In the plugin crate (crate-type = ["cdylib"]):
@@ -21,6 +37,8 @@
 //! `Cargo.lock`), and must use the same global allocator (the default one). A library, once opened, is never
 //! unloaded: objects it created may live as long as the process.
 
+mod guard;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,7 +49,9 @@ use crate::transport::Transport;
 
 /// The version of the plugin ABI: the layout of [`PluginDeclaration`] and the calling convention of its
 /// registration function. Raised whenever either changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
+
+include!(concat!(env!("OUT_DIR"), "/api_fingerprint.rs"));
 
 /// The name of the symbol every plugin exports (with [`export_plugin!`](crate::export_plugin)).
 pub const ENTRY_SYMBOL: &str = "kombu_plugin_declaration";
@@ -114,6 +134,7 @@ pub struct PluginDeclaration {
     core_version: *const u8,
     core_version_len: usize,
     layout: u64,
+    api: u64,
     register: unsafe extern "C" fn(*mut PluginRegistrar),
 }
 
@@ -124,6 +145,12 @@ impl PluginDeclaration {
     /// The declaration of this build of kombu-core, with `abi_version` and the registration function.
     #[doc(hidden)]
     pub const fn __new(abi_version: u32, register: unsafe extern "C" fn(*mut PluginRegistrar)) -> Self {
+        Self::__with_api(abi_version, API_FINGERPRINT, register)
+    }
+
+    /// [`__new`](Self::__new) with an explicit API fingerprint (tests of the loader use it).
+    #[doc(hidden)]
+    pub const fn __with_api(abi_version: u32, api: u64, register: unsafe extern "C" fn(*mut PluginRegistrar)) -> Self {
         PluginDeclaration {
             abi_version,
             rustc_version: RUSTC_VERSION.as_ptr(),
@@ -131,6 +158,7 @@ impl PluginDeclaration {
             core_version: KOMBU_CORE_VERSION.as_ptr(),
             core_version_len: KOMBU_CORE_VERSION.len(),
             layout: LAYOUT_FINGERPRINT,
+            api,
             register,
         }
     }
@@ -138,6 +166,11 @@ impl PluginDeclaration {
     /// The plugin ABI version it was built for.
     pub fn abi_version(&self) -> u32 {
         self.abi_version
+    }
+
+    /// The fingerprint of kombu-core's plugin API it was built against ([`API_FINGERPRINT`] of its build).
+    pub fn api_fingerprint(&self) -> u64 {
+        self.api
     }
 }
 
@@ -147,6 +180,8 @@ impl PluginDeclaration {
 pub struct PluginRegistrar {
     transports: Vec<Arc<dyn Transport>>,
     error: Option<String>,
+    /// The plugin's path, set by the loader, for the errors of its guards.
+    plugin: String,
 }
 
 impl std::fmt::Debug for PluginRegistrar {
@@ -193,14 +228,22 @@ pub unsafe fn __run_registration(
         (r, staged)
     }));
     match outcome {
-        Ok((Ok(()), staged)) => registrar.transports.extend(staged.transports),
+        Ok((Ok(()), staged)) => {
+            // Wrapped here, in the plugin: see the `guard` module for why the guards must be the plugin's.
+            let plugin: Arc<str> = registrar.plugin.as_str().into();
+            let wrapped = staged
+                .transports
+                .into_iter()
+                .map(|t| guard::GuardedTransport::wrap(t, plugin.clone()))
+                .collect::<Result<Vec<_>>>();
+            match wrapped {
+                Ok(transports) => registrar.transports.extend(transports),
+                Err(e) => registrar.error = Some(e.to_string()),
+            }
+        }
         Ok((Err(e), _)) => registrar.error = Some(e.to_string()),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            let what = guard::panic_message(panic.as_ref());
             registrar.error = Some(format!("the registration function panicked: {what}"));
         }
     }
@@ -236,12 +279,15 @@ macro_rules! export_plugin {
     };
 }
 
-/// [`export_plugin!`] with an explicit ABI version (tests of the loader use it to build a plugin that
-/// declares another version).
+/// [`export_plugin!`] with an explicit ABI version, and optionally API fingerprint (tests of the loader use
+/// it to build a plugin that declares another version or fingerprint).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugin_with {
     ($abi:expr, $register:expr) => {
+        $crate::__export_plugin_with!($abi, $crate::plugin::API_FINGERPRINT, $register);
+    };
+    ($abi:expr, $api:expr, $register:expr) => {
         const _: () = {
             unsafe extern "C" fn __kombu_plugin_register(registrar: *mut $crate::plugin::PluginRegistrar) {
                 // SAFETY: the loader passes its own live registrar.
@@ -249,7 +295,7 @@ macro_rules! __export_plugin_with {
             }
 
             static __KOMBU_PLUGIN_DECLARATION: $crate::plugin::PluginDeclaration =
-                $crate::plugin::PluginDeclaration::__new($abi, __kombu_plugin_register);
+                $crate::plugin::PluginDeclaration::__with_api($abi, $api, __kombu_plugin_register);
 
             /// The kombu-rs plugin declaration of this library.
             #[unsafe(no_mangle)]
@@ -279,7 +325,78 @@ fn looks_like_library(head: &[u8]) -> bool {
     MAGICS.iter().any(|m| head.starts_with(m))
 }
 
-/// Checks that the file exists and looks like a shared library, before handing it to the dynamic loader.
+/// The ELF machine number of the architecture this program was built for (`e_machine`), where known.
+fn elf_machine() -> Option<u16> {
+    if cfg!(target_arch = "x86_64") {
+        Some(62)
+    } else if cfg!(target_arch = "aarch64") {
+        Some(183)
+    } else if cfg!(target_arch = "x86") {
+        Some(3)
+    } else if cfg!(target_arch = "arm") {
+        Some(40)
+    } else if cfg!(target_arch = "riscv64") || cfg!(target_arch = "riscv32") {
+        Some(243)
+    } else if cfg!(target_arch = "powerpc64") {
+        Some(21)
+    } else if cfg!(target_arch = "s390x") {
+        Some(22)
+    } else {
+        None
+    }
+}
+
+/// Checks an ELF header (the first 20 bytes or fewer) against this program: class (32/64-bit), byte order,
+/// type (a shared object) and machine. Other formats pass (the dynamic loader checks them).
+fn check_elf_header(head: &[u8]) -> std::result::Result<(), String> {
+    if !head.starts_with(b"\x7fELF") {
+        return Ok(());
+    }
+    if head.len() < 20 {
+        return Err("a truncated ELF header".to_owned());
+    }
+    let class = if cfg!(target_pointer_width = "64") { 2 } else { 1 };
+    if head[4] != class {
+        let bits = |c: u8| {
+            if c == 2 {
+                "64-bit"
+            } else if c == 1 {
+                "32-bit"
+            } else {
+                "unknown-class"
+            }
+        };
+        return Err(format!("a {} ELF file, this program is {}", bits(head[4]), bits(class)));
+    }
+    let little = cfg!(target_endian = "little");
+    if head[5] != if little { 1 } else { 2 } {
+        return Err("an ELF file of the other byte order".to_owned());
+    }
+    let half = |at: usize| {
+        let b = [head[at], head[at + 1]];
+        if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
+    };
+    // ET_DYN: a shared object (ET_EXEC, an executable, and ET_REL, an object file, cannot be loaded).
+    if half(16) != 3 {
+        return Err(format!("an ELF file that is not a shared object (type {})", half(16)));
+    }
+    if let Some(machine) = elf_machine() {
+        if half(18) != machine {
+            return Err(format!(
+                "an ELF file for another architecture (machine {}, this program: {machine})",
+                half(18)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the file exists and looks like a shared library for this machine, before handing it to the
+/// dynamic loader (which runs the library's initializers as it opens it): the cheap checks first.
 fn check_file(path: &Path) -> Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -289,7 +406,7 @@ fn check_file(path: &Path) -> Result<()> {
     if meta.is_dir() {
         return Err(refuse(path, "it is a directory, not a shared library"));
     }
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 20];
     let mut read = 0;
     let mut file = std::fs::File::open(path).map_err(|e| refuse(path, format!("cannot read it: {e}")))?;
     while read < head.len() {
@@ -303,14 +420,15 @@ fn check_file(path: &Path) -> Result<()> {
     if !looks_like_library(&head[..read]) {
         return Err(refuse(path, "not a shared library (no ELF, Mach-O or PE header)"));
     }
-    Ok(())
+    check_elf_header(&head[..read]).map_err(|why| refuse(path, format!("not a shared library for this program: {why}")))
 }
 
 /// Opens the library and keeps it open for the life of the process: code of a library whose initializers
 /// have run (and, later, objects it created) must never be unmapped.
 fn open_library(path: &Path) -> Result<&'static libloading::Library> {
-    // SAFETY: opening a library runs its initializers; a plugin is trusted code by definition, and the
-    // checks above keep out files that are not libraries at all.
+    // SAFETY: opening a library runs its initializers, before any check of its declaration can be made:
+    // nothing here can make that safe. A plugin is trusted code by definition (see the module docs); the
+    // checks of `check_file` only keep out files that are not shared libraries for this machine.
     #[cfg(unix)]
     let lib = unsafe {
         libloading::os::unix::Library::open(
@@ -354,7 +472,7 @@ fn abi_mismatch(path: &Path, abi: u32) -> Error {
 }
 
 /// Compares a declaration with this build: ABI first (the only field that can be read from any plugin),
-/// then kombu-core, rustc and the layout fingerprint.
+/// then kombu-core, rustc, the layout fingerprint and the API fingerprint.
 fn check_declaration(decl: &PluginDeclaration, path: &Path) -> Result<()> {
     if decl.abi_version != ABI_VERSION {
         return Err(abi_mismatch(path, decl.abi_version));
@@ -397,6 +515,17 @@ fn check_declaration(decl: &PluginDeclaration, path: &Path) -> Result<()> {
              build the plugin from this program's Cargo.lock",
         ));
     }
+    if decl.api != API_FINGERPRINT {
+        return Err(refuse(
+            path,
+            format!(
+                "it was built against kombu-core plugin API {:016x}, this program uses plugin API {API_FINGERPRINT:016x} \
+                 (the transport traits or the types they use differ: built from another kombu-core source?); \
+                 rebuild the plugin from this program's source",
+                decl.api
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -405,9 +534,11 @@ impl Registry {
     /// declaration) and registers its transports; returns the aliases added.
     ///
     /// Refused with an [`ErrorKind::Plugin`] error, registering nothing: a path that does not exist, a file
-    /// that is not a shared library, a library without the [`ENTRY_SYMBOL`], a plugin built for another
-    /// ABI, rustc or kombu-core version, a registration that fails or panics, and an alias that is already
-    /// registered (built in, or by another plugin). A library that was opened stays loaded.
+    /// that is not a shared library for this machine, a library without the [`ENTRY_SYMBOL`], a plugin
+    /// built for another ABI, rustc or kombu-core version, layout or [`API_FINGERPRINT`], a registration
+    /// that fails or panics, and an alias that is already registered (built in, or by another plugin). A
+    /// library that was opened stays loaded. Opening it runs its initializers, before the checks of its
+    /// declaration (see the module docs): load only trusted plugins.
     ///
     /// ```
     /// let reg = kombu_core::Registry::empty();
@@ -420,7 +551,8 @@ impl Registry {
         check_file(path)?;
         let lib = open_library(path)?;
         let decl = declaration(lib, path)?;
-        let mut registrar = PluginRegistrar::default();
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut registrar = PluginRegistrar { plugin: canonical.display().to_string(), ..Default::default() };
         // SAFETY: the declaration was checked to come from this ABI, rustc and kombu-core, so the registration
         // function takes a `PluginRegistrar` of this layout; it does not unwind (`__run_registration`).
         unsafe { (decl.register)(&mut registrar) };
@@ -431,15 +563,24 @@ impl Registry {
             return Err(refuse(path, "it registered no transports"));
         }
         let aliases = registrar.aliases();
-        let origin = Origin::Plugin(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        let origin = Origin::Plugin(canonical);
         self.add_all(registrar.transports, origin).map_err(|e| refuse(path, e.message()))?;
         tracing::info!("loaded plugin {}: transports {}", path.display(), aliases.join(", "));
         Ok(aliases)
     }
 }
 
-/// Why plugins listed in `KOMBU_PLUGINS` failed to load, for the unknown-transport error.
-static ENV_FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// A plugin listed in `KOMBU_PLUGINS` that failed to load: [`env_failures`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The path, as listed.
+    pub path: PathBuf,
+    /// Why it was refused (the loader's reason, without the path).
+    pub reason: String,
+}
+
+/// The plugins listed in `KOMBU_PLUGINS` that failed to load.
+static ENV_FAILURES: Mutex<Vec<LoadFailure>> = Mutex::new(Vec::new());
 
 /// Loads every plugin listed in `KOMBU_PLUGINS` into `registry` (the global one, as it is created). A
 /// failure is logged and remembered for [`env_failures`]; the other plugins still load.
@@ -447,15 +588,25 @@ pub(crate) fn load_from_env(registry: &Registry) {
     for path in env_paths() {
         if let Err(e) = registry.load_plugin(&path) {
             tracing::error!("{ENV_VAR}: {e:#}");
-            ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).push(e.message().to_owned());
+            let prefix = format!("cannot load plugin {}: ", path.display());
+            let reason = e.message().strip_prefix(&prefix).unwrap_or(e.message()).to_owned();
+            ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).push(LoadFailure { path, reason });
         }
     }
 }
 
+/// The plugins listed in `KOMBU_PLUGINS` that failed to load into the global registry, with why (empty
+/// until the global registry is first used, which loads them).
+pub fn env_failures() -> Vec<LoadFailure> {
+    ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The `KOMBU_PLUGINS` load failures, as one note for an unknown-transport error (None if there were none).
-pub(crate) fn env_failures() -> Option<String> {
+pub(crate) fn env_failures_note() -> Option<String> {
     let failures = ENV_FAILURES.lock().unwrap_or_else(|e| e.into_inner());
-    (!failures.is_empty()).then(|| format!("{ENV_VAR}: {}", failures.join("; ")))
+    let list: Vec<String> =
+        failures.iter().map(|f| format!("cannot load plugin {}: {}", f.path.display(), f.reason)).collect();
+    (!list.is_empty()).then(|| format!("{ENV_VAR}: {}", list.join("; ")))
 }
 
 /// The paths of plugins given in `KOMBU_PLUGINS`, as the loader reads them.
@@ -524,6 +675,13 @@ mod tests {
         other_layout.layout ^= 1;
         assert!(checked(&other_layout).unwrap_err().contains("layout"));
 
+        let other_api = PluginDeclaration::__with_api(ABI_VERSION, API_FINGERPRINT ^ 1, no_registration);
+        let e = checked(&other_api).unwrap_err();
+        assert!(
+            e.contains(&format!("{:016x}", API_FINGERPRINT ^ 1)) && e.contains(&format!("{API_FINGERPRINT:016x}")),
+            "{e}"
+        );
+
         let mut broken = PluginDeclaration::__new(ABI_VERSION, no_registration);
         broken.rustc_version = std::ptr::null();
         assert!(checked(&broken).unwrap_err().contains("no valid rustc version"));
@@ -563,6 +721,36 @@ mod tests {
         }
         assert!(reg.aliases().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn elf_headers_of_other_machines_are_refused() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut ours = exe[..20].to_vec();
+        ours[16] = 3; // ET_DYN: the test binary may be a PIE (already 3) or an executable.
+        ours[17] = 0;
+        if cfg!(target_endian = "big") {
+            ours.swap(16, 17);
+        }
+        assert_eq!(check_elf_header(&ours), Ok(()));
+        let mut other_class = ours.clone();
+        other_class[4] ^= 3;
+        assert!(check_elf_header(&other_class).unwrap_err().contains("-bit ELF file"));
+        let mut other_order = ours.clone();
+        other_order[5] ^= 3;
+        assert!(check_elf_header(&other_order).unwrap_err().contains("byte order"));
+        let mut object = ours.clone();
+        object[16] = 1;
+        object[17] = 0;
+        assert!(check_elf_header(&object).unwrap_err().contains("not a shared object"));
+        if elf_machine().is_some() {
+            let mut other_machine = ours.clone();
+            other_machine[18] ^= 0x40;
+            assert!(check_elf_header(&other_machine).unwrap_err().contains("another architecture"));
+        }
+        assert!(check_elf_header(b"\x7fELF\x02").unwrap_err().contains("truncated"));
+        assert_eq!(check_elf_header(b"MZ"), Ok(()));
     }
 
     #[test]

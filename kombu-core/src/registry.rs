@@ -212,7 +212,7 @@ impl Registry {
             }
         }
         #[cfg(feature = "plugins")]
-        if let Some(note) = crate::plugin::env_failures() {
+        if let Some(note) = crate::plugin::env_failures_note() {
             msg.push_str(&format!(" ({note})"));
         }
         Err(Error::new(ErrorKind::UnknownTransport, msg))

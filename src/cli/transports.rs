@@ -12,20 +12,53 @@ use super::{Io, Outcome, EXIT_OK};
 /// Runs `kombu transports`.
 pub(crate) fn run(args: &TransportsArgs, io: &mut Io<'_>) -> Outcome {
     let transports = Registry::global().transports();
+    // After the global registry exists: creating it loads `KOMBU_PLUGINS`.
+    let failed = failed_plugins();
     if args.json {
         let list: Vec<Value> = transports.iter().map(transport_json).collect();
-        writeln!(io.stdout, "{}", Value::Array(list))?;
-    } else if transports.is_empty() {
-        writeln!(io.stdout, "no transports are registered (enable a backend feature: memory, redis, amqp)")?;
+        let failed: Vec<Value> = failed.iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect();
+        writeln!(io.stdout, "{}", json!({"transports": list, "failed_plugins": failed}))?;
     } else {
-        for (i, t) in transports.iter().enumerate() {
-            if i > 0 {
-                writeln!(io.stdout)?;
+        write_transports_text(&transports, io.stdout)?;
+        if !failed.is_empty() {
+            writeln!(io.stdout)?;
+            writeln!(io.stdout, "plugins that failed to load (KOMBU_PLUGINS):")?;
+            for (path, reason) in &failed {
+                writeln!(io.stdout, "  {path}: {reason}")?;
             }
-            write_text(t, io.stdout)?;
         }
     }
+    if !failed.is_empty() {
+        let n = failed.len();
+        let s = if n == 1 { "" } else { "s" };
+        writeln!(io.stderr, "warning: {n} plugin{s} failed to load (listed with the transports)")?;
+    }
     Ok(EXIT_OK)
+}
+
+/// The plugins of `KOMBU_PLUGINS` that failed to load, as (path, reason).
+fn failed_plugins() -> Vec<(String, String)> {
+    #[cfg(feature = "plugins")]
+    {
+        kombu_core::plugin::env_failures().into_iter().map(|f| (f.path.display().to_string(), f.reason)).collect()
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        Vec::new()
+    }
+}
+
+fn write_transports_text(transports: &[TransportInfo], out: &mut dyn Write) -> std::io::Result<()> {
+    if transports.is_empty() {
+        writeln!(out, "no transports are registered (enable a backend feature: memory, redis, amqp)")?;
+    }
+    for (i, t) in transports.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        write_text(t, out)?;
+    }
+    Ok(())
 }
 
 fn write_text(t: &TransportInfo, out: &mut dyn Write) -> std::io::Result<()> {

@@ -45,8 +45,8 @@ fn a_library_without_the_entry_symbol() {
 
 #[test]
 fn a_plugin_built_for_another_abi_version() {
-    let text = refused(&Registry::empty(), &common::example_library("bad_abi_plugin"), "plugin ABI 1001");
-    assert!(text.contains("this program uses plugin ABI 1"), "{text}");
+    let text = refused(&Registry::empty(), &common::example_library("bad_abi_plugin"), "plugin ABI 1002");
+    assert!(text.contains("this program uses plugin ABI 2"), "{text}");
 }
 
 #[test]
@@ -97,4 +97,51 @@ fn a_loaded_plugin_works_through_its_registry() {
     assert!(ch.get("smoke", false).unwrap().is_none());
     conn.close().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_panic_in_a_plugin_call_is_an_error_and_the_program_goes_on() {
+    let registry = Registry::empty();
+    assert_eq!(registry.load_plugin(common::example_library("panicking_plugin")).unwrap(), ["panicky"]);
+    let transport = registry.get("panicky").unwrap();
+
+    let err = transport.connect(&"panicky://panic/".parse().unwrap()).expect_err("connect panicked");
+    assert_eq!(err.kind(), ErrorKind::Plugin, "{err}");
+    assert!(err.to_string().contains("Transport::connect panicked: connect was told to panic"), "{err}");
+
+    let conn = transport.connect(&"panicky://localhost/".parse().unwrap()).unwrap();
+    let ch = conn.channel().unwrap();
+    let opts = kombu_core::PublishOptions::default();
+    let err = ch.publish(kombu_core::Message::new("lost"), "", "panic", &opts).expect_err("publish panicked");
+    assert_eq!(err.kind(), ErrorKind::Plugin, "{err}");
+    assert!(err.to_string().contains("Channel::publish panicked: publish was told to panic"), "{err}");
+
+    // The same channel still works afterwards.
+    ch.publish(kombu_core::Message::new("kept"), "", "q", &opts).unwrap();
+    let err = ch.get("panic", false).expect_err("get panicked");
+    assert!(err.to_string().contains("Channel::get panicked"), "{err}");
+    let got = ch.get("q", false).unwrap().expect("the message published after the panic");
+    assert_eq!(&got.body[..], b"kept");
+    got.ack().unwrap();
+
+    // Settling a message goes through the guard too: a panic in ack is an error, and the message stays
+    // unsettled.
+    ch.publish(kombu_core::Message::new("bad ack").header("panic-on-ack", true), "", "q", &opts).unwrap();
+    let got = ch.get("q", false).unwrap().expect("a message");
+    let err = got.ack().expect_err("ack panicked");
+    assert_eq!(err.kind(), ErrorKind::Plugin, "{err}");
+    assert!(err.to_string().contains("Channel::ack panicked: ack of 2 was told to panic"), "{err}");
+    assert!(!got.acknowledged());
+    got.reject(false).unwrap();
+    assert!(ch.is_open() && conn.is_open());
+    conn.close().unwrap();
+}
+
+#[test]
+fn a_plugin_built_against_another_plugin_api() {
+    let ours = format!("{:016x}", kombu_core::plugin::API_FINGERPRINT);
+    let theirs = format!("{:016x}", kombu_core::plugin::API_FINGERPRINT ^ 0x5a5a);
+    let text = refused(&Registry::empty(), &common::example_library("other_api_plugin"), "plugin API");
+    assert!(text.contains(&format!("built against kombu-core plugin API {theirs}")), "{text}");
+    assert!(text.contains(&format!("this program uses plugin API {ours}")), "{text}");
 }
