@@ -281,7 +281,9 @@ impl Tests {
                     Outcome::Passed => Ok(libtest_mimic::Completion::Completed),
                     // The case ran and found the transport declares it lacks what the case needs.
                     Outcome::Skipped(why) => Ok(libtest_mimic::Completion::ignored_with(why)),
-                    Outcome::Failed(why) => Err(format!("case {} ({}) on {}: {why}", case.number, case.name, suite.url).into()),
+                    Outcome::Failed(why) => {
+                        Err(format!("case {} ({}) on {}: {why}", case.number, case.name, suite.url).into())
+                    }
                 }
             }));
         }
@@ -415,4 +417,35 @@ pub(crate) fn registry() -> &'static Registry {
 /// (`Suite::new(url).assert_passes()`; use [`Suite`] to add a peer URL or a restart hook).
 pub fn assert_conformance(url: &str) {
     Suite::new(url).assert_passes();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_carry_the_number_and_the_words() {
+        assert_eq!(test_name(12, "prefetch limits unacked deliveries"), "c12_prefetch_limits_unacked_deliveries");
+        assert_eq!(test_name(3, "one Hub, two backends: memory and redis"), "c03_one_hub_two_backends");
+    }
+
+    #[test]
+    fn every_case_has_its_own_number_and_test_name() {
+        let mut numbers: Vec<u32> = cases::CASES.iter().map(|c| c.number).collect();
+        let mut names: Vec<String> = cases::CASES.iter().map(|c| test_name(c.number, c.name)).collect();
+        let n = numbers.len();
+        numbers.sort();
+        numbers.dedup();
+        names.sort();
+        names.dedup();
+        assert_eq!((numbers.len(), names.len()), (n, n));
+    }
+
+    #[test]
+    fn a_suite_selects_all_but_its_exceptions() {
+        let s = Suite::new("memory://x").except(&[26]);
+        assert!(s.selects(1) && !s.selects(26));
+        let s = Suite::new("memory://x").only(&[26, 27]).except(&[27]);
+        assert!(s.selects(26) && !s.selects(27) && !s.selects(1));
+    }
 }
