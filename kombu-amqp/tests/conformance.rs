@@ -1,4 +1,5 @@
-//! The shared conformance suite (CONFORMANCE.md) against the real RabbitMQ, with a memory peer for the
+//! The shared conformance suite (CONFORMANCE.md) against the real RabbitMQ, one test per case
+//! (`cargo test -p kombu-amqp --test conformance prefetch` runs one), with a memory peer for the
 //! one-Hub-two-backends case.
 //!
 //! Case 26 ("after the broker restarts, a consumer reconnects") needs the broker to go away under the
@@ -9,7 +10,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,8 +48,7 @@ fn force_close(name: &str) -> Result<()> {
     }
 }
 
-#[test]
-fn conformance() {
+fn main() -> ExitCode {
     kombu_memory::link();
     let name = format!("kombu-rs-conformance-{}", std::process::id());
     let url = format!("{}?connection_name={name}", common::url());
@@ -56,5 +56,5 @@ fn conformance() {
     Suite::new(url)
         .peer("memory://amqp-conformance-peer")
         .restart_hook(Arc::new(move || force_close(&hook_name)))
-        .assert_passes();
+        .run_as_tests()
 }

@@ -1,30 +1,30 @@
-//! The shared conformance suite (kombu-core's `testing` feature) against Redis: every case on the
-//! shared test server, and the broker-restart case on a private server this test starts and restarts.
+//! The shared conformance suite (kombu-core's `testing` feature) against Redis, one test per case
+//! (`cargo test -p kombu-redis --test conformance prefetch` runs one): every case on the shared test
+//! server, and the broker-restart case (26) on a private server started when that case runs, and
+//! restarted by it.
 
 mod common;
 
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use kombu_core::testing::Suite;
+use kombu_core::testing::{Suite, Tests};
 
-#[test]
-fn conformance_on_the_test_server() {
-    kombu_redis::link();
-    // Every case but 26 (numbers beyond the table's last are ignored, so new cases run here too).
-    let all_but_restart: Vec<u32> = (1..=99).filter(|n| *n != 26).collect();
-    // A second redis server database stands in for the second backend of case 19.
-    Suite::new(common::URL).peer("redis://127.0.0.1:6379/1").only(&all_but_restart).assert_passes();
-}
+const RESTART: u32 = 26;
 
-#[test]
-fn conformance_broker_restart() {
+fn main() -> ExitCode {
     kombu_redis::link();
-    let server = Arc::new(Mutex::new(common::PrivateRedis::start()));
-    let url = server.lock().unwrap().url();
-    let s = server.clone();
-    let hook = Arc::new(move || {
-        s.lock().unwrap_or_else(|e| e.into_inner()).restart();
-        Ok(())
-    });
-    Suite::new(url).only(&[26]).restart_hook(hook).assert_passes();
+    Tests::new()
+        // A second redis server database stands in for the second backend of case 19.
+        .suite(Suite::new(common::URL).peer("redis://127.0.0.1:6379/1").except(&[RESTART]))
+        .suite_with(&[RESTART], || {
+            let server = Arc::new(Mutex::new(common::PrivateRedis::start()));
+            let url = server.lock().unwrap().url();
+            let hook = Arc::new(move || {
+                server.lock().unwrap_or_else(|e| e.into_inner()).restart();
+                Ok(())
+            });
+            Suite::new(url).restart_hook(hook)
+        })
+        .run()
 }

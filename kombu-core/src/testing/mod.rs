@@ -1,24 +1,33 @@
 //! The conformance suite: the behaviours every transport must have (`CONFORMANCE.md`), as one table of
 //! cases that any backend's tests run against a URL.
 //!
+//! A backend runs it as one test per case, from a test target with `harness = false`:
+//!
 //! ```text
-//! #[test]
-//! fn conformance() {
+//! // Cargo.toml: [[test]] name = "conformance" path = "tests/conformance.rs" harness = false
+//! fn main() -> std::process::ExitCode {
 //!     kombu_memory::link();
-//!     kombu_core::testing::Suite::new("memory://conformance").peer("memory://peer").assert_passes();
+//!     kombu_core::testing::Suite::new("memory://conformance").peer("memory://peer").run_as_tests()
 //! }
 //! ```
 //!
+//! Each case is then a test named `c<number>_<name in snake case>` (`c12_prefetch_limits_unacked_deliveries`),
+//! so `cargo test -p kombu-redis --test conformance prefetch` (or `c12`) runs one case and `-- --list` lists
+//! them; a case added to the table runs on every backend. Cases run one at a time unless `--test-threads`
+//! (or `RUST_TEST_THREADS`) says otherwise: some wait on timers and would be disturbed by a busy machine.
+//!
 //! A case that needs a capability the transport declares it lacks (see [`Capabilities`]) is skipped by
-//! name, with the reason, never silently. Every case uses fresh names, so suites for several backends,
-//! or several runs, can share one broker.
+//! name, with the reason, never silently: it runs, checks the capability, and is reported as ignored
+//! with the reason. Every case uses fresh names, so suites for several backends, or several runs, can
+//! share one broker.
 
 mod cases;
 mod down;
 
 use std::fmt;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
@@ -111,6 +120,7 @@ pub struct Suite {
     peer: Option<String>,
     restart: Option<RestartHook>,
     only: Option<Vec<u32>>,
+    except: Vec<u32>,
 }
 
 impl fmt::Debug for Suite {
@@ -122,7 +132,7 @@ impl fmt::Debug for Suite {
 impl Suite {
     /// The suite for the transport of `url` (whose scheme must be registered).
     pub fn new(url: impl Into<String>) -> Suite {
-        Suite { url: url.into(), peer: None, restart: None, only: None }
+        Suite { url: url.into(), peer: None, restart: None, only: None, except: Vec::new() }
     }
 
     /// A URL of another backend (or another server), for case 19: one Hub driving both.
@@ -143,38 +153,60 @@ impl Suite {
         self
     }
 
+    /// Runs every case but these (by number): a case added to the table later runs.
+    pub fn except(mut self, numbers: &[u32]) -> Self {
+        self.except.extend_from_slice(numbers);
+        self
+    }
+
+    /// Whether case `number` is among those this suite runs.
+    fn selects(&self, number: u32) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(&number)) && !self.except.contains(&number)
+    }
+
+    /// The transport's declared capabilities, from a connection that is opened (not connected).
+    fn capabilities(&self) -> std::result::Result<Capabilities, String> {
+        Connection::open(&self.url).map(|c| c.capabilities()).map_err(|e| format!("cannot open {}: {e}", self.url))
+    }
+
+    /// Runs one case with the capabilities already read.
+    fn run_case(&self, case: &cases::Case, caps: Capabilities) -> CaseResult {
+        let ctx = Ctx { suite: self, caps };
+        let start = Instant::now();
+        let outcome = match (case.run)(&ctx) {
+            Ok(Verdict::Pass) => Outcome::Passed,
+            Ok(Verdict::Skip(why)) => Outcome::Skipped(why),
+            Err(why) => Outcome::Failed(why),
+        };
+        CaseResult { number: case.number, name: case.name, outcome, elapsed: start.elapsed() }
+    }
+
     /// Runs every case and reports.
     pub fn run(&self) -> Report {
         down::install();
-        let caps = match Connection::open(&self.url) {
-            Ok(c) => c.capabilities(),
-            Err(e) => {
+        let caps = match self.capabilities() {
+            Ok(caps) => caps,
+            Err(why) => {
                 return Report {
                     url: self.url.clone(),
                     results: vec![CaseResult {
                         number: 0,
                         name: "open",
-                        outcome: Outcome::Failed(format!("cannot open {}: {e}", self.url)),
+                        outcome: Outcome::Failed(why),
                         elapsed: Duration::ZERO,
                     }],
                 }
             }
         };
-        let ctx = Ctx { suite: self, caps };
-        let mut results = Vec::new();
-        for case in cases::CASES {
-            if self.only.as_ref().is_some_and(|o| !o.contains(&case.number)) {
-                continue;
-            }
-            let start = Instant::now();
-            let outcome = match (case.run)(&ctx) {
-                Ok(Verdict::Pass) => Outcome::Passed,
-                Ok(Verdict::Skip(why)) => Outcome::Skipped(why),
-                Err(why) => Outcome::Failed(why),
-            };
-            results.push(CaseResult { number: case.number, name: case.name, outcome, elapsed: start.elapsed() });
-        }
+        let results =
+            cases::CASES.iter().filter(|c| self.selects(c.number)).map(|c| self.run_case(c, caps.clone())).collect();
         Report { url: self.url.clone(), results }
+    }
+
+    /// Runs the suite as the test binary's `main`: one test per case (see the module's documentation);
+    /// the binary's test target needs `harness = false`. Shorthand for `Tests::new().suite(self).run()`.
+    pub fn run_as_tests(self) -> ExitCode {
+        Tests::new().suite(self).run()
     }
 
     /// Runs every case; panics with the report if any failed. Prints the report either way.
@@ -182,6 +214,94 @@ impl Suite {
         let report = self.run();
         println!("{report}");
         assert!(report.failures().is_empty(), "{report}");
+    }
+}
+
+/// The test name of a case: `c12_prefetch_limits_unacked_deliveries` (the number, and the name in snake
+/// case up to its first colon).
+pub fn test_name(number: u32, name: &str) -> String {
+    let words = name.split(':').next().unwrap_or(name).to_lowercase();
+    let words: Vec<&str> = words.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    format!("c{number:02}_{}", words.join("_"))
+}
+
+/// A suite built on first use, shared by the tests of its cases.
+struct Lazy {
+    suite: OnceLock<Suite>,
+    make: Mutex<Option<Box<dyn FnOnce() -> Suite + Send>>>,
+}
+
+impl Lazy {
+    fn get(&self) -> &Suite {
+        self.suite.get_or_init(|| {
+            let make = self.make.lock().unwrap_or_else(|e| e.into_inner()).take();
+            make.expect("building the suite failed in an earlier case")()
+        })
+    }
+}
+
+/// The conformance cases of one or more suites as a test binary (on `libtest-mimic`): each case of the
+/// table is one test, run against the suite that selects it. Arguments are those of `cargo test`'s
+/// harness (a name filter, `--list`, `--exact`, `--test-threads`, ...).
+#[derive(Default)]
+pub struct Tests {
+    trials: Vec<libtest_mimic::Trial>,
+}
+
+impl fmt::Debug for Tests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tests").field("tests", &self.trials.len()).finish()
+    }
+}
+
+impl Tests {
+    /// No tests yet.
+    pub fn new() -> Tests {
+        Tests::default()
+    }
+
+    /// A test for each case `suite` selects (every case, or those of [`Suite::only`] less [`Suite::except`]).
+    pub fn suite(self, suite: Suite) -> Self {
+        let numbers: Vec<u32> = cases::CASES.iter().map(|c| c.number).filter(|n| suite.selects(*n)).collect();
+        self.suite_with(&numbers, move || suite)
+    }
+
+    /// A test for each of these cases, against the suite `make` builds when the first of them runs (so
+    /// that listing or filtering tests starts no server). `make` runs at most once.
+    pub fn suite_with(mut self, numbers: &[u32], make: impl FnOnce() -> Suite + Send + 'static) -> Self {
+        let lazy = Arc::new(Lazy { suite: OnceLock::new(), make: Mutex::new(Some(Box::new(make))) });
+        for case in cases::CASES.iter().filter(|c| numbers.contains(&c.number)) {
+            let lazy = lazy.clone();
+            self.trials.push(libtest_mimic::Trial::ignorable_test(test_name(case.number, case.name), move || {
+                down::install();
+                let suite = lazy.get();
+                let caps = suite.capabilities()?;
+                let result = suite.run_case(case, caps);
+                match result.outcome {
+                    Outcome::Passed => Ok(libtest_mimic::Completion::Completed),
+                    // The case ran and found the transport declares it lacks what the case needs.
+                    Outcome::Skipped(why) => Ok(libtest_mimic::Completion::ignored_with(why)),
+                    Outcome::Failed(why) => {
+                        Err(format!("case {} ({}) on {}: {why}", case.number, case.name, suite.url).into())
+                    }
+                }
+            }));
+        }
+        self
+    }
+
+    /// Runs the tests the command line selects, one at a time unless `--test-threads` or
+    /// `RUST_TEST_THREADS` asks for more; the exit code says whether all passed. Suites are dropped
+    /// (and servers they own stopped) before it returns.
+    pub fn run(mut self) -> ExitCode {
+        // In the order of their numbers, whichever suite each belongs to.
+        self.trials.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut args = libtest_mimic::Arguments::from_args();
+        if args.test_threads.is_none() {
+            let env = std::env::var("RUST_TEST_THREADS").ok().and_then(|n| n.parse().ok());
+            args.test_threads = Some(env.unwrap_or(1));
+        }
+        libtest_mimic::run(&args, self.trials).exit_code()
     }
 }
 
@@ -297,4 +417,35 @@ pub(crate) fn registry() -> &'static Registry {
 /// (`Suite::new(url).assert_passes()`; use [`Suite`] to add a peer URL or a restart hook).
 pub fn assert_conformance(url: &str) {
     Suite::new(url).assert_passes();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_carry_the_number_and_the_words() {
+        assert_eq!(test_name(12, "prefetch limits unacked deliveries"), "c12_prefetch_limits_unacked_deliveries");
+        assert_eq!(test_name(3, "one Hub, two backends: memory and redis"), "c03_one_hub_two_backends");
+    }
+
+    #[test]
+    fn every_case_has_its_own_number_and_test_name() {
+        let mut numbers: Vec<u32> = cases::CASES.iter().map(|c| c.number).collect();
+        let mut names: Vec<String> = cases::CASES.iter().map(|c| test_name(c.number, c.name)).collect();
+        let n = numbers.len();
+        numbers.sort();
+        numbers.dedup();
+        names.sort();
+        names.dedup();
+        assert_eq!((numbers.len(), names.len()), (n, n));
+    }
+
+    #[test]
+    fn a_suite_selects_all_but_its_exceptions() {
+        let s = Suite::new("memory://x").except(&[26]);
+        assert!(s.selects(1) && !s.selects(26));
+        let s = Suite::new("memory://x").only(&[26, 27]).except(&[27]);
+        assert!(s.selects(26) && !s.selects(27) && !s.selects(1));
+    }
 }
