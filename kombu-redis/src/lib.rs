@@ -61,8 +61,12 @@
 //! - The consumer waits without BRPOP: it asks Redis to report changes to its queue keys (client-side
 //!   caching invalidations, `CLIENT TRACKING ... BCAST PREFIX`, redirected to its pub/sub socket) and pops
 //!   when told, plus once every `polling_interval` (the only trigger where tracking is unavailable).
-//! - Acks of consumer deliveries ride on the poller's socket (one MULTI of ZREM/HDEL per batch, no reply
-//!   awaited, like AMQP's basic.ack); acks of `get` results are one round trip.
+//! - `Message::ack()` is one round trip (`MULTI ZREM HDEL EXEC` on a pooled connection), done when it
+//!   returns, as in Python Kombu; `Message::ack_deferred()` queues the ack for a sender thread that
+//!   sends queued acks in one transaction per batch, about one round trip later (and on close).
+//! - A lost socket is reported to the connection's driver, which alone reconnects (failover list, retry
+//!   policy); a payload that is not a Kombu envelope reaches the consumer unreadable, for its error
+//!   handler or the dead-letter queue, byte for byte.
 //! - A Rust consumer of a fanout queue receives the exchange's messages whatever their routing key
 //!   (PSUBSCRIBE on `/<db>.<exchange>` and `/<db>.<exchange>/*`).
 //! - Headers exchanges are routed (a Rust-only extension; the pattern field holds the JSON arguments).

@@ -1124,6 +1124,11 @@ fn with_refused_port(url: &str) -> Check<String> {
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("cannot find a free loopback port: {e}"))?
         .port();
+    on_loopback_port(url, port)
+}
+
+/// The suite's URL pointing at `port` on 127.0.0.1.
+fn on_loopback_port(url: &str, port: u16) -> Check<String> {
     let mut u = url::Url::parse(url).map_err(|e| format!("suite URL {url}: {e}"))?;
     u.set_host(Some("127.0.0.1")).map_err(|e| format!("{url}: {e}"))?;
     u.set_port(Some(port)).map_err(|()| format!("{url} cannot hold a port"))?;
@@ -1212,12 +1217,8 @@ fn silent_broker(ctx: &Ctx) -> Check<Verdict> {
     if !ctx.caps().external_broker {
         return skip("the transport has no server that could fall silent");
     }
-    let url = ctx.url();
-    let mut silent = url::Url::parse(url).map_err(|e| format!("suite URL {url}: {e}"))?;
-    let port = silent_listener(WAIT * 4)?;
-    silent.set_host(Some("127.0.0.1")).map_err(|e| format!("{url}: {e}"))?;
-    silent.set_port(Some(port)).map_err(|()| format!("{url} cannot hold a port"))?;
-    let silent = Connection::open(silent.as_str()).ctx("open the silent URL")?;
+    let silent = on_loopback_port(ctx.url(), silent_listener(WAIT * 4)?)?;
+    let silent = Connection::open(&silent).ctx("open the silent URL")?;
     let conn = ctx.open()?;
     let mut hub = Hub::new().ctx("hub")?;
     // Registering a connection to a silent broker must not wait for it.
