@@ -24,6 +24,10 @@
 //! was built with `panic = "unwind"` (the default); a plugin built with `panic = "abort"` aborts the
 //! process when it panics.
 //!
+//! What a plugin logs with `tracing` reaches the program's subscriber: the loader hands the plugin a relay
+//! to the program's current dispatcher (see the `logs` module), since the plugin's own copy of `tracing`
+//! has no subscriber.
+//!
 //! ```text
 //! // In the plugin crate (crate-type = ["cdylib"]):
 //! kombu_core::export_plugin!(MyTransport::new());
@@ -37,9 +41,10 @@
 //! `Cargo.lock`), and must use the same global allocator (the default one). A library, once opened, is never
 //! unloaded: objects it created may live as long as the process.
 
+mod file;
 mod guard;
+mod logs;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -49,7 +54,7 @@ use crate::transport::Transport;
 
 /// The version of the plugin ABI: the layout of [`PluginDeclaration`] and the calling convention of its
 /// registration function. Raised whenever either changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 include!(concat!(env!("OUT_DIR"), "/api_fingerprint.rs"));
 
@@ -118,6 +123,7 @@ pub const LAYOUT_FINGERPRINT: u64 = layout_fingerprint!(
     Box<dyn crate::Poller>,
     PluginRegistrar,
     Option<std::time::Duration>,
+    tracing::Dispatch,
 );
 
 /// What a plugin exports: read by the loader through the [`ENTRY_SYMBOL`] function. Written by
@@ -182,6 +188,9 @@ pub struct PluginRegistrar {
     error: Option<String>,
     /// The plugin's path, set by the loader, for the errors of its guards.
     plugin: String,
+    /// The program's log relay, set by the loader, installed by the registration as the plugin's global
+    /// `tracing` dispatcher (see the `logs` module).
+    host_logs: Option<tracing::Dispatch>,
 }
 
 impl std::fmt::Debug for PluginRegistrar {
@@ -221,6 +230,7 @@ pub unsafe fn __run_registration(
 ) {
     // SAFETY: see the function's contract.
     let Some(registrar) = (unsafe { registrar.as_mut() }) else { return };
+    logs::install_in_plugin(registrar.host_logs.take());
     let mut staged = PluginRegistrar::default();
     // What the registration staged is dropped if it panics, so nothing half-built is observed afterwards.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
@@ -309,118 +319,6 @@ macro_rules! __export_plugin_with {
 /// Why a plugin cannot be loaded: a [`ErrorKind::Plugin`] error naming the file.
 fn refuse(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Plugin, format!("cannot load plugin {}: {why}", path.display()))
-}
-
-/// Whether `head` starts like a shared library (ELF, Mach-O, or PE).
-fn looks_like_library(head: &[u8]) -> bool {
-    const MAGICS: [&[u8]; 7] = [
-        b"\x7fELF",
-        b"\xfe\xed\xfa\xce",
-        b"\xfe\xed\xfa\xcf",
-        b"\xce\xfa\xed\xfe",
-        b"\xcf\xfa\xed\xfe",
-        b"\xca\xfe\xba\xbe",
-        b"MZ",
-    ];
-    MAGICS.iter().any(|m| head.starts_with(m))
-}
-
-/// The ELF machine number of the architecture this program was built for (`e_machine`), where known.
-fn elf_machine() -> Option<u16> {
-    if cfg!(target_arch = "x86_64") {
-        Some(62)
-    } else if cfg!(target_arch = "aarch64") {
-        Some(183)
-    } else if cfg!(target_arch = "x86") {
-        Some(3)
-    } else if cfg!(target_arch = "arm") {
-        Some(40)
-    } else if cfg!(target_arch = "riscv64") || cfg!(target_arch = "riscv32") {
-        Some(243)
-    } else if cfg!(target_arch = "powerpc64") {
-        Some(21)
-    } else if cfg!(target_arch = "s390x") {
-        Some(22)
-    } else {
-        None
-    }
-}
-
-/// Checks an ELF header (the first 20 bytes or fewer) against this program: class (32/64-bit), byte order,
-/// type (a shared object) and machine. Other formats pass (the dynamic loader checks them).
-fn check_elf_header(head: &[u8]) -> std::result::Result<(), String> {
-    if !head.starts_with(b"\x7fELF") {
-        return Ok(());
-    }
-    if head.len() < 20 {
-        return Err("a truncated ELF header".to_owned());
-    }
-    let class = if cfg!(target_pointer_width = "64") { 2 } else { 1 };
-    if head[4] != class {
-        let bits = |c: u8| {
-            if c == 2 {
-                "64-bit"
-            } else if c == 1 {
-                "32-bit"
-            } else {
-                "unknown-class"
-            }
-        };
-        return Err(format!("a {} ELF file, this program is {}", bits(head[4]), bits(class)));
-    }
-    let little = cfg!(target_endian = "little");
-    if head[5] != if little { 1 } else { 2 } {
-        return Err("an ELF file of the other byte order".to_owned());
-    }
-    let half = |at: usize| {
-        let b = [head[at], head[at + 1]];
-        if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        }
-    };
-    // ET_DYN: a shared object (ET_EXEC, an executable, and ET_REL, an object file, cannot be loaded).
-    if half(16) != 3 {
-        return Err(format!("an ELF file that is not a shared object (type {})", half(16)));
-    }
-    if let Some(machine) = elf_machine() {
-        if half(18) != machine {
-            return Err(format!(
-                "an ELF file for another architecture (machine {}, this program: {machine})",
-                half(18)
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that the file exists and looks like a shared library for this machine, before handing it to the
-/// dynamic loader (which runs the library's initializers as it opens it): the cheap checks first.
-fn check_file(path: &Path) -> Result<()> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(refuse(path, "no such file")),
-        Err(e) => return Err(refuse(path, format!("cannot read it: {e}"))),
-    };
-    if meta.is_dir() {
-        return Err(refuse(path, "it is a directory, not a shared library"));
-    }
-    let mut head = [0u8; 20];
-    let mut read = 0;
-    let mut file = std::fs::File::open(path).map_err(|e| refuse(path, format!("cannot read it: {e}")))?;
-    while read < head.len() {
-        match file.read(&mut head[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(refuse(path, format!("cannot read it: {e}"))),
-        }
-    }
-    if !looks_like_library(&head[..read]) {
-        return Err(refuse(path, "not a shared library (no ELF, Mach-O or PE header)"));
-    }
-    check_elf_header(&head[..read]).map_err(|why| refuse(path, format!("not a shared library for this program: {why}")))
 }
 
 /// Opens the library and keeps it open for the life of the process: code of a library whose initializers
@@ -548,11 +446,15 @@ impl Registry {
     /// ```
     pub fn load_plugin(&self, path: impl AsRef<Path>) -> Result<Vec<String>> {
         let path = path.as_ref();
-        check_file(path)?;
+        file::check_file(path)?;
         let lib = open_library(path)?;
         let decl = declaration(lib, path)?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let mut registrar = PluginRegistrar { plugin: canonical.display().to_string(), ..Default::default() };
+        let mut registrar = PluginRegistrar {
+            plugin: canonical.display().to_string(),
+            host_logs: Some(logs::HostRelay::dispatch()),
+            ..Default::default()
+        };
         // SAFETY: the declaration was checked to come from this ABI, rustc and kombu-core, so the registration
         // function takes a `PluginRegistrar` of this layout; it does not unwind (`__run_registration`).
         unsafe { (decl.register)(&mut registrar) };
@@ -703,61 +605,5 @@ mod tests {
         assert!(r.error.as_deref().is_some_and(|e| e.contains("panicked: boom")), "{r:?}");
         assert!(r.transports.is_empty(), "what a panicking registration staged was kept");
         unsafe { __run_registration(std::ptr::null_mut(), |_| Ok(())) };
-    }
-
-    #[test]
-    fn files_that_are_not_libraries_are_refused_before_loading() {
-        let dir = std::env::temp_dir().join(format!("kombu-plugin-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = dir.join("plugin.txt");
-        std::fs::write(&text, "just text\n").unwrap();
-        let empty = dir.join("empty.so");
-        std::fs::write(&empty, "").unwrap();
-        let reg = Registry::empty();
-        for (p, why) in [(&text, "not a shared library"), (&empty, "not a shared library"), (&dir, "directory")] {
-            let e = reg.load_plugin(p).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Plugin);
-            assert!(e.to_string().contains(why), "{e}");
-        }
-        assert!(reg.aliases().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn elf_headers_of_other_machines_are_refused() {
-        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let mut ours = exe[..20].to_vec();
-        ours[16] = 3; // ET_DYN: the test binary may be a PIE (already 3) or an executable.
-        ours[17] = 0;
-        if cfg!(target_endian = "big") {
-            ours.swap(16, 17);
-        }
-        assert_eq!(check_elf_header(&ours), Ok(()));
-        let mut other_class = ours.clone();
-        other_class[4] ^= 3;
-        assert!(check_elf_header(&other_class).unwrap_err().contains("-bit ELF file"));
-        let mut other_order = ours.clone();
-        other_order[5] ^= 3;
-        assert!(check_elf_header(&other_order).unwrap_err().contains("byte order"));
-        let mut object = ours.clone();
-        object[16] = 1;
-        object[17] = 0;
-        assert!(check_elf_header(&object).unwrap_err().contains("not a shared object"));
-        if elf_machine().is_some() {
-            let mut other_machine = ours.clone();
-            other_machine[18] ^= 0x40;
-            assert!(check_elf_header(&other_machine).unwrap_err().contains("another architecture"));
-        }
-        assert!(check_elf_header(b"\x7fELF\x02").unwrap_err().contains("truncated"));
-        assert_eq!(check_elf_header(b"MZ"), Ok(()));
-    }
-
-    #[test]
-    fn magic_numbers() {
-        assert!(looks_like_library(b"\x7fELF"));
-        assert!(looks_like_library(b"MZ\x90\x00"));
-        assert!(!looks_like_library(b"#!/b"));
-        assert!(!looks_like_library(b""));
     }
 }

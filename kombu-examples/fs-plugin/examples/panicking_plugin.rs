@@ -2,7 +2,8 @@
 //! `publish` to the routing key `panic`, in `get` from the queue `panic` and in `ack` of a message
 //! published with the header `panic-on-ack`; its transport panics in `connect` to the host `panic`. The
 //! loader's guards must turn each panic into an error and let the program go on. Built as a `cdylib` for
-//! the loader's tests (with the default `panic = "unwind"`).
+//! the loader's tests (with the default `panic = "unwind"`). It logs each `connect` with `tracing`, for the
+//! test that a plugin's logs reach the program's subscriber.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -31,6 +32,8 @@ impl Transport for PanickyTransport {
         if url.hostname.as_deref() == Some("panic") {
             panic!("connect was told to panic");
         }
+        // The loader's tests look for this in the program's subscriber.
+        tracing::info!(host = url.hostname.as_deref().unwrap_or(""), "panicky connects");
         Ok(Box::new(PanickyConnection))
     }
 }
