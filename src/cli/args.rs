@@ -150,6 +150,10 @@ pub enum SerializerArg {
     Text,
     /// `application/data`, `binary`: any bytes.
     Raw,
+    /// `application/x-msgpack`, `binary`: the body is given as JSON and sent as MessagePack.
+    Msgpack,
+    /// `application/x-yaml`, `utf-8`: the body is given as JSON and sent as YAML.
+    Yaml,
 }
 
 /// Exchange options shared by several commands.
@@ -221,7 +225,7 @@ pub struct PublishArgs {
     /// Content encoding to send instead of the serializer's.
     #[arg(long, value_name = "ENCODING")]
     pub content_encoding: Option<String>,
-    /// Compress the body (zlib or gzip).
+    /// Compress the body: zlib (alias gzip), bzip2, lzma (alias xz), brotli or zstd, as Kombu names them.
     #[arg(long, value_name = "NAME")]
     pub compression: Option<String>,
     /// Correlation id property.

@@ -5,19 +5,23 @@ use kombu_core::{DeliveryTag, Message};
 use serde_json::{Map, Value};
 
 /// A message as one JSON object: body (decompressed; text when it is UTF-8, base64 otherwise, or a JSON value
-/// with `decode_json` and a JSON content type), `body_encoding` saying which, content type and encoding,
+/// with `decode_json` and a JSON, msgpack or yaml content type), `body_encoding` saying which, content type and encoding,
 /// headers, properties and delivery info.
 pub fn message_json(message: &Message, decode_json: bool) -> Value {
     // A body whose compression header is wrong is shown as it came rather than not at all.
     let body = message.decompressed_body().unwrap_or_else(|_| message.body.clone());
-    let is_json = message.content_type.as_deref() == Some("application/json");
-    let (body, encoding) = match (std::str::from_utf8(&body), decode_json && is_json) {
-        (Ok(text), true) => match serde_json::from_str::<Value>(text) {
-            Ok(v) => (v, "json"),
-            Err(_) => (Value::String(text.to_owned()), "text"),
-        },
-        (Ok(text), false) => (Value::String(text.to_owned()), "text"),
-        (Err(_), _) => (Value::String(base64::engine::general_purpose::STANDARD.encode(&body)), "base64"),
+    // Structured bodies (JSON, and msgpack and yaml where built in) are shown as the JSON value they hold.
+    let structured = matches!(
+        message.content_type.as_deref(),
+        Some("application/json" | "application/x-msgpack" | "application/x-yaml")
+    );
+    let decoded = (decode_json && structured)
+        .then(|| kombu_core::serialization::decode::<Value>(message.content_type.as_deref(), &body).ok())
+        .flatten();
+    let (body, encoding) = match (decoded, std::str::from_utf8(&body)) {
+        (Some(v), _) => (v, "json"),
+        (None, Ok(text)) => (Value::String(text.to_owned()), "text"),
+        (None, Err(_)) => (Value::String(base64::engine::general_purpose::STANDARD.encode(&body)), "base64"),
     };
     let mut out = Map::new();
     out.insert("body".into(), body);

@@ -10,9 +10,9 @@ pub(crate) fn run(args: &PublishArgs, io: &mut Io<'_>) -> Outcome {
     // A bad URL is reported first; the broker is contacted only once the message is known to be good.
     let conn = crate::Connection::open(&args.url)?;
     let body = read_body(&args.body, io)?;
-    let (content_type, content_encoding) = check_body(&body, args.serializer)?;
-    let content_type = args.content_type.as_deref().unwrap_or(content_type);
-    let content_encoding = args.content_encoding.as_deref().unwrap_or(content_encoding);
+    let (body, content_type, content_encoding) = encode_body(body, args.serializer)?;
+    let content_type = args.content_type.as_deref().unwrap_or(&content_type);
+    let content_encoding = args.content_encoding.as_deref().unwrap_or(&content_encoding);
     let headers = fields("header", &args.headers, &args.json_headers)?;
     let exchange = exchange(&args.exchange, &args.exchange_opts);
     let queue = args.queue.as_ref().map(|q| queue(q, &args.queue_opts).bind(exchange.clone(), &args.routing_key));
@@ -78,24 +78,37 @@ fn read_body(arg: &str, io: &mut Io<'_>) -> Result<Vec<u8>, Error> {
     Ok(body)
 }
 
-/// Checks that the body is what the serializer says, and returns its content type and encoding.
-pub(crate) fn check_body(body: &[u8], serializer: SerializerArg) -> Result<(&'static str, &'static str), Error> {
-    match serializer {
+/// Checks that the body is what the serializer says (JSON for the structured ones), and returns the body to
+/// send (msgpack and yaml transcoded from the JSON given), its content type and encoding.
+pub(crate) fn encode_body(body: Vec<u8>, serializer: SerializerArg) -> Result<(Vec<u8>, String, String), Error> {
+    let json = |name: &str| {
+        serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| {
+            Error::invalid(format!(
+                "the body is not valid JSON ({e}); --serializer {name} takes JSON{}",
+                if name == "json" { "; use --serializer text or raw to send it as is" } else { "" }
+            ))
+        })
+    };
+    let transcode = |name: &str| -> Result<(Vec<u8>, String, String), Error> {
+        let (encoded, ct, enc) = kombu_core::serialization::encode(name, &json(name)?)?;
+        Ok((encoded.to_vec(), ct.to_string(), enc.to_string()))
+    };
+    let fixed = |ct: &str, enc: &str| (ct.to_owned(), enc.to_owned());
+    let (ct, enc) = match serializer {
         SerializerArg::Json => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| {
-                Error::invalid(format!(
-                    "the body is not valid JSON ({e}); use --serializer text or raw to send it as is"
-                ))
-            })?;
-            Ok(("application/json", "utf-8"))
+            json("json")?;
+            fixed("application/json", "utf-8")
         }
         SerializerArg::Text => {
-            std::str::from_utf8(body)
+            std::str::from_utf8(&body)
                 .map_err(|e| Error::invalid(format!("the body is not UTF-8 text ({e}); use --serializer raw")))?;
-            Ok(("text/plain", "utf-8"))
+            fixed("text/plain", "utf-8")
         }
-        SerializerArg::Raw => Ok(("application/data", "binary")),
-    }
+        SerializerArg::Raw => fixed("application/data", "binary"),
+        SerializerArg::Msgpack => return transcode("msgpack"),
+        SerializerArg::Yaml => return transcode("yaml"),
+    };
+    Ok((body, ct, enc))
 }
 
 /// A field table (headers, binding arguments) from `KEY=VALUE` strings and `KEY=JSON` values.
@@ -137,12 +150,25 @@ mod tests {
 
     #[test]
     fn bodies_are_checked_against_the_serializer() {
-        assert_eq!(check_body(br#"{"a": 1}"#, SerializerArg::Json).unwrap(), ("application/json", "utf-8"));
-        let e = check_body(b"hello", SerializerArg::Json).unwrap_err();
+        let types = |body: &[u8], s| encode_body(body.to_vec(), s).map(|(_, ct, enc)| (ct, enc));
+        let pair = |ct: &str, enc: &str| (ct.to_owned(), enc.to_owned());
+        assert_eq!(types(br#"{"a": 1}"#, SerializerArg::Json).unwrap(), pair("application/json", "utf-8"));
+        let e = types(b"hello", SerializerArg::Json).unwrap_err();
         assert!(e.to_string().contains("--serializer text"), "{e}");
-        assert_eq!(check_body(b"hello", SerializerArg::Text).unwrap(), ("text/plain", "utf-8"));
-        assert!(check_body(&[0xff, 0xfe], SerializerArg::Text).is_err());
-        assert_eq!(check_body(&[0xff, 0xfe], SerializerArg::Raw).unwrap(), ("application/data", "binary"));
+        assert_eq!(types(b"hello", SerializerArg::Text).unwrap(), pair("text/plain", "utf-8"));
+        assert!(types(&[0xff, 0xfe], SerializerArg::Text).is_err());
+        assert_eq!(types(&[0xff, 0xfe], SerializerArg::Raw).unwrap(), pair("application/data", "binary"));
+    }
+
+    #[test]
+    fn msgpack_and_yaml_bodies_are_given_as_json_and_transcoded() {
+        let (body, ct, enc) = encode_body(br#"{"a": [1, "x"]}"#.to_vec(), SerializerArg::Msgpack).unwrap();
+        assert_eq!((ct.as_str(), enc.as_str()), ("application/x-msgpack", "binary"));
+        assert_eq!(body, b"\x81\xa1a\x92\x01\xa1x");
+        let (body, ct, _) = encode_body(br#"{"a": 1}"#.to_vec(), SerializerArg::Yaml).unwrap();
+        assert_eq!((ct.as_str(), body.as_slice()), ("application/x-yaml", &b"a: 1\n"[..]));
+        let e = encode_body(b"not json".to_vec(), SerializerArg::Msgpack).unwrap_err();
+        assert!(e.to_string().contains("--serializer msgpack takes JSON"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Serializers and compressors, keyed by name and content type, and consumers' accept lists.
 //!
 //! Built in: `json` (`application/json`, the default), `text` (`text/plain`) and `raw`
-//! (`application/data`, bytes as they are); compressors `zlib` and its Kombu alias `gzip`
-//! (`application/x-gzip`, which Kombu writes for zlib data). Register more with [`register_serializer`]
-//! and [`register_compressor`].
+//! (`application/data`, bytes as they are), and with their Cargo features (on by default) Kombu's
+//! `msgpack` (`application/x-msgpack`) and `yaml` (`application/x-yaml`); pickle is refused with an error
+//! that says why. Compressors: Kombu's every one, `zlib`/`gzip`, `bzip2`, `lzma`/`xz`, `brotli` and
+//! `zstd` (the table in [`compress`]'s module). Register more with [`register_serializer`] and
+//! [`register_compressor`].
 
 mod compression;
+mod formats;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -15,7 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use compression::{compress, decompress, register_compressor, Compressor};
+pub use compression::{compress, compressors, decompress, register_compressor, Compressor, MAX_DECOMPRESSED_SIZE};
+pub use formats::PICKLE_CONTENT_TYPE;
 
 /// Turns values into bytes and back, for one content type.
 ///
@@ -119,11 +123,17 @@ static JSON: Json = Json;
 fn registry() -> &'static RwLock<Vec<Arc<dyn Serializer>>> {
     static REG: OnceLock<RwLock<Vec<Arc<dyn Serializer>>>> = OnceLock::new();
     REG.get_or_init(|| {
-        RwLock::new(vec![
+        #[allow(unused_mut)] // without the optional serializers' features
+        let mut all: Vec<Arc<dyn Serializer>> = vec![
             Arc::new(Json),
             Arc::new(Plain { name: "text", content_type: "text/plain", encoding: "utf-8" }),
             Arc::new(Plain { name: "raw", content_type: "application/data", encoding: "binary" }),
-        ])
+        ];
+        #[cfg(feature = "msgpack")]
+        all.push(Arc::new(formats::Msgpack));
+        #[cfg(feature = "yaml")]
+        all.push(Arc::new(formats::Yaml));
+        RwLock::new(all)
     })
 }
 
@@ -141,6 +151,18 @@ pub fn serializer(name_or_content_type: &str) -> Result<Arc<dyn Serializer>> {
         .find(|s| s.name() == name_or_content_type || s.content_type() == name_or_content_type)
         .cloned()
         .ok_or_else(|| {
+            if name_or_content_type == "pickle" || name_or_content_type == PICKLE_CONTENT_TYPE {
+                return Error::serialization(
+                    "pickle is refused: unpickling runs arbitrary code; have the sender use json or msgpack",
+                );
+            }
+            if let Some((name, _)) =
+                formats::OPTIONAL.iter().find(|(n, ct)| *n == name_or_content_type || *ct == name_or_content_type)
+            {
+                return Error::serialization(format!(
+                    "serializer '{name_or_content_type}' is not built in: enable kombu's `{name}` feature"
+                ));
+            }
             let known: Vec<&str> = reg.iter().map(|s| s.name()).collect();
             Error::serialization(format!(
                 "no serializer named or for content type '{name_or_content_type}' (known: {})",
@@ -316,7 +338,54 @@ mod tests {
     fn unknown_serializer_is_an_error() {
         let err = encode("pickle", &1).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Serialization);
-        assert!(decode::<serde_json::Value>(Some("application/x-python-serialize"), b"x").is_err());
-        assert!(Accept::new(["nope"]).is_err());
+        assert!(err.to_string().contains("runs arbitrary code"), "{err}");
+        let err = decode::<serde_json::Value>(Some("application/x-python-serialize"), b"x").unwrap_err();
+        assert!(err.to_string().contains("pickle is refused"), "{err}");
+        assert!(Accept::new(["nope"]).unwrap_err().to_string().contains("known: json"));
+    }
+
+    /// What a Celery-like body looks like: args, kwargs, and bytes.
+    #[cfg(feature = "msgpack")]
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Task {
+        args: Vec<i64>,
+        kwargs: std::collections::BTreeMap<String, String>,
+        #[serde(with = "serde_bytes")]
+        blob: Vec<u8>,
+    }
+
+    #[cfg(feature = "msgpack")]
+    fn task() -> Task {
+        Task { args: vec![1, -2], kwargs: [("k".to_owned(), "é".to_owned())].into(), blob: vec![0, 255] }
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_writes_maps_bin_and_str_as_kombu_and_refuses_trailing_bytes() {
+        let (body, ct, enc) = encode("msgpack", &task()).unwrap();
+        assert_eq!((&*ct, &*enc), ("application/x-msgpack", "binary"));
+        // fixmap of 3, then "args": Python's msgpack.unpackb gives a dict.
+        assert_eq!(&body[..6], b"\x83\xa4args");
+        assert!(body.windows(4).any(|w| w == b"\xc4\x02\x00\xff"), "bytes are msgpack bin 8");
+        assert_eq!(decode::<Task>(Some(&ct), &body).unwrap(), task());
+        let mut longer = body.to_vec();
+        longer.push(0xc0);
+        assert!(decode::<Task>(Some(&ct), &longer).unwrap_err().to_string().contains("after the value"));
+        assert!(decode::<Task>(Some(&ct), &body[..body.len() - 1]).is_err());
+        // A declared length far past the body is an error, not an allocation.
+        assert!(decode::<serde_bytes::ByteBuf>(Some(&ct), b"\xc6\xff\xff\xff\xff").is_err());
+    }
+
+    #[cfg(feature = "yaml")]
+    #[test]
+    fn yaml_round_trips_and_reads_what_safe_dump_writes() {
+        let (body, ct, enc) = encode("yaml", &serde_json::json!({"args": [1, 2], "kwargs": {"k": "v"}})).unwrap();
+        assert_eq!((&*ct, &*enc), ("application/x-yaml", "utf-8"));
+        let v: serde_json::Value = decode(Some(&ct), &body).unwrap();
+        assert_eq!(v, serde_json::json!({"args": [1, 2], "kwargs": {"k": "v"}}));
+        // PyYAML: yaml.safe_dump({'args': [1, 2], 'kwargs': {'k': 'v'}})
+        let v: serde_json::Value = decode(Some(&ct), b"args:\n- 1\n- 2\nkwargs:\n  k: v\n").unwrap();
+        assert_eq!(v["args"][1], 2);
+        assert!(decode::<serde_json::Value>(Some(&ct), b"a: [1\n").is_err());
     }
 }
