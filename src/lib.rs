@@ -101,6 +101,12 @@ pub use kombu_memory as memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use kombu_redis as redis;
 
+/// Celery's task protocol and result backends: send tasks a Celery worker runs, parse task messages, wait
+/// for results.
+#[cfg(feature = "celery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "celery")))]
+pub use kombu_celery as celery;
+
 /// The AMQP 0-9-1 backend (RabbitMQ), on lapin.
 #[cfg(feature = "amqp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]

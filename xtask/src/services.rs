@@ -95,14 +95,14 @@ pub(crate) fn ensure_rabbitmq() -> Result<String, String> {
     Ok("started on 127.0.0.1:5672".into())
 }
 
-/// Python Kombu (with redis-py, and the optional packages behind Kombu's msgpack, yaml, brotli and zstd
+/// Python Kombu and Celery (with redis-py, and the optional packages behind Kombu's msgpack, yaml, brotli and zstd
 /// codecs), for the interoperability tests and the benchmark anchor.
 pub(crate) fn ensure_python_kombu() -> Result<String, String> {
     let probe = || {
         Command::new("python3")
             .args([
                 "-c",
-                "import kombu, redis, amqp, msgpack, yaml, brotli; from backports import zstd; print(kombu.__version__)",
+                "import kombu, redis, amqp, celery, msgpack, yaml, brotli; from backports import zstd; print(kombu.__version__)",
             ])
             .output()
             .ok()
@@ -113,7 +113,7 @@ pub(crate) fn ensure_python_kombu() -> Result<String, String> {
         return Ok(format!("kombu {v}"));
     }
     eprintln!("xtask: installing Python Kombu and its codecs' packages with pip");
-    let packages = ["kombu", "redis", "packaging", "msgpack", "PyYAML", "brotli", "backports.zstd"];
+    let packages = ["kombu", "celery", "redis", "packaging", "msgpack", "PyYAML", "brotli", "backports.zstd"];
     run_checked(Command::new("python3").args(["-m", "pip", "install", "-q"]).args(packages))?;
     probe().map(|v| format!("kombu {v} (installed)")).ok_or_else(|| "Python Kombu still cannot be imported".into())
 }
