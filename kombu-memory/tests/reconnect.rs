@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use kombu_core::hub::{Event, Sources, WakeHandle};
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Delivery, Poller, Transport};
-use kombu_core::{BrokerUrl, Connection, Consumer, Error, Hub, Message, Producer, Queue, Registry, Result};
+use kombu_core::{
+    BrokerUrl, Connection, Consumer, Error, Hub, Message, Producer, Queue, Registry, Result, Subscription,
+};
 use kombu_memory::MemoryTransport;
 
 /// Connections to the memory broker that die when `kill` is called.
@@ -131,10 +133,10 @@ fn publish(vhost: &str, queue: &str, body: &str) {
 
 static HOLDS: AtomicU64 = AtomicU64::new(0);
 
-fn recorder(conn: &Connection, queue: &Queue) -> (Consumer, Arc<Mutex<Vec<String>>>) {
+fn recorder(conn: &Connection, queue: &Queue) -> (Subscription, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let s = seen.clone();
-    let mut c = Consumer::new(conn, [queue.clone()]).on_message(move |m| {
+    let c = Consumer::new(conn, [queue.clone()]).on_message(move |m| {
         let body = String::from_utf8_lossy(&m.body).into_owned();
         if body == "hold" {
             // Received, never acked: must come back after the connection is lost.
@@ -144,8 +146,7 @@ fn recorder(conn: &Connection, queue: &Queue) -> (Consumer, Arc<Mutex<Vec<String
         s.lock().unwrap().push(body);
         m.ack().unwrap();
     });
-    c.consume().unwrap();
-    (c, seen)
+    (c.consume().unwrap(), seen)
 }
 
 #[test]
