@@ -168,13 +168,15 @@ fn drain_events_reconnects_and_restarts_consumers() {
     conn.drain_events(Some(Duration::from_secs(5))).unwrap();
     // A producer made before the loss publishes on the new connection.
     producer.publish_bytes("after").send().unwrap();
+    // So does a forward, which sends through the same path.
+    producer.forward(&Message::new("forwarded")).send().unwrap();
     let end = Instant::now() + Duration::from_secs(5);
-    while (seen.lock().unwrap().len() < 2 || HOLDS.load(Ordering::Acquire) < 2) && Instant::now() < end {
+    while (seen.lock().unwrap().len() < 3 || HOLDS.load(Ordering::Acquire) < 2) && Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(50)));
     }
     assert_eq!(HOLDS.load(Ordering::Acquire), 2, "the unacked message was not redelivered after the loss");
     assert!(f.connects.load(Ordering::Acquire) > connects, "no new connection was made");
-    assert_eq!(*seen.lock().unwrap(), vec!["before", "after"]);
+    assert_eq!(*seen.lock().unwrap(), vec!["before", "after", "forwarded"]);
 }
 
 #[test]

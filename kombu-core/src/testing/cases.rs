@@ -62,6 +62,7 @@ cases! {
     30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition,
     32 "a silent broker on the same Hub delays no other connection" silent_broker,
     33 "a dropped subscription stops delivery; a cancelled consumer consumes again" consume_again,
+    34 "a forwarded message arrives as it was received" forward,
 }
 
 fn text(body: &str) -> Message {
@@ -1308,6 +1309,59 @@ fn consume_again(ctx: &Ctx) -> Check<Verdict> {
     sub.cancel().ctx("cancel")?;
     if got() != ["one", "two"] {
         return fail(format!("the consumer's callback got {:?}, expected [\"one\", \"two\"]", got()));
+    }
+    Ok(Verdict::Pass)
+}
+
+fn forward(ctx: &Ctx) -> Check<Verdict> {
+    let conn = ctx.open()?;
+    let ch = conn.channel().ctx("channel")?;
+    let first = Queue::new(ctx.name("q")).durable(false);
+    ch.declare(&first).ctx("declare")?;
+    let producer = Producer::new(&conn).ctx("producer")?.compression("zlib");
+    producer
+        .publish(&serde_json::json!({"n": 1, "text": "héllo"}))
+        .routing_key(&first.name)
+        .header("h", "v")
+        .header("nested", serde_json::json!({"list": [1, "two", true], "x": null}))
+        .priority(3)
+        .correlation_id("corr-1")
+        .reply_to("replies")
+        .message_id("mid-1")
+        .timestamp(1_700_000_000)
+        .send()
+        .ctx("publish")?;
+    let received = get_wait(&ch, &first.name, WAIT)?.ok_or("the published message did not arrive")?;
+    // Neither the relay's serializer nor its compression may touch a forwarded message; it declares the
+    // exchange and the queue it forwards to, as for any publish.
+    let ex = Exchange::direct(ctx.name("ex")).durable(false);
+    let target = Queue::with_exchange(ctx.name("q"), ex.clone(), "relayed").durable(false);
+    let relay = Producer::new(&conn).ctx("relay producer")?.serializer("text").compression("gzip");
+    relay.forward(&received).exchange(&ex).routing_key("relayed").declare(&target).send().ctx("forward")?;
+    received.ack().ctx("ack")?;
+    let got = get_wait(&ch, &target.name, WAIT)?.ok_or("the forwarded message did not arrive")?;
+    got.ack().ctx("ack forwarded")?;
+    if got.body != received.body {
+        return fail(format!("body changed: {} bytes received, {} forwarded", received.body.len(), got.body.len()));
+    }
+    if (&got.content_type, &got.content_encoding) != (&received.content_type, &received.content_encoding) {
+        return fail(format!(
+            "content type/encoding changed: {:?}/{:?} -> {:?}/{:?}",
+            received.content_type, received.content_encoding, got.content_type, got.content_encoding
+        ));
+    }
+    if got.headers != received.headers {
+        return fail(format!("headers changed: {:?} -> {:?}", received.headers, got.headers));
+    }
+    if got.properties != received.properties {
+        return fail(format!("properties changed: {:?} -> {:?}", received.properties, got.properties));
+    }
+    if (&*got.delivery_info.exchange, &*got.delivery_info.routing_key) != (ex.name.as_str(), "relayed") {
+        return fail(format!("forwarded with delivery info {:?}", got.delivery_info));
+    }
+    let value: serde_json::Value = got.decode().ctx("decode forwarded")?;
+    if value != serde_json::json!({"n": 1, "text": "héllo"}) {
+        return fail(format!("forwarded body decodes to {value}"));
     }
     Ok(Verdict::Pass)
 }
