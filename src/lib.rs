@@ -18,17 +18,18 @@
 //! let stop = hub.stopper();
 //! let received = Arc::new(Mutex::new(Vec::new()));
 //! let seen = received.clone();
-//! let mut consumer = Consumer::new(&conn, [queue]).callback(move |body: String, message| {
+//! let consumer = Consumer::new(&conn, [queue]).callback(move |body: String, message| {
 //!     seen.lock().unwrap().push(body);
 //!     message.ack().unwrap();
 //!     stop.stop();
 //! });
-//! consumer.consume().unwrap();
+//! let subscription = consumer.consume().unwrap(); // consumes until dropped or cancelled
 //!
 //! let producer = Producer::new(&conn).unwrap();
 //! producer.publish("hello world").exchange(&exchange).routing_key("asynt_routing_key").send().unwrap();
 //! hub.run_forever().unwrap();
 //! assert_eq!(*received.lock().unwrap(), vec!["hello world".to_string()]);
+//! subscription.cancel().unwrap();
 //! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -24,14 +24,14 @@ fn one_hub_drives_memory_redis_and_amqp() {
         conn.register_with_event_loop(&mut hub).unwrap();
         let queue = Queue::new(unique("q")).durable(false).auto_delete(i == 2);
         let c = counts.clone();
-        let mut consumer = Consumer::new(&conn, [queue.clone()]).on_message(move |m| {
+        let consumer = Consumer::new(&conn, [queue.clone()]).on_message(move |m| {
             assert_eq!(&m.body[..], b"ping");
             c.lock().unwrap()[i] += 1;
             m.ack().unwrap();
         });
-        consumer.consume().unwrap();
+        let subscription = consumer.consume().unwrap();
         let producer = Producer::new(&conn).unwrap().routing_key(queue.name.clone());
-        keep.push((conn, consumer, producer, queue));
+        keep.push((conn, subscription, producer, queue));
     }
     let ticks = Rc::new(Cell::new(0u32));
     let t = ticks.clone();
@@ -57,8 +57,8 @@ fn one_hub_drives_memory_redis_and_amqp() {
         "timer fired {} times in {elapsed:?}, every 25 ms expected",
         ticks.get()
     );
-    for (conn, mut consumer, _, queue) in keep {
-        consumer.cancel().unwrap();
+    for (conn, subscription, _, queue) in keep {
+        subscription.cancel().unwrap();
         let _ = conn.default_channel().and_then(|ch| ch.delete_queue(&queue.name, false, false));
     }
 }

@@ -82,10 +82,10 @@ fn a_silent_broker_does_not_stall_the_hub() {
         let conn = silent_conn.clone();
         let q = unique("silent");
         std::thread::spawn(move || {
-            let mut consumer = Consumer::new(&conn, [Queue::new(q)]).on_message(|m| {
+            let consumer = Consumer::new(&conn, [Queue::new(q)]).on_message(|m| {
                 let _ = m.ack();
             });
-            consumer.consume().map(|()| consumer)
+            consumer.consume()
         })
     };
 
@@ -99,15 +99,15 @@ fn a_silent_broker_does_not_stall_the_hub() {
         conn.register_with_event_loop(&mut hub).unwrap();
         let queue = Queue::new(unique("q")).durable(false);
         let l = latencies.clone();
-        let mut consumer = Consumer::new(&conn, [queue.clone()]).on_message(move |m| {
+        let consumer = Consumer::new(&conn, [queue.clone()]).on_message(move |m| {
             let sent: u64 = std::str::from_utf8(&m.body).unwrap().parse().unwrap();
             let now = base.elapsed();
             l.lock().unwrap()[i].push(now.saturating_sub(Duration::from_micros(sent)));
             m.ack().unwrap();
         });
-        consumer.consume().unwrap();
+        let subscription = consumer.consume().unwrap();
         targets.push((url.clone(), queue.name.clone()));
-        keep.push((conn, consumer, queue));
+        keep.push((conn, subscription, queue));
     }
     let ticks: Rc<RefCell<Vec<Instant>>> = Rc::default();
     let t = ticks.clone();
@@ -160,8 +160,8 @@ fn a_silent_broker_does_not_stall_the_hub() {
     assert!(ticks.len() * 10 >= expected * 8, "timer fired {} times, ~{expected} expected", ticks.len());
     assert!(gap < Duration::from_millis(100), "the timer stalled for {gap:?}");
     assert!(accepted >= 1, "the silent broker saw no connection: nothing hung on it");
-    for (conn, mut consumer, queue) in keep {
-        consumer.cancel().unwrap();
+    for (conn, subscription, queue) in keep {
+        subscription.cancel().unwrap();
         let _ = conn.default_channel().and_then(|ch| ch.delete_queue(&queue.name, false, false));
     }
 }

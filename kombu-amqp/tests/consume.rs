@@ -59,7 +59,7 @@ fn drain_events_delivers_in_order_with_redelivered_flag_after_requeue() {
     let flag = requeued.clone();
     let inbox: Inbox = Arc::default();
     let sink = inbox.clone();
-    let mut consumer = Consumer::new(&conn, [q.clone()]).prefetch(10).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [q.clone()]).prefetch(10).on_message(move |m| {
         let mut done = flag.lock().expect("flag");
         if !*done {
             *done = true;
@@ -69,7 +69,7 @@ fn drain_events_delivers_in_order_with_redelivered_flag_after_requeue() {
         m.ack().expect("ack");
         sink.lock().expect("inbox").push(m);
     });
-    consumer.consume().unwrap();
+    let subscription = consumer.consume().unwrap();
     drain_until(&conn, &inbox, 50, Duration::from_secs(10));
     let got = inbox.lock().unwrap();
     let values: Vec<i64> = got.iter().map(|m| m.decode::<i64>().unwrap()).collect();
@@ -82,9 +82,9 @@ fn drain_events_delivers_in_order_with_redelivered_flag_after_requeue() {
     // Apart from the requeued one, FIFO.
     let rest: Vec<i64> = values.iter().copied().filter(|v| *v != 0).collect();
     assert_eq!(rest, (1..50).collect::<Vec<_>>());
-    assert!(got.iter().all(|m| m.delivery_info.consumer_tag.as_deref() == Some(&*consumer.consumer_tags()[0])));
+    assert!(got.iter().all(|m| m.delivery_info.consumer_tag.as_deref() == Some(&*subscription.consumer_tags()[0])));
     drop(got);
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     conn.channel().unwrap().delete_queue(&q.name, false, false).unwrap();
 }
 
@@ -92,13 +92,13 @@ fn drain_events_delivers_in_order_with_redelivered_flag_after_requeue() {
 fn drain_events_times_out_when_nothing_arrives() {
     let conn = connect();
     let q = temp_queue(&unique("q"));
-    let (mut consumer, _inbox) = collecting(&conn, &q, true);
-    consumer.consume().unwrap();
+    let (consumer, _inbox) = collecting(&conn, &q, true);
+    let subscription = consumer.consume().unwrap();
     let started = Instant::now();
     let err = conn.drain_events(Some(Duration::from_millis(300))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(started.elapsed() >= Duration::from_millis(300));
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     conn.channel().unwrap().delete_queue(&q.name, false, false).unwrap();
 }
 
@@ -112,8 +112,8 @@ fn prefetch_bounds_unacked_deliveries_and_an_ack_lets_the_next_in() {
         ch.publish(Message::new(format!("{i}")), "", &q.name, &confirmed()).unwrap();
     }
     let (consumer, inbox) = collecting(&conn, &q, false);
-    let mut consumer = consumer.prefetch(2);
-    consumer.consume().unwrap();
+    let consumer = consumer.prefetch(2);
+    let subscription = consumer.consume().unwrap();
     drain_until(&conn, &inbox, 2, Duration::from_secs(5));
     let _ = conn.drain_events(Some(Duration::from_millis(300)));
     assert_eq!(inbox.lock().unwrap().len(), 2);
@@ -122,7 +122,7 @@ fn prefetch_bounds_unacked_deliveries_and_an_ack_lets_the_next_in() {
     drain_until(&conn, &inbox, 3, Duration::from_secs(5));
     let _ = conn.drain_events(Some(Duration::from_millis(200)));
     assert_eq!(inbox.lock().unwrap().len(), 3);
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     drop(inbox);
     let other = conn.channel().unwrap();
     other.delete_queue(&q.name, false, false).unwrap();
@@ -134,11 +134,11 @@ fn cancel_stops_delivery_and_messages_stay_in_the_queue() {
     let q = temp_queue(&unique("q"));
     let ch = conn.channel().unwrap();
     ch.declare_queue(&q, false).unwrap();
-    let (mut consumer, inbox) = collecting(&conn, &q, true);
-    consumer.consume().unwrap();
+    let (consumer, inbox) = collecting(&conn, &q, true);
+    let subscription = consumer.consume().unwrap();
     ch.publish(Message::new("one"), "", &q.name, &confirmed()).unwrap();
     drain_until(&conn, &inbox, 1, Duration::from_secs(5));
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     for i in 0..3 {
         ch.publish(Message::new(format!("{i}")), "", &q.name, &confirmed()).unwrap();
     }
@@ -164,10 +164,10 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
     let second = conn.channel().unwrap();
     let (c1, inbox1) = collecting(&conn, &shared, true);
     let (c2, inbox2) = collecting(&conn, &shared, true);
-    let mut c1 = c1.prefetch(50);
-    let mut c2 = c2.channel(second).prefetch(50);
-    c1.consume().unwrap();
-    c2.consume().unwrap();
+    let c1 = c1.prefetch(50);
+    let c2 = c2.channel(second).prefetch(50);
+    let sub1 = c1.consume().unwrap();
+    let sub2 = c2.consume().unwrap();
     let all: Inbox = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(10);
     while inbox1.lock().unwrap().len() + inbox2.lock().unwrap().len() < 400 {
@@ -181,15 +181,15 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
     bodies.sort();
     bodies.dedup();
     assert_eq!(bodies.len(), 400, "a message was delivered twice or lost");
-    c1.cancel().unwrap();
-    c2.cancel().unwrap();
+    sub1.cancel().unwrap();
+    sub2.cancel().unwrap();
 
     // One consumer on two queues: in the first 100 deliveries both queues show up. The prefetch window is
     // small on purpose: RabbitMQ applies it per queue consumer, and a window as large as a queue would let
     // the broker push that whole queue before the second basic.consume is even registered.
     let order: Arc<Mutex<Vec<char>>> = Arc::default();
     let seen = order.clone();
-    let mut both = Consumer::new(&conn, [shared.clone(), other.clone()]).prefetch(10).on_message(move |m| {
+    let both = Consumer::new(&conn, [shared.clone(), other.clone()]).prefetch(10).on_message(move |m| {
         m.ack().expect("ack");
         seen.lock().expect("order").push(m.body[0] as char);
     });
@@ -197,7 +197,7 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
         ch.publish(Message::new(format!("s{i}")), "", &shared.name, &PublishOptions::default()).unwrap();
     }
     ch.declare_queue(&shared, true).unwrap();
-    both.consume().unwrap();
+    let both_sub = both.consume().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while order.lock().unwrap().len() < 600 {
         assert!(Instant::now() < deadline, "only {} of 600 arrived", order.lock().unwrap().len());
@@ -205,7 +205,7 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
     }
     let first: Vec<char> = order.lock().unwrap()[..100].to_vec();
     assert!(first.contains(&'s') && first.contains(&'o'), "one queue starved the other: {first:?}");
-    both.cancel().unwrap();
+    both_sub.cancel().unwrap();
     ch.delete_queue(&shared.name, false, false).unwrap();
     ch.delete_queue(&other.name, false, false).unwrap();
 }
@@ -219,7 +219,7 @@ fn one_hub_drives_an_amqp_consumer_while_a_timer_fires() {
     let got = Arc::new(Mutex::new(0usize));
     let count = got.clone();
     let stop = hub.stopper();
-    let mut consumer = Consumer::new(&conn, [q.clone()]).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [q.clone()]).on_message(move |m| {
         m.ack().expect("ack");
         let mut n = count.lock().expect("count");
         *n += 1;
@@ -227,7 +227,7 @@ fn one_hub_drives_an_amqp_consumer_while_a_timer_fires() {
             stop.stop();
         }
     });
-    consumer.consume().unwrap();
+    let subscription = consumer.consume().unwrap();
     let ticks = Rc::new(RefCell::new(0u32));
     let t = ticks.clone();
     hub.call_repeatedly(Duration::from_millis(10), move || *t.borrow_mut() += 1);
@@ -253,7 +253,7 @@ fn one_hub_drives_an_amqp_consumer_while_a_timer_fires() {
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(10), "the hub did not stop");
     assert!(*ticks.borrow() >= 5, "timer fired {} times in {elapsed:?}", ticks.borrow());
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     conn.channel().unwrap().delete_queue(&q.name, false, false).unwrap();
 }
 
@@ -261,20 +261,20 @@ fn one_hub_drives_an_amqp_consumer_while_a_timer_fires() {
 fn deleting_a_consumed_queue_ends_the_consumer_and_the_connection_goes_on() {
     let conn = connect();
     let q = temp_queue(&unique("q"));
-    let (mut consumer, inbox) = collecting(&conn, &q, true);
-    consumer.consume().unwrap();
+    let (consumer, inbox) = collecting(&conn, &q, true);
+    let subscription = consumer.consume().unwrap();
     let ch = conn.channel().unwrap();
     ch.delete_queue(&q.name, false, false).unwrap();
     let _ = conn.drain_events(Some(Duration::from_millis(300)));
     assert!(inbox.lock().unwrap().is_empty());
     assert!(conn.is_connected());
     let q2 = temp_queue(&unique("q2"));
-    let (mut c2, inbox2) = collecting(&conn, &q2, true);
-    c2.consume().unwrap();
+    let (c2, inbox2) = collecting(&conn, &q2, true);
+    let sub2 = c2.consume().unwrap();
     ch.publish(Message::new("after"), "", &q2.name, &confirmed()).unwrap();
     drain_until(&conn, &inbox2, 1, Duration::from_secs(5));
-    c2.cancel().unwrap();
-    let _ = consumer.cancel();
+    sub2.cancel().unwrap();
+    let _ = subscription.cancel();
     ch.delete_queue(&q2.name, false, false).unwrap();
 }
 
@@ -287,15 +287,15 @@ fn cancel_requeues_what_arrived_but_was_not_handed_to_the_consumer() {
     for i in 0..20 {
         ch.publish(Message::new(format!("{i}")), "", &q.name, &confirmed()).unwrap();
     }
-    let (mut consumer, inbox) = collecting(&conn, &q, true);
-    consumer.consume().unwrap();
+    let (consumer, inbox) = collecting(&conn, &q, true);
+    let subscription = consumer.consume().unwrap();
     // The broker pushes the messages to the client; nobody drains events, so none reaches the callback.
     let deadline = Instant::now() + Duration::from_secs(5);
     while ch.declare_queue(&q, true).unwrap().message_count > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(ch.declare_queue(&q, true).unwrap().message_count, 0, "the broker did not deliver");
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while ch.declare_queue(&q, true).unwrap().message_count < 20 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -47,12 +47,12 @@ fn publisher_and_hub_consumer_survive_forced_closes() {
     conn.register_with_event_loop(&mut hub).unwrap();
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(50).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(50).on_message(move |m| {
         *s.lock().unwrap().entry(String::from_utf8_lossy(&m.body).into_owned()).or_default() += 1;
         // An ack on a closed channel fails; the broker redelivers that message.
         let _ = m.ack();
     });
-    consumer.consume().unwrap();
+    let subscription = consumer.consume().unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = {
@@ -110,7 +110,7 @@ fn publisher_and_hub_consumer_survive_forced_closes() {
         ok.len(),
         seen.len()
     );
-    consumer.cancel().ok();
+    subscription.cancel().ok();
     if let Ok(ch) = common::connect().channel() {
         let _ = ch.delete_queue(&q, false, false);
     }

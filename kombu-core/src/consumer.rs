@@ -1,6 +1,6 @@
-//! `Consumer`: receives messages from one or more queues into a callback, checking the accept list and
-//! decoding bodies; refused or undecodable messages go to an error handler or, with none, to the
-//! [`PoisonPolicy`]: never lost, never a reason to stop.
+//! `Consumer`: receives messages from one or more queues into a callback while its `Subscription` lives,
+//! checking the accept list and decoding bodies; refused or undecodable messages go to an error handler
+//! or, with none, to the [`PoisonPolicy`]: never lost, never a reason to stop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,8 @@ type MessageFn = Box<dyn FnMut(Message) -> std::result::Result<(), Box<(Error, M
 type HandlerFn = Box<dyn FnMut(Message, Option<Error>) -> Result<()> + Send>;
 type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
 
-/// Consumes from queues. Build it, then [`consume`](Consumer::consume); dropping it cancels.
+/// Consumes from queues: build it, then [`consume`](Consumer::consume), which returns the
+/// [`Subscription`] that keeps it consuming until dropped or [cancelled](Subscription::cancel).
 ///
 /// Messages arrive when the connection's events are processed: by [`Connection::drain_events`], or by a
 /// [`Hub`](crate::Hub) the connection is registered with.
@@ -31,6 +32,9 @@ type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
 /// [`on_error`](Consumer::on_error) handler, or, without one, to the dead-letter queue of the
 /// [`PoisonPolicy`] (logged at error level). A message redelivered more than the policy allows goes there
 /// too. Either way it is not lost, and the other messages keep flowing.
+///
+/// The consumer keeps its callbacks: after a cancel it consumes again with the same ones. Each
+/// subscription calls them one message at a time.
 pub struct Consumer {
     connection: Connection,
     channel: Option<Arc<dyn Channel>>,
@@ -39,19 +43,14 @@ pub struct Consumer {
     prefetch: Option<u16>,
     no_ack: bool,
     auto_declare: bool,
-    on_message: Option<MessageFn>,
-    on_error: Option<ErrorFn>,
+    on_message: Option<Arc<Mutex<MessageFn>>>,
+    on_error: Option<Arc<Mutex<ErrorFn>>>,
     poison: PoisonPolicy,
-    tags: Vec<Arc<str>>,
-    active: Option<Arc<ConsumerSpec>>,
 }
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("queues", &self.queues.iter().map(|q| &q.name).collect::<Vec<_>>())
-            .field("tags", &self.tags)
-            .finish()
+        f.debug_struct("Consumer").field("queues", &self.queues.iter().map(|q| &q.name).collect::<Vec<_>>()).finish()
     }
 }
 
@@ -70,8 +69,6 @@ impl Consumer {
             on_message: None,
             on_error: None,
             poison: PoisonPolicy::default(),
-            tags: Vec::new(),
-            active: None,
         }
     }
 
@@ -104,10 +101,10 @@ impl Consumer {
     /// The callback for each accepted message; it settles the message (ack, reject, requeue) itself.
     pub fn on_message(mut self, callback: impl FnMut(Message) + Send + 'static) -> Self {
         let mut callback = callback;
-        self.on_message = Some(Box::new(move |m| {
+        self.on_message = Some(Arc::new(Mutex::new(Box::new(move |m| {
             callback(m);
             Ok(())
-        }));
+        }))));
         self
     }
 
@@ -119,20 +116,20 @@ impl Consumer {
         F: FnMut(T, Message) + Send + 'static,
     {
         let mut callback = callback;
-        self.on_message = Some(Box::new(move |m: Message| match m.decode::<T>() {
+        self.on_message = Some(Arc::new(Mutex::new(Box::new(move |m: Message| match m.decode::<T>() {
             Ok(body) => {
                 callback(body, m);
                 Ok(())
             }
             Err(e) => Err(Box::new((e, m))),
-        }));
+        }))));
         self
     }
 
     /// Handles messages that were refused (content type not accepted) or did not decode. The handler
     /// decides what happens to the message (for example `reject(false)` to dead-letter it).
     pub fn on_error(mut self, handler: impl FnMut(Error, Message) + Send + 'static) -> Self {
-        self.on_error = Some(Box::new(handler));
+        self.on_error = Some(Arc::new(Mutex::new(Box::new(handler))));
         self
     }
 
@@ -143,26 +140,20 @@ impl Consumer {
         self
     }
 
-    /// The consumer tags, one per queue, while consuming.
-    pub fn consumer_tags(&self) -> &[Arc<str>] {
-        &self.tags
-    }
-
-    /// Declares the queues (unless `auto_declare(false)`), sets QoS, and starts consuming.
-    pub fn consume(&mut self) -> Result<()> {
-        if self.active.is_some() {
-            return Ok(());
-        }
-        let mut on_message = self
+    /// Declares the queues (unless `auto_declare(false)`), sets QoS, and starts consuming. Messages
+    /// arrive while the returned [`Subscription`] lives: dropping it, or [`Subscription::cancel`], stops
+    /// them. The consumer can consume again afterwards, with the same callbacks.
+    pub fn consume(&self) -> Result<Subscription> {
+        let on_message = self
             .on_message
-            .take()
+            .clone()
             .ok_or_else(|| Error::invalid("consumer has no callback: set on_message or callback"))?;
         let (channel, default_channel) = match &self.channel {
             Some(c) => (c.clone(), false),
             None => (self.connection.default_channel()?, true),
         };
         let accept = self.accept.clone();
-        let mut on_error = self.on_error.take();
+        let on_error = self.on_error.clone();
         let poison = self.poison.clone();
         let tags: Vec<Arc<str>> = self.queues.iter().map(|_| self.connection.new_consumer_tag()).collect();
         let queue_of: HashMap<Arc<str>, String> =
@@ -170,7 +161,7 @@ impl Consumer {
         let handler: HandlerFn = Box::new(move |m: Message, unreadable: Option<Error>| {
             let queue = m.delivery_info.consumer_tag.as_ref().and_then(|t| queue_of.get(t)).map_or("", |q| q.as_str());
             if let Some(err) = unreadable {
-                return refuse(&mut on_error, &poison, queue, err, m);
+                return refuse(on_error.as_deref(), &poison, queue, err, m);
             }
             if let Some(reason) = poison.over_limit(&m) {
                 return poison.dead_letter(&m, queue, &reason);
@@ -184,13 +175,14 @@ impl Consumer {
                         m.content_type.as_deref().unwrap_or("")
                     ),
                 );
-                return refuse(&mut on_error, &poison, queue, err, m);
+                return refuse(on_error.as_deref(), &poison, queue, err, m);
             }
-            match on_message(m) {
+            let handled = (*on_message.lock().unwrap_or_else(|e| e.into_inner()))(m);
+            match handled {
                 Ok(()) => Ok(()),
                 Err(refused) => {
                     let (err, m) = *refused;
-                    refuse(&mut on_error, &poison, queue, err, m)
+                    refuse(on_error.as_deref(), &poison, queue, err, m)
                 }
             }
         });
@@ -209,11 +201,7 @@ impl Consumer {
             channel: Mutex::new((channel.clone(), self.connection.generation())),
         };
         match self.connection.start_consumer(spec) {
-            Ok(spec) => {
-                self.tags = tags;
-                self.active = Some(spec);
-                Ok(())
-            }
+            Ok(spec) => Ok(Subscription { connection: self.connection.clone(), spec: Some(spec) }),
             Err(e) => {
                 for tag in &tags {
                     let _ = channel.cancel(tag);
@@ -223,18 +211,49 @@ impl Consumer {
             }
         }
     }
+}
 
-    /// Stops consuming; messages not yet delivered stay in their queues.
-    pub fn cancel(&mut self) -> Result<()> {
-        let Some(spec) = self.active.take() else { return Ok(()) };
+/// A consumer's registration with its connection, made by [`Consumer::consume`]: its callbacks get
+/// messages while this lives. Dropping it cancels it (an error then is logged); so does
+/// [`cancel`](Subscription::cancel), which reports the error.
+#[must_use = "dropping a Subscription cancels it at once: keep it while messages should arrive"]
+pub struct Subscription {
+    connection: Connection,
+    /// `None` once cancelled.
+    spec: Option<Arc<ConsumerSpec>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("tags", &self.consumer_tags()).finish()
+    }
+}
+
+impl Subscription {
+    /// The consumer tags, one per queue, in the consumer's order of queues.
+    pub fn consumer_tags(&self) -> &[Arc<str>] {
+        self.spec.as_ref().map_or(&[], |s| &s.tags)
+    }
+
+    /// Stops consuming; messages not yet delivered stay in their queues. The connection forgets the
+    /// consumer even when the broker's cancel fails (the error says why), so it is never restarted.
+    pub fn cancel(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let Some(spec) = self.spec.take() else { return Ok(()) };
         self.connection.forget_consumer(&spec);
         let channel = spec.channel();
         let mut first_err = None;
-        for tag in self.tags.drain(..) {
-            if let Err(e) = channel.cancel(&tag) {
-                first_err.get_or_insert(e);
+        for tag in &spec.tags {
+            // A closed channel took its consumers with it.
+            if channel.is_open() {
+                if let Err(e) = channel.cancel(tag) {
+                    first_err.get_or_insert(e);
+                }
             }
-            self.connection.consumers().remove(&tag);
+            self.connection.consumers().remove(tag);
         }
         match first_err {
             Some(e) => Err(e),
@@ -243,9 +262,18 @@ impl Consumer {
     }
 }
 
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let tags = self.consumer_tags().join(", ");
+        if let Err(e) = self.stop() {
+            tracing::warn!("cancelling consumer {tags} on drop: {e:#}");
+        }
+    }
+}
+
 /// A message the consumer cannot handle: to the error handler, or by the poison policy.
 fn refuse(
-    on_error: &mut Option<ErrorFn>,
+    on_error: Option<&Mutex<ErrorFn>>,
     poison: &PoisonPolicy,
     queue: &str,
     err: Error,
@@ -253,7 +281,7 @@ fn refuse(
 ) -> Result<()> {
     match on_error {
         Some(handler) => {
-            handler(err, message);
+            (*handler.lock().unwrap_or_else(|e| e.into_inner()))(err, message);
             Ok(())
         }
         None if message.channel().is_none() => {
@@ -264,13 +292,5 @@ fn refuse(
             Ok(())
         }
         None => poison.dead_letter(&message, queue, &err.report().to_string()),
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        if let Err(e) = self.cancel() {
-            tracing::debug!("cancelling consumer on drop: {e:#}");
-        }
     }
 }

@@ -3,7 +3,7 @@
 //! It defines the entities ([`Exchange`], [`Queue`], [`Binding`], [`Message`]), Kombu's JSON
 //! [`envelope`], [`routing`] for virtual exchanges, [`serialization`], the [`transport`] traits every
 //! backend implements, the [`Registry`] of transports by URL scheme, the user API ([`Connection`],
-//! [`Producer`], [`Consumer`], [`SimpleQueue`]) and the [`Hub`] event loop. It knows no broker: backends
+//! [`Producer`], [`Consumer`] and its [`Subscription`], [`SimpleQueue`]) and the [`Hub`] event loop. It knows no broker: backends
 //! live in their own crates (`kombu-memory`, `kombu-redis`, `kombu-amqp`) and register themselves.
 //!
 //! Programs normally use the `kombu` facade crate, which re-exports this one and links the backends
@@ -36,7 +36,7 @@ pub mod url;
 pub mod testing;
 
 pub use connection::{Connection, ConnectionBuilder, FailoverStrategy, RetryPolicy};
-pub use consumer::Consumer;
+pub use consumer::{Consumer, Subscription};
 pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
 pub use error::{Error, ErrorKind, Report, Result};
 pub use hub::{Hub, Stopper, TimerHandle};

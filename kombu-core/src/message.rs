@@ -159,8 +159,10 @@ impl MessageState {
 /// A message: published by a [`Producer`](crate::Producer), or received by a consumer or `get`.
 ///
 /// Content type and encoding are shared strings (`Arc<str>`; build them with `.into()` from `&str` or
-/// `String`, read them with `as_deref()`). A received message settles through the channel it came from;
-/// a clone settles the same delivery, so settle one of them once.
+/// `String`, read them with `as_deref()`). A received message settles through the channel it came from.
+/// Its clones are the same delivery and share one settle state: once any of them is settled, settling
+/// another fails with an [`ErrorKind::State`](crate::ErrorKind::State) error ("already settled").
+/// [`detached`](Message::detached) makes an independent, unbound copy.
 ///
 /// ```
 /// use kombu_core::Message;
@@ -168,7 +170,7 @@ impl MessageState {
 /// assert_eq!(&m.body[..], b"hello");
 /// assert_eq!(m.headers["h"], "v");
 /// ```
-#[derive(Default)]
+#[derive(Default, Clone)]
 #[non_exhaustive]
 pub struct Message {
     /// The encoded (serialized, maybe compressed) body.
@@ -183,23 +185,9 @@ pub struct Message {
     pub properties: Properties,
     /// Delivery info (empty on an outgoing message).
     pub delivery_info: DeliveryInfo,
-    channel: Option<Arc<dyn Channel>>,
-    state: AtomicU8,
-}
-
-impl Clone for Message {
-    fn clone(&self) -> Self {
-        Message {
-            body: self.body.clone(),
-            content_type: self.content_type.clone(),
-            content_encoding: self.content_encoding.clone(),
-            headers: self.headers.clone(),
-            properties: self.properties.clone(),
-            delivery_info: self.delivery_info.clone(),
-            channel: self.channel.clone(),
-            state: AtomicU8::new(self.state.load(Ordering::Acquire)),
-        }
-    }
+    /// The channel it settles through and its settle state (a [`MessageState`] as a number), shared by
+    /// its clones; `None` while it is bound to no channel.
+    settle: Option<(Arc<dyn Channel>, Arc<AtomicU8>)>,
 }
 
 impl fmt::Debug for Message {
@@ -257,18 +245,19 @@ impl Message {
     /// Binds a received message to the channel that settles it. Backends call this on every message they
     /// return from `get` or deliver to a consumer; `no_ack` deliveries are left unbound (and count as acked).
     pub fn bind_channel(&mut self, channel: Arc<dyn Channel>) {
-        self.channel = Some(channel);
-        self.state = AtomicU8::new(0);
+        self.settle = Some((channel, Arc::new(AtomicU8::new(MessageState::Received as u8))));
     }
 
     /// The channel this message settles through, if it is bound to one.
     pub fn channel(&self) -> Option<&Arc<dyn Channel>> {
-        self.channel.as_ref()
+        self.settle.as_ref().map(|(channel, _)| channel)
     }
 
-    /// How the message was settled (`Received` for one not bound to a channel).
+    /// How the message (or any of its clones) was settled (`Received` for one not bound to a channel).
     pub fn state(&self) -> MessageState {
-        MessageState::from_u8(self.state.load(Ordering::Acquire))
+        self.settle
+            .as_ref()
+            .map_or(MessageState::Received, |(_, state)| MessageState::from_u8(state.load(Ordering::Acquire)))
     }
 
     /// Whether the message was settled (acked, rejected or requeued).
@@ -277,12 +266,12 @@ impl Message {
     }
 
     fn settle_with(&self, to: MessageState, op: impl FnOnce(&dyn Channel, &DeliveryTag) -> Result<()>) -> Result<()> {
-        let bound = self
-            .channel
+        let (bound, state) = self
+            .settle
             .as_ref()
             .ok_or_else(|| Error::state("message is not bound to a channel (outgoing, or consumed with no_ack)"))?;
-        let code = to as u8;
-        if let Err(prev) = self.state.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire) {
+        let received = MessageState::Received as u8;
+        if let Err(prev) = state.compare_exchange(received, to as u8, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Error::state(format!(
                 "message {} was already settled ({:?})",
                 self.delivery_info.delivery_tag,
@@ -291,7 +280,7 @@ impl Message {
         }
         let res = op(bound.as_ref(), &self.delivery_info.delivery_tag);
         if res.is_err() {
-            self.state.store(0, Ordering::Release);
+            state.store(received, Ordering::Release);
         }
         res
     }
@@ -335,8 +324,7 @@ impl Message {
     pub fn detached(&self) -> Message {
         let mut copy = self.clone();
         copy.delivery_info = DeliveryInfo::default();
-        copy.channel = None;
-        copy.state = AtomicU8::new(0);
+        copy.settle = None;
         copy
     }
 

@@ -1,5 +1,7 @@
-//! `Producer`: serializes, compresses and publishes messages to an exchange, declaring what it needs first.
+//! `Producer`: serializes, compresses and publishes messages to an exchange, declaring what it needs first;
+//! forwards received messages as they came.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,7 +111,7 @@ impl Producer {
         self.exchange = exchange;
         self
     }
-    /// The default routing key.
+    /// The default routing key (a `&str` or a `String`, as for [`Publish::routing_key`]).
     pub fn routing_key(mut self, key: impl Into<String>) -> Self {
         self.routing_key = key.into();
         self
@@ -176,6 +178,25 @@ impl Producer {
         Publish::new(self, Body::Raw(body.into()))
     }
 
+    /// Starts a publish of a received message as it came: the same body bytes, content type and
+    /// encoding, headers and properties (its [`detached`](Message::detached) copy), neither serialized
+    /// nor compressed again, so a serializer, compression or content type set on the publish is an
+    /// error. Like any publish it goes to the producer's exchange and routing key unless the publish sets
+    /// them (the message's delivery info is not reused), declaring and reconnecting as the producer does.
+    ///
+    /// ```
+    /// # fn relay(conn: &kombu_core::Connection, message: &kombu_core::Message) -> kombu_core::Result<()> {
+    /// let producer = kombu_core::Producer::new(conn)?;
+    /// producer.forward(message).routing_key("audit").header("relayed-by", "me").send()?;
+    /// message.ack()
+    /// # }
+    /// ```
+    pub fn forward(&self, message: &Message) -> Publish<'_, ()> {
+        let mut publish = Publish::new(self, Body::Forward);
+        publish.message = message.detached();
+        publish
+    }
+
     /// Publishes prepared messages in one go (pipelined where the backend can).
     pub fn send_batch(&self, batch: Vec<Outgoing>) -> Result<()> {
         let ch = self.live_channel().map_err(not_sent)?;
@@ -222,6 +243,8 @@ fn not_sent(e: Error) -> Error {
 enum Body<'a, T: ?Sized> {
     Value(&'a T),
     Raw(Bytes),
+    /// The publish's message is complete already (see [`Producer::forward`]).
+    Forward,
 }
 
 /// One publish being prepared; [`send`](Publish::send) publishes it.
@@ -230,7 +253,7 @@ pub struct Publish<'a, T: ?Sized> {
     producer: &'a Producer,
     body: Body<'a, T>,
     exchange: Option<&'a Exchange>,
-    routing_key: Option<&'a str>,
+    routing_key: Option<Cow<'a, str>>,
     serializer: Option<&'a str>,
     compression: Option<&'a str>,
     content_type: Option<(Arc<str>, Arc<str>)>,
@@ -273,9 +296,10 @@ impl<'a, T: ?Sized> Publish<'a, T> {
         self.exchange = Some(exchange);
         self
     }
-    /// The routing key.
-    pub fn routing_key(mut self, key: &'a str) -> Self {
-        self.routing_key = Some(key);
+    /// The routing key (the producer's otherwise); a `&str` or a `String`, as for
+    /// [`Producer::routing_key`].
+    pub fn routing_key(mut self, key: impl Into<Cow<'a, str>>) -> Self {
+        self.routing_key = Some(key.into());
         self
     }
     /// The serializer.
@@ -360,33 +384,40 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
     /// Builds the message without publishing it (for [`Producer::send_batch`]).
     pub fn into_outgoing(self) -> Result<Outgoing> {
         let p = self.prepare()?;
-        Ok(Outgoing { message: p.message, exchange: p.exchange.to_owned(), routing_key: p.routing_key.to_owned() })
+        Ok(Outgoing { message: p.message, exchange: p.exchange.to_owned(), routing_key: p.routing_key.into_owned() })
     }
 
     fn prepare(mut self) -> Result<Prepared<'a>> {
         let p = self.producer;
-        let (body, ct, enc) = match self.body {
-            Body::Value(v) => serialization::encode(self.serializer.unwrap_or(&p.serializer), v)?,
+        let encoded = match self.body {
+            Body::Value(v) => Some(serialization::encode(self.serializer.unwrap_or(&p.serializer), v)?),
             Body::Raw(b) => {
                 let (ct, enc) =
                     self.content_type.take().unwrap_or_else(|| ("application/data".into(), "binary".into()));
-                (b, ct, enc)
+                Some((b, ct, enc))
             }
-        };
-        let body = match self.compression.or(p.compression.as_deref()) {
-            Some(name) => {
-                let (z, header) = serialization::compress(name, &body)?;
-                self.message.headers.insert("compression".into(), header.into());
-                z
+            Body::Forward if self.serializer.is_some() || self.compression.is_some() || self.content_type.is_some() => {
+                return Err(Error::invalid(
+                    "a forwarded message is published as it came: its serializer, compression and content type cannot be set",
+                ));
             }
-            None => body,
+            Body::Forward => None,
         };
         let mut message = self.message;
-        message.body = body;
-        message.content_type = Some(ct);
-        message.content_encoding = Some(enc);
+        if let Some((body, ct, enc)) = encoded {
+            message.body = match self.compression.or(p.compression.as_deref()) {
+                Some(name) => {
+                    let (z, header) = serialization::compress(name, &body)?;
+                    message.headers.insert("compression".into(), header.into());
+                    z
+                }
+                None => body,
+            };
+            message.content_type = Some(ct);
+            message.content_encoding = Some(enc);
+        }
         let exchange = self.exchange.map_or(p.exchange.name.as_str(), |e| e.name.as_str());
-        let routing_key = self.routing_key.unwrap_or(&p.routing_key);
+        let routing_key = self.routing_key.unwrap_or(Cow::Borrowed(&p.routing_key));
         Ok(Prepared {
             message,
             exchange,
@@ -410,7 +441,7 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
         for q in &prepared.declare_queues {
             producer.maybe_declare_queue(&ch, q).map_err(not_sent)?;
         }
-        ch.publish(prepared.message, prepared.exchange, prepared.routing_key, &prepared.options)
+        ch.publish(prepared.message, prepared.exchange, &prepared.routing_key, &prepared.options)
     }
 }
 
@@ -418,7 +449,7 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
 struct Prepared<'a> {
     message: Message,
     exchange: &'a str,
-    routing_key: &'a str,
+    routing_key: Cow<'a, str>,
     options: PublishOptions,
     declare_exchange: Option<&'a Exchange>,
     declare_queues: Vec<&'a Queue>,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::connection::Connection;
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, Subscription};
 use crate::entity::{Exchange, Queue};
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -23,7 +23,7 @@ pub struct SimpleQueue {
     queue: Queue,
     producer: Producer,
     buffer: Arc<Mutex<VecDeque<Message>>>,
-    consumer: Option<Consumer>,
+    subscription: Option<Subscription>,
 }
 
 impl std::fmt::Debug for SimpleQueue {
@@ -53,7 +53,7 @@ impl SimpleQueue {
             queue,
             producer,
             buffer: Arc::new(Mutex::new(VecDeque::new())),
-            consumer: None,
+            subscription: None,
         })
     }
 
@@ -82,14 +82,13 @@ impl SimpleQueue {
         if let Some(m) = self.pop_buffered() {
             return Ok(m);
         }
-        if self.consumer.is_none() {
+        if self.subscription.is_none() {
             let buffer = self.buffer.clone();
-            let mut consumer = Consumer::new(&self.connection, [self.queue.clone()])
+            let consumer = Consumer::new(&self.connection, [self.queue.clone()])
                 .channel(self.channel.clone())
                 .auto_declare(false)
                 .on_message(move |m| buffer.lock().unwrap_or_else(|e| e.into_inner()).push_back(m));
-            consumer.consume()?;
-            self.consumer = Some(consumer);
+            self.subscription = Some(consumer.consume()?);
         }
         let deadline = timeout.map(|t| crate::hub::after(Instant::now(), t));
         loop {
@@ -133,8 +132,8 @@ impl SimpleQueue {
 
     /// Stops consuming and closes the channel; messages fetched but not acknowledged go back to the queue.
     pub fn close(mut self) -> Result<()> {
-        if let Some(mut c) = self.consumer.take() {
-            c.cancel()?;
+        if let Some(subscription) = self.subscription.take() {
+            subscription.cancel()?;
         }
         self.buffer.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.channel.close()

@@ -54,7 +54,7 @@ fn run(args: Args) -> Result<(), String> {
     let received = Arc::new(AtomicU64::new(0));
     let count = args.count;
     let seen = received.clone();
-    let mut consumer = Consumer::new(&conn, [queue]).callback(move |body: serde_json::Value, message: Message| {
+    let consumer = Consumer::new(&conn, [queue]).callback(move |body: serde_json::Value, message: Message| {
         match body.as_str() {
             Some(text) => println!("received: {text}"),
             None => println!("received: {body}"),
@@ -67,7 +67,7 @@ fn run(args: Args) -> Result<(), String> {
             stop.stop();
         }
     });
-    consumer.consume().map_err(|e| e.to_string())?;
+    let subscription = consumer.consume().map_err(|e| e.to_string())?;
 
     let producer = Producer::new(&conn).map_err(|e| e.to_string())?;
     for _ in 0..args.count.unwrap_or(1) {
@@ -85,7 +85,7 @@ fn run(args: Args) -> Result<(), String> {
         hub.call_later(seconds("exit-after", secs)?, move || stop.stop());
     }
     hub.run_forever().map_err(|e| e.to_string())?;
-    consumer.cancel().map_err(|e| e.to_string())?;
+    subscription.cancel().map_err(|e| e.to_string())?;
     conn.close().map_err(|e| e.to_string())
 }
 

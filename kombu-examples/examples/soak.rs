@@ -113,7 +113,7 @@ fn run(args: &Args) -> kombu::Result<bool> {
         conn.register_with_event_loop(&mut hub)?;
         let b: Arc<Mutex<Books>> = Arc::default();
         let bc = b.clone();
-        let mut consumer = Consumer::new(&conn, [queue.clone()]).prefetch(100).on_message(move |m| {
+        let consumer = Consumer::new(&conn, [queue.clone()]).prefetch(100).on_message(move |m| {
             match std::str::from_utf8(&m.body).ok().and_then(|s| s.parse().ok()) {
                 Some(id) => bc.lock().unwrap_or_else(|e| e.into_inner()).on_message(id),
                 None => eprintln!("soak: a message that is not ours: {:?}", m.body),
@@ -122,7 +122,7 @@ fn run(args: &Args) -> kombu::Result<bool> {
                 eprintln!("soak: ack: {e}");
             }
         });
-        consumer.consume()?;
+        let subscription = consumer.consume()?;
         let (pb, stop, rate, url, retry) = (b.clone(), stop.clone(), args.rate.max(1), url.clone(), retry.clone());
         let publisher = std::thread::Builder::new().name(format!("publish-{i}")).spawn(move || -> kombu::Result<()> {
             let conn = Connection::builder(&url).retry(retry).open()?;
@@ -157,7 +157,7 @@ fn run(args: &Args) -> kombu::Result<bool> {
         });
         publishers.push(publisher.map_err(|e| kombu::Error::state(format!("cannot start a publisher: {e}")))?);
         books.push(b);
-        consumers.push((conn, consumer, queue));
+        consumers.push((conn, subscription, queue));
     }
 
     let start = Instant::now();
@@ -238,8 +238,8 @@ fn run(args: &Args) -> kombu::Result<bool> {
             b.send_errors
         );
     }
-    for (conn, mut consumer, queue) in consumers {
-        if let Err(e) = consumer.cancel() {
+    for (conn, subscription, queue) in consumers {
+        if let Err(e) = subscription.cancel() {
             eprintln!("soak: cancel: {e}");
         }
         if let Err(e) = conn.default_channel().and_then(|ch| ch.delete_queue(&queue.name, false, false)) {

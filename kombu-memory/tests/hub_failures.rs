@@ -23,16 +23,16 @@ fn an_undecodable_message_with_no_error_handler_stops_nothing() {
     let good_a: Arc<Mutex<Vec<i64>>> = Arc::default();
     let got_b: Arc<Mutex<usize>> = Arc::default();
     let (ga, gb) = (good_a.clone(), got_b.clone());
-    let mut ca = Consumer::new(&a, [qa.clone()]).callback(move |v: serde_json::Value, m| {
+    let ca = Consumer::new(&a, [qa.clone()]).callback(move |v: serde_json::Value, m| {
         ga.lock().unwrap().push(v["n"].as_i64().unwrap_or(-1));
         m.ack().unwrap();
     });
-    ca.consume().unwrap();
-    let mut cb = Consumer::new(&b, [qb.clone()]).on_message(move |m| {
+    let _sub_a = ca.consume().unwrap();
+    let cb = Consumer::new(&b, [qb.clone()]).on_message(move |m| {
         *gb.lock().unwrap() += 1;
         m.ack().unwrap();
     });
-    cb.consume().unwrap();
+    let _sub_b = cb.consume().unwrap();
     let ticks = Rc::new(Cell::new(0));
     let t = ticks.clone();
     hub.call_repeatedly(Duration::from_millis(5), move || t.set(t.get() + 1));

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use kombu_core::hub::{Event, Sources, WakeHandle};
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Delivery, Poller, Transport};
-use kombu_core::{BrokerUrl, Connection, Consumer, Error, Hub, Message, Producer, Queue, Registry, Result};
+use kombu_core::{
+    BrokerUrl, Connection, Consumer, Error, Hub, Message, Producer, Queue, Registry, Result, Subscription,
+};
 use kombu_memory::MemoryTransport;
 
 /// Connections to the memory broker that die when `kill` is called.
@@ -131,10 +133,10 @@ fn publish(vhost: &str, queue: &str, body: &str) {
 
 static HOLDS: AtomicU64 = AtomicU64::new(0);
 
-fn recorder(conn: &Connection, queue: &Queue) -> (Consumer, Arc<Mutex<Vec<String>>>) {
+fn recorder(conn: &Connection, queue: &Queue) -> (Subscription, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let s = seen.clone();
-    let mut c = Consumer::new(conn, [queue.clone()]).on_message(move |m| {
+    let c = Consumer::new(conn, [queue.clone()]).on_message(move |m| {
         let body = String::from_utf8_lossy(&m.body).into_owned();
         if body == "hold" {
             // Received, never acked: must come back after the connection is lost.
@@ -144,8 +146,7 @@ fn recorder(conn: &Connection, queue: &Queue) -> (Consumer, Arc<Mutex<Vec<String
         s.lock().unwrap().push(body);
         m.ack().unwrap();
     });
-    c.consume().unwrap();
-    (c, seen)
+    (c.consume().unwrap(), seen)
 }
 
 #[test]
@@ -167,13 +168,15 @@ fn drain_events_reconnects_and_restarts_consumers() {
     conn.drain_events(Some(Duration::from_secs(5))).unwrap();
     // A producer made before the loss publishes on the new connection.
     producer.publish_bytes("after").send().unwrap();
+    // So does a forward, which sends through the same path.
+    producer.forward(&Message::new("forwarded")).send().unwrap();
     let end = Instant::now() + Duration::from_secs(5);
-    while (seen.lock().unwrap().len() < 2 || HOLDS.load(Ordering::Acquire) < 2) && Instant::now() < end {
+    while (seen.lock().unwrap().len() < 3 || HOLDS.load(Ordering::Acquire) < 2) && Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(50)));
     }
     assert_eq!(HOLDS.load(Ordering::Acquire), 2, "the unacked message was not redelivered after the loss");
     assert!(f.connects.load(Ordering::Acquire) > connects, "no new connection was made");
-    assert_eq!(*seen.lock().unwrap(), vec!["before", "after"]);
+    assert_eq!(*seen.lock().unwrap(), vec!["before", "after", "forwarded"]);
 }
 
 #[test]

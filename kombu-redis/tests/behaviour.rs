@@ -114,11 +114,11 @@ fn consumers_receive_through_drain_events_with_prefetch() {
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(5).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(5).on_message(move |m| {
         s.lock().unwrap().push(text(&m));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     while seen.lock().unwrap().len() < 50 {
         conn.drain_events(Some(Duration::from_secs(5))).expect("messages");
     }
@@ -165,13 +165,13 @@ fn fanout_and_headers_exchanges() {
     let (f1, f2) = (unique("f1"), unique("f2"));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer =
+    let consumer =
         Consumer::new(&conn, [Queue::with_exchange(&f1, fan.clone(), "x"), Queue::with_exchange(&f2, fan.clone(), "")])
             .on_message(move |m| {
                 s.lock().unwrap().push((m.delivery_info.routing_key.to_string(), text(&m)));
                 m.ack().unwrap();
             });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     // Let the subscription reach the server.
     let _ = conn.drain_events(Some(Duration::from_millis(300)));
     let p = conn.channel().unwrap();
@@ -227,11 +227,11 @@ fn visibility_timeout_restores_a_lost_delivery() {
     let conn = open(&url);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).on_message(move |m| {
         s.lock().unwrap().push((text(&m), m.delivery_info.redelivered));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().is_empty() && std::time::Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(500)));
@@ -301,11 +301,11 @@ fn consumers_poll_without_client_tracking() {
     let q = unique("poll");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).on_message(move |m| {
         s.lock().unwrap().push(text(&m));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let _ = conn.drain_events(Some(Duration::from_millis(150)));
     let p = conn.channel().unwrap();
     for i in 0..3 {

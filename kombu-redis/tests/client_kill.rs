@@ -39,7 +39,7 @@ fn consumer_survives_client_kill_without_losing_messages() {
 
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(50).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(50).on_message(move |m| {
         *s.lock().unwrap().entry(text(&m)).or_default() += 1;
         // An ack cut off by a kill is retried (removing a record twice is harmless).
         for _ in 0..5 {
@@ -50,7 +50,7 @@ fn consumer_survives_client_kill_without_losing_messages() {
             }
         }
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
     let producer = {

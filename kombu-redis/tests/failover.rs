@@ -63,12 +63,12 @@ fn failover(use_hub: bool) {
     }
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(20).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(20).on_message(move |m| {
         *s.lock().unwrap().entry(text(&m)).or_default() += 1;
         m.ack().unwrap();
     });
     // A is down: consuming connects to B.
-    consumer.consume().unwrap();
+    let subscription = consumer.consume().unwrap();
     assert_eq!(conn.url(), b.url(), "with the first URL dead, the consumer is on the second");
     let mut drive = || {
         if use_hub {
@@ -109,7 +109,7 @@ fn failover(use_hub: bool) {
         if use_hub { "hub" } else { "drain_events" },
         t.elapsed()
     );
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
 }
 
 #[test]

@@ -89,12 +89,12 @@ fn python_publishes_rust_consumes_direct_topic_priorities_binary() {
     let mut got = Vec::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer =
+    let consumer =
         Consumer::new(&conn, [Queue::with_exchange(&dq, Exchange::direct(&dex), "k")]).on_message(move |m| {
             s.lock().unwrap().push(m.properties.priority.unwrap_or(0));
             m.ack().unwrap();
         });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().len() < prios.len() && Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(200)));
@@ -155,11 +155,11 @@ fn fanout_both_ways() {
     let rq = unique("fx.rsq");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::with_exchange(&rq, ex.clone(), "")]).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::with_exchange(&rq, ex.clone(), "")]).on_message(move |m| {
         s.lock().unwrap().push(text(&m));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let _ = conn.drain_events(Some(Duration::from_millis(300)));
     python(json!({"op": "publish", "url": URL, "exchange": ex.name, "type": "fanout", "queue": unique("fx.other"),
         "binding": "", "messages": [{"body_b64": b64(b"to rust"), "routing_key": "some.key",
@@ -208,12 +208,11 @@ fn python_takes_without_ack_and_rust_gets_it_after_the_visibility_timeout() {
     let conn = open(&format!("{URL}?visibility_timeout=1&unacked_restore_interval=0.2&{}", own_unacked(&keys)));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer =
-        Consumer::new(&conn, [Queue::with_exchange(&q, Exchange::direct(&ex), "k")]).on_message(move |m| {
-            s.lock().unwrap().push((m.body.to_vec(), m.delivery_info.redelivered));
-            m.ack().unwrap();
-        });
-    consumer.consume().unwrap();
+    let consumer = Consumer::new(&conn, [Queue::with_exchange(&q, Exchange::direct(&ex), "k")]).on_message(move |m| {
+        s.lock().unwrap().push((m.body.to_vec(), m.delivery_info.redelivered));
+        m.ack().unwrap();
+    });
+    let _subscription = consumer.consume().unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().is_empty() && Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(200)));
@@ -260,11 +259,11 @@ fn fanout_with_global_keyprefix_from_python() {
     let q = unique("fpx.q");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::with_exchange(&q, ex.clone(), "")]).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::with_exchange(&q, ex.clone(), "")]).on_message(move |m| {
         s.lock().unwrap().push(text(&m));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let _ = conn.drain_events(Some(Duration::from_millis(300)));
     python(json!({"op": "publish", "url": URL, "exchange": ex.name, "type": "fanout", "queue": unique("fpx.other"),
         "binding": "", "transport_options": {"global_keyprefix": prefix},

@@ -46,11 +46,11 @@ fn llen(key: &str) -> u64 {
 fn consume(conn: &Connection, queues: Vec<Queue>, n: usize) -> Vec<(String, String)> {
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(conn, queues).on_message(move |m| {
+    let consumer = Consumer::new(conn, queues).on_message(move |m| {
         s.lock().unwrap().push((m.delivery_info.routing_key.to_string(), text(&m)));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().len() < n && Instant::now() < end {
         let _ = conn.drain_events(Some(Duration::from_millis(100)));

@@ -51,11 +51,11 @@ fn payloads_that_are_not_envelopes_are_dead_lettered_byte_for_byte() {
     let _: () = r.lpush(&key, good.as_bytes()).unwrap();
     let got = Arc::new(Mutex::new(0));
     let g = got.clone();
-    let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+    let c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
         *g.lock().unwrap() += 1;
         m.ack().unwrap();
     });
-    c.consume().unwrap();
+    let sub = c.consume().unwrap();
     let dlq = format!("{prefix}{q}.dlq");
     drain_until(&conn, Duration::from_secs(10), || {
         *got.lock().unwrap() == 1 && raw().llen::<_, usize>(&dlq).unwrap() == junk.len()
@@ -68,7 +68,7 @@ fn payloads_that_are_not_envelopes_are_dead_lettered_byte_for_byte() {
     assert_eq!(empty, 0, "nothing goes to a list named after the empty routing key");
     let unacked: usize = r.hlen(format!("{prefix}unacked")).unwrap();
     assert_eq!(unacked, 0, "nothing is left in unacked");
-    c.cancel().unwrap();
+    sub.cancel().unwrap();
     let _: () = r.del(&[&dlq, &key]).unwrap();
 }
 
@@ -81,17 +81,17 @@ fn an_error_handler_gets_unreadable_payloads() {
     type Seen = Vec<(ErrorKind, Vec<u8>)>;
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let s = seen.clone();
-    let mut c =
+    let c =
         Consumer::new(&conn, [Queue::new(q.clone())]).on_message(|_| panic!("callback ran")).on_error(move |e, m| {
             s.lock().unwrap().push((e.kind(), m.body.to_vec()));
             m.ack().unwrap();
         });
-    c.consume().unwrap();
+    let sub = c.consume().unwrap();
     drain_until(&conn, Duration::from_secs(10), || !seen.lock().unwrap().is_empty());
     assert_eq!(*seen.lock().unwrap(), vec![(ErrorKind::Serialization, b"garbage".to_vec())]);
     let left: usize = r.llen(&q).unwrap();
     assert_eq!(left, 0);
-    c.cancel().unwrap();
+    sub.cancel().unwrap();
 }
 
 #[test]
@@ -114,13 +114,13 @@ fn unreadable_unacked_entries_do_not_starve_the_restore_sweep() {
     let conn = open(&url);
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
     let g = got.clone();
-    let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+    let c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
         g.lock().unwrap().push(m.delivery_info.delivery_tag.to_string());
         assert!(m.delivery_info.redelivered);
         assert_eq!(m.delivery_info.redeliveries, Some(1));
         m.ack().unwrap();
     });
-    c.consume().unwrap();
+    let sub = c.consume().unwrap();
     drain_until(&conn, Duration::from_secs(15), || !got.lock().unwrap().is_empty());
     assert_eq!(*got.lock().unwrap(), vec![good_tag]);
     let dlq = format!("{unacked}.dlq");
@@ -133,7 +133,7 @@ fn unreadable_unacked_entries_do_not_starve_the_restore_sweep() {
     assert_eq!(left, 0);
     let first: Vec<u8> = r.lindex(&dlq, -1).unwrap();
     assert!(first.starts_with(b"not an entry "), "moved byte for byte");
-    c.cancel().unwrap();
+    sub.cancel().unwrap();
     let _: () = r.del(&[&dlq, &unacked, &index]).unwrap();
 }
 
@@ -149,15 +149,15 @@ fn ack_is_on_the_server_when_it_returns() {
     let checked: Arc<Mutex<Option<usize>>> = Arc::default();
     let k = checked.clone();
     let unacked = format!("{tag}.unacked");
-    let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+    let c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
         m.ack().unwrap();
         // Right after ack() returns, still inside the callback: the server has forgotten it.
         *k.lock().unwrap() = Some(raw().hlen(&unacked).unwrap());
     });
-    c.consume().unwrap();
+    let sub = c.consume().unwrap();
     drain_until(&conn, Duration::from_secs(10), || checked.lock().unwrap().is_some());
     assert_eq!(*checked.lock().unwrap(), Some(0));
-    c.cancel().unwrap();
+    sub.cancel().unwrap();
 }
 
 #[test]
@@ -175,11 +175,11 @@ fn deferred_acks_reach_the_server_without_draining_and_on_close() {
         }
         let acked = Arc::new(Mutex::new(0));
         let a = acked.clone();
-        let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+        let c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
             m.ack_deferred().unwrap();
             *a.lock().unwrap() += 1;
         });
-        c.consume().unwrap();
+        let sub = c.consume().unwrap();
         drain_until(&conn, Duration::from_secs(10), || *acked.lock().unwrap() == 50);
         if close_at_once {
             conn.close().unwrap();
@@ -191,7 +191,7 @@ fn deferred_acks_reach_the_server_without_draining_and_on_close() {
                 assert!(Instant::now() < end, "deferred acks were not sent without draining");
                 std::thread::sleep(Duration::from_millis(5));
             }
-            c.cancel().unwrap();
+            sub.cancel().unwrap();
         }
     }
 }

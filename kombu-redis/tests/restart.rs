@@ -30,11 +30,11 @@ fn publisher_and_consumer_go_on_after_a_server_restart() {
     };
     let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(10).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(10).on_message(move |m| {
         s.lock().unwrap().insert(text(&m));
         let _ = m.ack();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let drain_until = |n: usize| {
         let end = Instant::now() + Duration::from_secs(20);
         while seen.lock().unwrap().len() < n && Instant::now() < end {
@@ -91,14 +91,14 @@ fn confirmed_publishes_survive_restarts_under_a_publisher_and_a_hub_consumer() {
     });
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(20).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(&q)]).prefetch(20).on_message(move |m| {
         *s.lock().unwrap().entry(text(&m)).or_default() += 1;
         // An ack cut off by the restart leaves the message in flight; it was received all the same.
         if let Err(e) = m.ack() {
             assert!(e.is_recoverable(), "ack: {e}");
         }
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
     let publisher = {
@@ -173,11 +173,11 @@ fn a_hub_consumer_outlasts_a_long_outage_with_the_default_retry_policy() {
     conn.register_with_event_loop(&mut hub).unwrap();
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
     let g = got.clone();
-    let mut c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
+    let c = Consumer::new(&conn, [Queue::new(q.clone())]).on_message(move |m| {
         g.lock().unwrap().push(common::text(&m));
         m.ack().unwrap();
     });
-    c.consume().unwrap();
+    let _sub = c.consume().unwrap();
     let url = server.url();
     let publish = |body: &str| {
         let other = Connection::open(&url).unwrap();

@@ -40,7 +40,7 @@ fn child(url: &str, queue: &str, idle: Option<Duration>) {
     let conn = Connection::open(url).unwrap();
     let last = Arc::new(Mutex::new(Instant::now()));
     let l = last.clone();
-    let mut consumer = Consumer::new(&conn, [Queue::new(queue)]).prefetch(PREFETCH).on_message(move |m| {
+    let consumer = Consumer::new(&conn, [Queue::new(queue)]).prefetch(PREFETCH).on_message(move |m| {
         let mut out = std::io::stdout().lock();
         out.write_all(&m.body).unwrap();
         out.write_all(b"\n").unwrap();
@@ -48,7 +48,7 @@ fn child(url: &str, queue: &str, idle: Option<Duration>) {
         m.ack().unwrap();
         *l.lock().unwrap() = Instant::now();
     });
-    consumer.consume().unwrap();
+    let _subscription = consumer.consume().unwrap();
     let end = Instant::now() + Duration::from_secs(90);
     while Instant::now() < end && idle.is_none_or(|i| last.lock().unwrap().elapsed() < i) {
         match conn.drain_events(Some(Duration::from_millis(100))) {

@@ -129,7 +129,7 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
         consumer = consumer.prefetch(PREFETCH);
     }
     let deferred = args.ack_deferred;
-    let mut consumer = consumer.callback(move |_: Received, message| {
+    let consumer = consumer.callback(move |_: Received, message| {
         match if deferred { message.ack_deferred() } else { message.ack() } {
             Ok(()) => {
                 seen.fetch_add(1, Ordering::Relaxed);
@@ -141,7 +141,7 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     });
     let bar = progress_bar(args, n, "consume");
     let started = Instant::now();
-    consumer.consume()?;
+    let subscription = consumer.consume()?;
     while got.load(Ordering::Relaxed) < n {
         if let Err(e) = conn.drain_events(Some(args.idle_timeout)) {
             if e.kind() == ErrorKind::Timeout {
@@ -160,7 +160,7 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     }
     let consume = started.elapsed();
     bar.finish_and_clear();
-    consumer.cancel()?;
+    subscription.cancel()?;
     let batch = match args.batch {
         Some(size) => Some(batched(&producer, &payload, n, size, &args.queue, &channel)?),
         None => None,

@@ -28,11 +28,11 @@ pub(crate) fn run(args: &ConsumeArgs, io: &mut Io<'_>) -> Outcome {
     let inbox: Arc<Mutex<VecDeque<Message>>> = Arc::default();
     let sink = inbox.clone();
     let prefetch = args.count.map_or(DEFAULT_PREFETCH, |n| u16::try_from(n).unwrap_or(u16::MAX));
-    let mut consumer = Consumer::new(&conn, [q])
+    let consumer = Consumer::new(&conn, [q])
         .auto_declare(!args.passive)
         .prefetch(prefetch)
         .on_message(move |m| sink.lock().unwrap_or_else(|e| e.into_inner()).push_back(m));
-    consumer.consume()?;
+    let subscription = consumer.consume()?;
 
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let mut printed = 0u64;
@@ -59,9 +59,8 @@ pub(crate) fn run(args: &ConsumeArgs, io: &mut Io<'_>) -> Outcome {
         }
     };
     // Whatever arrived beyond what was wanted (or was not printed) goes back to the queue.
-    let cancelled = consumer.cancel();
+    let cancelled = subscription.cancel();
     requeue_all(&inbox);
-    drop(consumer);
     let closed = conn.close();
     result?;
     cancelled?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{bodies, drain_queue, fail, get_wait, is_kind, Check, Context, Ctx, Verdict, SETTLE, WAIT};
 use crate::connection::{Connection, RetryPolicy};
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, Subscription};
 use crate::entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue};
 use crate::error::ErrorKind;
 use crate::hub::Hub;
@@ -61,6 +61,8 @@ cases! {
     31 "unknown or out-of-range options are errors" options_checked,
     30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition,
     32 "a silent broker on the same Hub delays no other connection" silent_broker,
+    33 "a dropped subscription stops delivery; a cancelled consumer consumes again" consume_again,
+    34 "a forwarded message arrives as it was received" forward,
 }
 
 fn text(body: &str) -> Message {
@@ -132,10 +134,10 @@ fn topic_routing(ctx: &Ctx) -> Check<Verdict> {
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Starts a consumer on each queue that records bodies (and acks).
-fn recorder(conn: &Connection, queues: Vec<Queue>) -> Check<(Consumer, Seen)> {
+fn recorder(conn: &Connection, queues: Vec<Queue>) -> Check<(Subscription, Seen)> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut c = Consumer::new(conn, queues).on_message(move |m: Message| {
+    let c = Consumer::new(conn, queues).on_message(move |m: Message| {
         let body = String::from_utf8_lossy(&m.body).into_owned();
         let key = m.delivery_info.consumer_tag.as_deref().unwrap_or_default().to_owned();
         if let Ok(mut s) = s.lock() {
@@ -143,8 +145,8 @@ fn recorder(conn: &Connection, queues: Vec<Queue>) -> Check<(Consumer, Seen)> {
         }
         let _ = m.ack();
     });
-    c.consume().ctx("consume")?;
-    Ok((c, seen))
+    let sub = c.consume().ctx("consume")?;
+    Ok((sub, seen))
 }
 
 /// Runs `drain_events` until `done` says so or `WAIT` passes.
@@ -398,12 +400,12 @@ fn prefetch(ctx: &Ctx) -> Check<Verdict> {
     let held: Arc<Mutex<Vec<Message>>> = Arc::default();
     let h = held.clone();
     let cch = conn.channel().ctx("consumer channel")?;
-    let mut c = Consumer::new(&conn, [q.clone()]).channel(cch).prefetch(2).on_message(move |m| {
+    let c = Consumer::new(&conn, [q.clone()]).channel(cch).prefetch(2).on_message(move |m| {
         if let Ok(mut h) = h.lock() {
             h.push(m);
         }
     });
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     let count = || held.lock().map(|h| h.len()).unwrap_or(0);
     drain_until(&conn, || count() >= 2)?;
     let end = Instant::now() + SETTLE;
@@ -426,7 +428,7 @@ fn prefetch(ctx: &Ctx) -> Check<Verdict> {
     for m in held.lock().map_err(|_| "lock")?.drain(..) {
         m.ack().ctx("ack")?;
     }
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
     Ok(Verdict::Pass)
 }
 
@@ -544,15 +546,15 @@ fn fair_queues(ctx: &Ctx) -> Check<Verdict> {
     }
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let s = seen.clone();
-    let mut c = Consumer::new(&conn, [qa, qb]).prefetch(1).on_message(move |m| {
+    let c = Consumer::new(&conn, [qa, qb]).prefetch(1).on_message(move |m| {
         if let Ok(mut s) = s.lock() {
             s.push(String::from_utf8_lossy(&m.body).into_owned());
         }
         let _ = m.ack();
     });
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     drain_until(&conn, || seen.lock().map(|s| s.len() >= 10).unwrap_or(false))?;
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
     let first10: Vec<String> = seen.lock().map_err(|_| "lock")?.iter().take(10).cloned().collect();
     let from_a = first10.iter().filter(|b| b.starts_with('a')).count();
     if !(3..=7).contains(&from_a) {
@@ -569,10 +571,10 @@ fn cancel(ctx: &Ctx) -> Check<Verdict> {
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
-    let (mut c, seen) = recorder(&conn, vec![q.clone()])?;
+    let (sub, seen) = recorder(&conn, vec![q.clone()])?;
     publish(&ch, "", &q.name, text("before"))?;
     drain_until(&conn, || seen.lock().map(|s| !s.is_empty()).unwrap_or(false))?;
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
     for i in 0..3 {
         publish(&ch, "", &q.name, text(&format!("after{i}")))?;
     }
@@ -600,14 +602,14 @@ fn hub_two_backends(ctx: &Ctx) -> Check<Verdict> {
         let ch = conn.channel().ctx("channel")?;
         ch.declare(&q).ctx("declare")?;
         let c2 = counts.clone();
-        let mut c = Consumer::new(conn, [q.clone()]).on_message(move |m| {
+        let c = Consumer::new(conn, [q.clone()]).on_message(move |m| {
             if let Ok(mut c) = c2.lock() {
                 c[i] += 1;
             }
             let _ = m.ack();
         });
-        c.consume().ctx("consume")?;
-        consumers.push((c, ch, q));
+        let sub = c.consume().ctx("consume")?;
+        consumers.push((sub, ch, q));
     }
     let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
     let t = ticks.clone();
@@ -722,11 +724,11 @@ fn accept_list(ctx: &Ctx) -> Check<Verdict> {
     let ran = Arc::new(Mutex::new(0));
     let r = ran.clone();
     let cch = conn.channel().ctx("consumer channel")?;
-    let mut c = Consumer::new(&conn, [q.clone()])
+    let c = Consumer::new(&conn, [q.clone()])
         .channel(cch.clone())
         .accept(Accept::new(["json"]).ctx("accept")?)
         .on_message(move |_| *r.lock().unwrap_or_else(|e| e.into_inner()) += 1);
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     // With no error handler, the poison policy moves it to the queue's dead-letter queue.
     let dlq = PoisonPolicy::default().dead_letter_queue(&q.name);
     let dead = wait_dead_letter(&conn, &dlq)?;
@@ -736,7 +738,7 @@ fn accept_list(ctx: &Ctx) -> Check<Verdict> {
     if dead.body != "not json".as_bytes() || dead.content_type.as_deref() != Some("text/plain") {
         return fail(format!("dead-lettered message changed: {dead:?}"));
     }
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
     cch.close().ctx("close consumer channel")?;
     if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
         return fail(format!("refused message is in its queue as well as dead-lettered: {m:?}"));
@@ -745,16 +747,15 @@ fn accept_list(ctx: &Ctx) -> Check<Verdict> {
     publish(&ch, "", &q.name, text("again"))?;
     let handled: Arc<Mutex<Vec<String>>> = Arc::default();
     let h = handled.clone();
-    let mut c = Consumer::new(&conn, [q.clone()])
-        .accept(Accept::new(["json"]).ctx("accept")?)
-        .on_message(|_| {})
-        .on_error(move |e, m| {
+    let c = Consumer::new(&conn, [q.clone()]).accept(Accept::new(["json"]).ctx("accept")?).on_message(|_| {}).on_error(
+        move |e, m| {
             if let Ok(mut h) = h.lock() {
                 h.push(format!("{:?}:{}", e.kind(), String::from_utf8_lossy(&m.body)));
             }
             let _ = m.reject(false);
-        });
-    c.consume().ctx("consume")?;
+        },
+    );
+    let _sub = c.consume().ctx("consume")?;
     drain_until(&conn, || handled.lock().map(|h| !h.is_empty()).unwrap_or(false))?;
     let h = handled.lock().map_err(|_| "lock")?.clone();
     if h != ["ContentDisallowed:again"] {
@@ -781,7 +782,7 @@ fn decode_error(ctx: &Ctx) -> Check<Verdict> {
     let good: Arc<Mutex<Vec<i64>>> = Arc::default();
     let bad: Arc<Mutex<usize>> = Arc::default();
     let (g, b) = (good.clone(), bad.clone());
-    let mut c = Consumer::new(&conn, [q.clone()])
+    let c = Consumer::new(&conn, [q.clone()])
         .callback(move |v: serde_json::Value, m| {
             if let Ok(mut g) = g.lock() {
                 g.push(v["n"].as_i64().unwrap_or(-1));
@@ -794,7 +795,7 @@ fn decode_error(ctx: &Ctx) -> Check<Verdict> {
             }
             let _ = m.reject(false);
         });
-    c.consume().ctx("consume")?;
+    let _sub = c.consume().ctx("consume")?;
     drain_until(&conn, || good.lock().map(|g| g.len() >= 2).unwrap_or(false))?;
     let g = good.lock().map_err(|_| "lock")?.clone();
     let b = *bad.lock().map_err(|_| "lock")?;
@@ -931,13 +932,13 @@ fn poison_dead_letter(ctx: &Ctx) -> Check<Verdict> {
     let (conn, ch, q) = good_bad_good(ctx)?;
     let good: Arc<Mutex<Vec<i64>>> = Arc::default();
     let g = good.clone();
-    let mut c = Consumer::new(&conn, [q.clone()]).callback(move |v: serde_json::Value, m| {
+    let c = Consumer::new(&conn, [q.clone()]).callback(move |v: serde_json::Value, m| {
         if let Ok(mut g) = g.lock() {
             g.push(v["n"].as_i64().unwrap_or(-1));
         }
         let _ = m.ack();
     });
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     let dlq = PoisonPolicy::default().dead_letter_queue(&q.name);
     let dead = wait_dead_letter(&conn, &dlq)?;
     drain_until(&conn, || good.lock().map(|g| g.len() >= 2).unwrap_or(false))?;
@@ -948,7 +949,7 @@ fn poison_dead_letter(ctx: &Ctx) -> Check<Verdict> {
     if g != [1, 3] {
         return fail(format!("the consumer did not go on: decoded {g:?}, expected [1, 3]"));
     }
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
     if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
         return fail(format!("undecodable message also stayed in its queue: {m:?}"));
     }
@@ -966,10 +967,10 @@ fn broker_dead_letter(ctx: &Ctx, conn: &Connection) -> Check {
     let target = Queue::new(ctx.name("dlx-target")).durable(false).binding(Binding::new(dlx.clone(), ""));
     ch.declare(&target).ctx("declare the dead-letter exchange's queue")?;
     let q = Queue::new(ctx.name("q")).durable(false).dead_letter(dlx.name.clone(), None);
-    let mut c = Consumer::new(conn, [q.clone()]).callback(|_: serde_json::Value, m| {
+    let c = Consumer::new(conn, [q.clone()]).callback(|_: serde_json::Value, m| {
         let _ = m.ack();
     });
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     let bad = Message::new(&b"{not json"[..]).content_type("application/json").content_encoding("utf-8");
     publish(&ch, "", &q.name, bad)?;
     let end = Instant::now() + WAIT;
@@ -985,7 +986,7 @@ fn broker_dead_letter(ctx: &Ctx, conn: &Connection) -> Check {
             return fail("a refused message from a queue with a dead-letter exchange did not reach that exchange");
         }
     }
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
     Ok(())
 }
 
@@ -998,16 +999,16 @@ fn max_redeliveries(ctx: &Ctx) -> Check<Verdict> {
     let seen: Arc<Mutex<Vec<Option<u32>>>> = Arc::default();
     let s = seen.clone();
     let policy = PoisonPolicy::default().with_max_redeliveries(Some(2));
-    let mut c = Consumer::new(&conn, [q.clone()]).poison_policy(policy.clone()).on_message(move |m| {
+    let c = Consumer::new(&conn, [q.clone()]).poison_policy(policy.clone()).on_message(move |m| {
         if let Ok(mut s) = s.lock() {
             s.push(m.delivery_info.redeliveries);
         }
         let _ = m.requeue();
     });
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     drain_until(&conn, || seen.lock().map(|s| s.len() >= 2).unwrap_or(false))?;
     if seen.lock().map_err(|_| "lock")?.iter().any(Option::is_none) {
-        c.cancel().ctx("cancel")?;
+        sub.cancel().ctx("cancel")?;
         let _ = ch.purge_queue(&q.name);
         return skip("the backend does not count redeliveries (DeliveryInfo::redeliveries is None)");
     }
@@ -1235,7 +1236,7 @@ fn silent_broker(ctx: &Ctx) -> Check<Verdict> {
     let g = got.clone();
     let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let s = sent_at.clone();
-    let mut c = Consumer::new(&conn, [q.clone()]).on_message(move |m| {
+    let c = Consumer::new(&conn, [q.clone()]).on_message(move |m| {
         let i: usize = String::from_utf8_lossy(&m.body).parse().unwrap_or(usize::MAX);
         let at = s.lock().ok().and_then(|s| s.get(i).copied());
         if let (Some(at), Ok(mut g)) = (at, g.lock()) {
@@ -1243,7 +1244,7 @@ fn silent_broker(ctx: &Ctx) -> Check<Verdict> {
         }
         let _ = m.ack();
     });
-    c.consume().ctx("consume")?;
+    let sub = c.consume().ctx("consume")?;
     let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
     let t = ticks.clone();
     hub.call_repeatedly(Duration::from_millis(10), move || t.set(t.get() + 1));
@@ -1273,6 +1274,94 @@ fn silent_broker(ctx: &Ctx) -> Check<Verdict> {
     if ticks.get() < expected / 3 {
         return fail(format!("timer fired {} times in {} ms (every 10 ms expected)", ticks.get(), elapsed.as_millis()));
     }
-    c.cancel().ctx("cancel")?;
+    sub.cancel().ctx("cancel")?;
+    Ok(Verdict::Pass)
+}
+
+fn consume_again(ctx: &Ctx) -> Check<Verdict> {
+    let conn = ctx.open()?;
+    let ch = conn.channel().ctx("channel")?;
+    let q = Queue::new(ctx.name("q")).durable(false);
+    ch.declare(&q).ctx("declare")?;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s = seen.clone();
+    let consumer = Consumer::new(&conn, [q.clone()]).on_message(move |m| {
+        s.lock().unwrap_or_else(|e| e.into_inner()).push(String::from_utf8_lossy(&m.body).into_owned());
+        let _ = m.ack();
+    });
+    let got = || seen.lock().map(|s| s.clone()).unwrap_or_default();
+    drop(consumer.consume().ctx("consume")?);
+    publish(&ch, "", &q.name, text("one"))?;
+    let _ = conn.drain_events(Some(SETTLE));
+    if !got().is_empty() {
+        return fail(format!("a dropped subscription still delivered {:?}", got()));
+    }
+    let sub = consumer.consume().ctx("consume after a drop")?;
+    drain_until(&conn, || got().len() == 1)?;
+    sub.cancel().ctx("cancel")?;
+    publish(&ch, "", &q.name, text("two"))?;
+    let _ = conn.drain_events(Some(SETTLE));
+    if got().len() != 1 {
+        return fail(format!("a cancelled subscription still delivered: {:?}", got()));
+    }
+    let sub = consumer.consume().ctx("consume after a cancel")?;
+    drain_until(&conn, || got().len() == 2)?;
+    sub.cancel().ctx("cancel")?;
+    if got() != ["one", "two"] {
+        return fail(format!("the consumer's callback got {:?}, expected [\"one\", \"two\"]", got()));
+    }
+    Ok(Verdict::Pass)
+}
+
+fn forward(ctx: &Ctx) -> Check<Verdict> {
+    let conn = ctx.open()?;
+    let ch = conn.channel().ctx("channel")?;
+    let first = Queue::new(ctx.name("q")).durable(false);
+    ch.declare(&first).ctx("declare")?;
+    let producer = Producer::new(&conn).ctx("producer")?.compression("zlib");
+    producer
+        .publish(&serde_json::json!({"n": 1, "text": "héllo"}))
+        .routing_key(&first.name)
+        .header("h", "v")
+        .header("nested", serde_json::json!({"list": [1, "two", true], "x": null}))
+        .priority(3)
+        .correlation_id("corr-1")
+        .reply_to("replies")
+        .message_id("mid-1")
+        .timestamp(1_700_000_000)
+        .send()
+        .ctx("publish")?;
+    let received = get_wait(&ch, &first.name, WAIT)?.ok_or("the published message did not arrive")?;
+    // Neither the relay's serializer nor its compression may touch a forwarded message; it declares the
+    // exchange and the queue it forwards to, as for any publish.
+    let ex = Exchange::direct(ctx.name("ex")).durable(false);
+    let target = Queue::with_exchange(ctx.name("q"), ex.clone(), "relayed").durable(false);
+    let relay = Producer::new(&conn).ctx("relay producer")?.serializer("text").compression("gzip");
+    relay.forward(&received).exchange(&ex).routing_key("relayed").declare(&target).send().ctx("forward")?;
+    received.ack().ctx("ack")?;
+    let got = get_wait(&ch, &target.name, WAIT)?.ok_or("the forwarded message did not arrive")?;
+    got.ack().ctx("ack forwarded")?;
+    if got.body != received.body {
+        return fail(format!("body changed: {} bytes received, {} forwarded", received.body.len(), got.body.len()));
+    }
+    if (&got.content_type, &got.content_encoding) != (&received.content_type, &received.content_encoding) {
+        return fail(format!(
+            "content type/encoding changed: {:?}/{:?} -> {:?}/{:?}",
+            received.content_type, received.content_encoding, got.content_type, got.content_encoding
+        ));
+    }
+    if got.headers != received.headers {
+        return fail(format!("headers changed: {:?} -> {:?}", received.headers, got.headers));
+    }
+    if got.properties != received.properties {
+        return fail(format!("properties changed: {:?} -> {:?}", received.properties, got.properties));
+    }
+    if (&*got.delivery_info.exchange, &*got.delivery_info.routing_key) != (ex.name.as_str(), "relayed") {
+        return fail(format!("forwarded with delivery info {:?}", got.delivery_info));
+    }
+    let value: serde_json::Value = got.decode().ctx("decode forwarded")?;
+    if value != serde_json::json!({"n": 1, "text": "héllo"}) {
+        return fail(format!("forwarded body decodes to {value}"));
+    }
     Ok(Verdict::Pass)
 }

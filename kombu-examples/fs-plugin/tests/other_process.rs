@@ -18,11 +18,11 @@ fn a_file_written_by_another_process_is_delivered_by_polling() {
     conn.channel().unwrap().declare(&queue).unwrap();
     let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
     let s = seen.clone();
-    let mut consumer = Consumer::new(&conn, [queue]).on_message(move |m: Message| {
+    let consumer = Consumer::new(&conn, [queue]).on_message(move |m: Message| {
         s.lock().unwrap().push((String::from_utf8_lossy(&m.body).into_owned(), m.delivery_info.redelivered));
         m.ack().unwrap();
     });
-    consumer.consume().unwrap();
+    let subscription = consumer.consume().unwrap();
     let err = conn.drain_events(Some(Duration::from_millis(150))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
 
@@ -38,7 +38,7 @@ fn a_file_written_by_another_process_is_delivered_by_polling() {
         let _ = conn.drain_events(Some(Duration::from_millis(50)));
     }
     assert_eq!(*seen.lock().unwrap(), [("from outside".to_owned(), true)]);
-    consumer.cancel().unwrap();
+    subscription.cancel().unwrap();
     conn.close().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
