@@ -42,6 +42,9 @@ pub enum Command {
     /// Publish a message (or several copies of it) to an exchange.
     #[command(after_help = PUBLISH_AFTER_HELP)]
     Publish(Box<PublishArgs>),
+    /// Take one message from a queue (declaring nothing), print it as JSON, and acknowledge or requeue it.
+    #[command(after_help = GET_AFTER_HELP)]
+    Get(GetArgs),
     /// Consume messages from a queue, printing one JSON object per message on stdout.
     #[command(after_help = CONSUME_AFTER_HELP)]
     Consume(Box<ConsumeArgs>),
@@ -63,8 +66,10 @@ pub enum Command {
 }
 
 const PUBLISH_AFTER_HELP: &str = "\
-The exchange is declared first (type --type, durable unless --transient-exchange) unless --no-declare
-is given. A message that no queue is bound to receive is dropped by the broker: declare the queue
+The exchange (and --queue) is checked first and declared only if it does not exist (type --type,
+durable unless --transient-exchange), so an exchange or queue another program declared, with other
+durability or arguments, is used as it is; flags such as --transient-exchange or --transient declare
+it as they say. --no-declare skips all of this. A message that no queue is bound to receive is dropped by the broker: declare the queue
 first (`kombu declare queue`), or pass --queue to declare and bind it here.
 
 The body is taken as given: with --serializer json (the default) it must be valid JSON; text must be
@@ -88,9 +93,11 @@ The body is shown decompressed; it is text when it is valid UTF-8, base64 otherw
 A message is acknowledged after its line is written (at least once); with --no-ack it is acknowledged
 as it arrives, before it is printed (at most once). Messages received beyond --count go back to the queue.
 
-The queue is declared first (with --exchange, also the exchange and the binding), as Python Kombu's
-consumers do; with --passive it must already exist and nothing is declared (on Redis, as in Python
-Kombu, a queue exists only while it holds messages).
+The queue (with --exchange, also the exchange) is checked first and declared only if it does not
+exist, so a queue another program declared, with other durability or arguments, is consumed as it is;
+queue flags (--transient, --auto-delete, --max-priority, --message-ttl) declare it as they say. With
+--exchange the binding is made. With --passive it must already exist and nothing is declared (on Redis,
+as in Python Kombu, a queue exists only while it holds messages).
 
 Exit status: 0 when --count messages were printed (or, without --count, when at least one was
 printed before the timeout); 3 when --timeout passed first; 1 on an error; 2 on a bad command line.
@@ -184,6 +191,13 @@ pub struct QueueOpts {
     pub message_ttl: Option<Duration>,
 }
 
+impl QueueOpts {
+    /// Whether any of them was given: then the queue is declared as they say, even if it exists.
+    pub fn asked(&self) -> bool {
+        self.transient || self.auto_delete || self.max_priority.is_some() || self.message_ttl.is_some()
+    }
+}
+
 /// `kombu publish`.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
@@ -254,6 +268,35 @@ pub struct PublishArgs {
     #[arg(short = 'n', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
 }
+
+/// `kombu get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Broker URL (or a failover list `url1;url2`).
+    pub url: String,
+    /// Queue to take the message from; it is not declared.
+    #[arg(short, long)]
+    pub queue: String,
+    /// Put the message back on the queue after printing it, instead of acknowledging it.
+    #[arg(long)]
+    pub requeue: bool,
+    /// Wait up to SECS seconds for a message (default: do not wait; exit status 3 if the queue is empty).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+    /// Print JSON (and msgpack, yaml) bodies as JSON values instead of text.
+    #[arg(long)]
+    pub decode_json: bool,
+}
+
+const GET_AFTER_HELP: &str = "\
+The message is printed as `kombu consume` prints it, then acknowledged (or, with --requeue, put back).
+Nothing is declared: the queue must exist (on Redis an empty queue does not exist, and reads as empty).
+
+Exit status: 0 when a message was printed; 3 when the queue stayed empty; 1 on an error.
+
+Examples:
+  kombu get redis://localhost:6379/0 -q tasks
+  kombu get amqp://guest:guest@localhost:5672// -q dead-letters --requeue --decode-json --timeout 5";
 
 /// `kombu consume`.
 #[derive(Debug, Args)]

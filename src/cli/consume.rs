@@ -24,12 +24,15 @@ pub(crate) fn run(args: &ConsumeArgs, io: &mut Io<'_>) -> Outcome {
     let conn = connect(&args.url)?;
     if args.passive {
         conn.default_channel()?.declare_queue(&q, true)?;
+    } else {
+        // Only what is missing, or what the flags ask for: the queue may be another program's.
+        super::entities::ensure_queue(&conn, &q, args.queue_opts.asked(), args.exchange_opts.transient_exchange)?;
     }
     let inbox: Arc<Mutex<VecDeque<Message>>> = Arc::default();
     let sink = inbox.clone();
     let prefetch = args.count.map_or(DEFAULT_PREFETCH, |n| u16::try_from(n).unwrap_or(u16::MAX));
     let consumer = Consumer::new(&conn, [q])
-        .auto_declare(!args.passive)
+        .auto_declare(false)
         .prefetch(prefetch)
         .on_message(move |m| sink.lock().unwrap_or_else(|e| e.into_inner()).push_back(m));
     let subscription = consumer.consume()?;

@@ -8,6 +8,8 @@
 mod args;
 mod bench;
 mod consume;
+mod entities;
+mod get;
 mod manage;
 mod output;
 mod publish;
@@ -98,6 +100,7 @@ where
     }
     let outcome = match cli.command {
         args::Command::Publish(a) => publish::run(&a, io),
+        args::Command::Get(a) => get::run(&a, io),
         args::Command::Consume(a) => consume::run(&a, io),
         args::Command::Declare(c) => manage::declare(&c, io),
         args::Command::Delete(c) => manage::delete(&c, io),

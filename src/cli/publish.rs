@@ -20,11 +20,11 @@ pub(crate) fn run(args: &PublishArgs, io: &mut Io<'_>) -> Outcome {
     conn.connect()?;
     let producer = Producer::new(&conn)?.exchange(exchange.clone()).auto_declare(false);
     if !args.no_declare {
-        if !exchange.is_default() {
-            producer.channel().declare_exchange(&exchange, false)?;
-        }
+        // Only what is missing, or what the flags ask for: the exchange and queue may be another program's.
+        let exchange_asked = args.exchange_opts.transient_exchange;
+        super::entities::ensure_exchange(&conn, &exchange, exchange_asked)?;
         if let Some(q) = &queue {
-            producer.channel().declare(q)?;
+            super::entities::ensure_queue(&conn, q, args.queue_opts.asked(), exchange_asked)?;
         }
     }
     let mode = if args.transient_message { DeliveryMode::Transient } else { DeliveryMode::Persistent };
