@@ -27,6 +27,7 @@ mod poison;
 mod producer;
 pub mod registry;
 pub mod routing;
+mod rpc;
 pub mod serialization;
 mod simple;
 pub mod transport;
@@ -47,6 +48,7 @@ pub use plugin::{PluginDeclaration, PluginRegistrar};
 pub use poison::{PoisonPolicy, DEFAULT_MAX_REDELIVERIES};
 pub use producer::{Producer, Publish, DEFAULT_CONFIRM_TIMEOUT};
 pub use registry::Registry;
+pub use rpc::{RpcClient, MAX_CALL_TIMEOUT};
 pub use serialization::Accept;
 pub use simple::SimpleQueue;
 pub use transport::{

@@ -42,6 +42,17 @@ impl SimpleQueue {
     pub fn with_queue(connection: &Connection, queue: Queue) -> Result<SimpleQueue> {
         let channel = connection.channel()?;
         channel.declare(&queue)?;
+        Self::on(connection, channel, queue)
+    }
+
+    /// A simple interface over a queue that exists, declaring nothing (for a queue another program declared,
+    /// whatever its durability or arguments): `get` takes from it, `put` publishes to it through the default
+    /// exchange. A queue that does not exist shows when it is used.
+    pub fn existing(connection: &Connection, name: &str) -> Result<SimpleQueue> {
+        Self::on(connection, connection.channel()?, Queue::new(name))
+    }
+
+    fn on(connection: &Connection, channel: Arc<dyn Channel>, queue: Queue) -> Result<SimpleQueue> {
         let (exchange, key) = match queue.bindings.first() {
             Some(b) => (b.exchange.clone(), b.routing_key.clone()),
             None => (Exchange::default_exchange(), queue.name.clone()),
