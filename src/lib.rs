@@ -5,6 +5,11 @@
 //! RabbitMQ). Declare exchanges and queues, publish with a [`Producer`], receive with a [`Consumer`],
 //! and drive any number of connections, of any backends, from one [`Hub`].
 //!
+//! Everything is kombu-core's, re-exported: [`Connection`] is `kombu_core::Connection`. This crate adds
+//! the backends its Cargo features enable, registered at link time, so every connection finds them however
+//! it is made ([`Connection::open`], [`Connection::builder`]), with no call first; a scheme of a backend
+//! left out is refused with the feature to enable.
+//!
 //! ```
 //! use kombu::{Connection, Consumer, Exchange, Hub, Producer, Queue};
 //! use std::sync::{Arc, Mutex};

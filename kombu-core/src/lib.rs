@@ -4,10 +4,11 @@
 //! [`envelope`], [`routing`] for virtual exchanges, [`serialization`], the [`transport`] traits every
 //! backend implements, the [`Registry`] of transports by URL scheme, the user API ([`Connection`],
 //! [`Producer`], [`Consumer`], [`SimpleQueue`]) and the [`Hub`] event loop. It knows no broker: backends
-//! live in their own crates (`kombu-memory`, `kombu-redis`, `kombu-amqp`) and register themselves.
+//! live in their own crates, each describing itself with a [`TransportDescriptor`](registry::TransportDescriptor)
+//! that the program registers with [`register_transport!`].
 //!
-//! Programs normally use the `kombu` facade crate, which re-exports this one and links the backends
-//! chosen by Cargo features.
+//! Programs normally use the `kombu` facade crate, which re-exports this one (its [`Connection`] is this
+//! one) and registers the backends chosen by Cargo features.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
