@@ -40,7 +40,8 @@ pub use poller::AmqpPoller;
 pub use transport::AmqpTransport;
 
 /// The AMQP backend for the registry: the `kombu` facade registers it for its `amqp` feature; a
-/// program using this crate directly registers it with `kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);`.
+/// program using this crate directly registers it with
+/// `kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);`.
 pub static DESCRIPTOR: kombu_core::registry::TransportDescriptor =
     kombu_core::registry::TransportDescriptor::new("amqp", &["amqp", "pyamqp", "amqps"], || {
         std::sync::Arc::new(AmqpTransport::new())

@@ -74,7 +74,8 @@ impl Transport for MemoryTransport {
 }
 
 /// The memory backend for the registry: the `kombu` facade registers it for its `memory` feature; a
-/// program using this crate directly registers it with `kombu_core::register_transport!(kombu_memory::DESCRIPTOR);`.
+/// program using this crate directly registers it with
+/// `kombu_core::register_transport!(kombu_memory::DESCRIPTOR);`.
 pub static DESCRIPTOR: TransportDescriptor =
     TransportDescriptor::new("memory", &["memory"], || Arc::new(MemoryTransport));
 

@@ -161,7 +161,8 @@ impl Transport for RedisTransport {
 }
 
 /// The Redis backend for the registry: the `kombu` facade registers it for its `redis` feature; a
-/// program using this crate directly registers it with `kombu_core::register_transport!(kombu_redis::DESCRIPTOR);`.
+/// program using this crate directly registers it with
+/// `kombu_core::register_transport!(kombu_redis::DESCRIPTOR);`.
 pub static DESCRIPTOR: TransportDescriptor =
     TransportDescriptor::new("redis", &["redis", "rediss"], || std::sync::Arc::new(RedisTransport::new()));
 
