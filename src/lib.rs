@@ -5,6 +5,11 @@
 //! RabbitMQ). Declare exchanges and queues, publish with a [`Producer`], receive with a [`Consumer`],
 //! and drive any number of connections, of any backends, from one [`Hub`].
 //!
+//! Everything is kombu-core's, re-exported: [`Connection`] is `kombu_core::Connection`. This crate adds
+//! the backends its Cargo features enable, registered at link time, so every connection finds them however
+//! it is made ([`Connection::open`], [`Connection::builder`]), with no call first; a scheme of a backend
+//! left out is refused with the feature to enable.
+//!
 //! ```
 //! use kombu::{Connection, Consumer, Exchange, Hub, Producer, Queue};
 //! use std::sync::{Arc, Mutex};
@@ -42,54 +47,55 @@ pub use kombu_core::*;
 #[doc(hidden)]
 pub mod cli;
 
-/// Makes sure the backends enabled by Cargo features are linked in, so that their transports are in the
-/// [`Registry`]. [`Connection::open`] calls it; call it yourself before using the registry directly.
-pub fn install_transports() {
-    #[cfg(feature = "memory")]
-    kombu_memory::link();
-    #[cfg(feature = "redis")]
-    kombu_redis::link();
-    #[cfg(feature = "amqp")]
-    kombu_amqp::link();
+/// Registers each backend this crate can compile in: an enabled one's descriptor, a disabled one's
+/// schemes with the feature that would enable it (for the error of its URLs). Both are link-time
+/// registrations, so every [`Connection`], however it is made, finds every enabled backend with no call
+/// first. A compile-time check keeps each hint's schemes equal to its backend's descriptor.
+macro_rules! backends {
+    ($($feature:literal => $krate:ident [$($scheme:literal),+]),+ $(,)?) => {$(
+        #[cfg(feature = $feature)]
+        kombu_core::register_transport!($krate::DESCRIPTOR);
+        #[cfg(feature = $feature)]
+        const _: () = assert!(
+            same_schemes($krate::DESCRIPTOR.schemes(), &[$($scheme),+]),
+            concat!("the schemes of the `", $feature, "` backend differ from its hint's")
+        );
+        #[cfg(not(feature = $feature))]
+        kombu_core::register_unavailable!(
+            [$($scheme),+],
+            concat!("enable the `", $feature, "` feature of the `kombu` crate")
+        );
+    )+};
 }
 
-/// A connection to a broker, chosen by URL scheme (see [`kombu_core::Connection`], which it derefs to).
-///
-/// It is the core connection plus the guarantee that every backend enabled by Cargo features is
-/// registered before the URL is looked up.
-#[derive(Clone, Debug)]
-pub struct Connection(kombu_core::Connection);
-
-impl Connection {
-    /// Opens a connection to `url` (or a failover list `url1;url2`). Connects on first use.
-    pub fn open(url: &str) -> Result<Connection> {
-        install_transports();
-        kombu_core::Connection::open(url).map(Connection)
-    }
-
-    /// A builder for a connection with options (retry policy, failover strategy).
-    pub fn builder(url: &str) -> ConnectionBuilder {
-        install_transports();
-        kombu_core::Connection::builder(url)
-    }
-
-    /// The core connection.
-    pub fn into_inner(self) -> kombu_core::Connection {
-        self.0
-    }
+backends! {
+    "memory" => kombu_memory ["memory"],
+    "redis" => kombu_redis ["redis", "rediss"],
+    "amqp" => kombu_amqp ["amqp", "pyamqp", "amqps"],
 }
 
-impl std::ops::Deref for Connection {
-    type Target = kombu_core::Connection;
-    fn deref(&self) -> &kombu_core::Connection {
-        &self.0
+/// Whether two lists of schemes are equal (in a `const`, where `==` on slices is not available).
+#[cfg(any(feature = "memory", feature = "redis", feature = "amqp"))]
+const fn same_schemes(a: &[&str], b: &[&str]) -> bool {
+    if a.len() != b.len() {
+        return false;
     }
-}
-
-impl From<kombu_core::Connection> for Connection {
-    fn from(c: kombu_core::Connection) -> Self {
-        Connection(c)
+    let mut i = 0;
+    while i < a.len() {
+        let (x, y) = (a[i].as_bytes(), b[i].as_bytes());
+        if x.len() != y.len() {
+            return false;
+        }
+        let mut j = 0;
+        while j < x.len() {
+            if x[j] != y[j] {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
     }
+    true
 }
 
 /// The in-process memory backend.

@@ -1,6 +1,6 @@
 //! kombu-amqp: the AMQP 0-9-1 backend of kombu-rs, for RabbitMQ, on [lapin](https://docs.rs/lapin).
 //!
-//! Linking this crate registers the transport under `amqp`, `pyamqp` and `amqps` (TLS, with the default
+//! Its [`DESCRIPTOR`] registers the transport under `amqp`, `pyamqp` and `amqps` (TLS, with the default
 //! `tls` feature). Exchanges, queues and bindings are the broker's own; kombu's message properties and
 //! headers map onto AMQP basic properties the way py-amqp maps them, so Python Kombu and kombu-rs share
 //! queues. lapin runs the socket on its own thread; consumer deliveries reach kombu's Hub (or
@@ -8,6 +8,7 @@
 //!
 //! ```no_run
 //! use kombu_core::{Connection, Exchange, Producer, Queue};
+//! kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);
 //! let conn = Connection::open("amqp://guest:guest@127.0.0.1:5672//").unwrap();
 //! let queue = Queue::with_exchange("tasks", Exchange::direct("jobs"), "tasks");
 //! let producer = Producer::new(&conn).unwrap().exchange(Exchange::direct("jobs"));
@@ -38,13 +39,10 @@ pub use connection::AmqpConnection;
 pub use poller::AmqpPoller;
 pub use transport::AmqpTransport;
 
-kombu_core::register_transport!(AmqpTransport::new());
-
-/// Makes sure this crate is linked into the program, so that its transport is registered (a linker keeps
-/// a library's static registration only if something else in the same place is used). The `kombu`
-/// facade calls it; programs that use kombu-amqp directly call it once. It stays beside
-/// `register_transport!`.
-#[inline(never)]
-pub fn link() {
-    std::hint::black_box(AmqpTransport::new());
-}
+/// The AMQP backend for the registry: the `kombu` facade registers it for its `amqp` feature; a
+/// program using this crate directly registers it with
+/// `kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);`.
+pub static DESCRIPTOR: kombu_core::registry::TransportDescriptor =
+    kombu_core::registry::TransportDescriptor::new("amqp", &["amqp", "pyamqp", "amqps"], || {
+        std::sync::Arc::new(AmqpTransport::new())
+    });

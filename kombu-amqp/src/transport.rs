@@ -31,7 +31,7 @@ impl Transport for AmqpTransport {
     }
 
     fn aliases(&self) -> Vec<String> {
-        vec!["amqp".into(), "pyamqp".into(), "amqps".into()]
+        crate::DESCRIPTOR.schemes().iter().map(|s| (*s).to_owned()).collect()
     }
 
     fn default_port(&self) -> Option<u16> {

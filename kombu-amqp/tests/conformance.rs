@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use kombu_core::testing::Suite;
 use kombu_core::{Error, Result};
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 fn rabbitmqctl(args: &[&str]) -> Result<String> {
     let out = Command::new("rabbitmqctl")
         .args(args)
@@ -49,7 +51,6 @@ fn force_close(name: &str) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    kombu_memory::link();
     let name = format!("kombu-rs-conformance-{}", std::process::id());
     let url = format!("{}?connection_name={name}", common::url());
     let hook_name = name.clone();

@@ -12,6 +12,9 @@ use kombu_celery::{Protocol, RedisBackend, RpcBackend, State, Task, TaskMessage}
 use kombu_core::{Connection, Producer};
 use serde_json::{json, Value};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);
+
 const REDIS: &str = "redis://127.0.0.1:6379/0";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
 const TESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
@@ -23,8 +26,6 @@ fn unique(what: &str) -> String {
 }
 
 fn open(url: &str) -> Connection {
-    kombu_redis::link();
-    kombu_amqp::link();
     Connection::open(url).unwrap()
 }
 

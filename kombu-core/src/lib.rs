@@ -3,11 +3,12 @@
 //! It defines the entities ([`Exchange`], [`Queue`], [`Binding`], [`Message`]), Kombu's JSON
 //! [`envelope`], [`routing`] for virtual exchanges, [`serialization`], the [`transport`] traits every
 //! backend implements, the [`Registry`] of transports by URL scheme, the user API ([`Connection`],
-//! [`Producer`], [`Consumer`] and its [`Subscription`], [`SimpleQueue`]) and the [`Hub`] event loop. It knows no broker: backends
-//! live in their own crates (`kombu-memory`, `kombu-redis`, `kombu-amqp`) and register themselves.
+//! [`Producer`], [`Consumer`] and its [`Subscription`], [`SimpleQueue`], [`RpcClient`]) and the [`Hub`] event loop. It knows no broker: backends
+//! live in their own crates, each describing itself with a [`TransportDescriptor`](registry::TransportDescriptor)
+//! that the program registers with [`register_transport!`].
 //!
-//! Programs normally use the `kombu` facade crate, which re-exports this one and links the backends
-//! chosen by Cargo features.
+//! Programs normally use the `kombu` facade crate, which re-exports this one (its [`Connection`] is this
+//! one) and registers the backends chosen by Cargo features.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]

@@ -1,7 +1,14 @@
-//! The transport registry: URL schemes (aliases) to transports. Built-in backends register statically
-//! with [`register_transport!`](crate::register_transport) (through `inventory`); plugins and programs
-//! register at run time. An unknown scheme gets an error naming the nearest known alias, or the Cargo
-//! feature that would compile it in.
+//! The transport registry: URL schemes (aliases) to transports.
+//!
+//! kombu-core knows no broker. A backend crate describes itself with a static [`TransportDescriptor`]
+//! (name, schemes, constructor); a program, or the `kombu` facade for the backends its Cargo features
+//! compile in, submits descriptors with [`register_transport!`](crate::register_transport), and names
+//! the backends it could have compiled in but did not with
+//! [`register_unavailable!`](crate::register_unavailable), for the error's hint. Both are collected at
+//! link time (through `inventory`), so the [global](Registry::global) registry has them whichever way a
+//! [`Connection`](crate::Connection) is made, with no call first. Plugins and programs register at run
+//! time (`Registry::load_plugin` with the `plugins` feature, [`Registry::register`]). An unknown scheme
+//! gets an error naming the nearest known alias, or the hint of the backend that would serve it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,25 +18,113 @@ use std::sync::{Arc, OnceLock, RwLock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{Capabilities, Transport};
 
-/// A static registration, collected from every linked crate by `inventory`.
-#[doc(hidden)]
-#[allow(missing_debug_implementations)]
-pub struct StaticTransport {
-    pub create: fn() -> Arc<dyn Transport>,
+/// What the registry needs to know of a backend, as a `static` in the backend's crate: its name, the URL
+/// schemes it serves (its transport's aliases), and how to make its transport.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kombu_core::registry::TransportDescriptor;
+/// # use kombu_core::{Capabilities, Transport, BrokerConnection, BrokerUrl, Result, Error};
+/// # struct MyTransport;
+/// # impl Transport for MyTransport {
+/// #     fn name(&self) -> &str { "mine" }
+/// #     fn aliases(&self) -> Vec<String> { MINE.schemes().iter().map(|s| s.to_string()).collect() }
+/// #     fn default_port(&self) -> Option<u16> { None }
+/// #     fn capabilities(&self) -> Capabilities { Capabilities::new() }
+/// #     fn connect(&self, _: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> { Err(Error::unsupported("doc")) }
+/// # }
+/// pub static MINE: TransportDescriptor = TransportDescriptor::new("mine", &["mine", "mines"], || Arc::new(MyTransport));
+///
+/// // A program that links the crate registers it (the `kombu` facade does this for its backends):
+/// kombu_core::register_transport!(MINE);
+///
+/// let reg = kombu_core::Registry::empty();
+/// reg.install(&MINE).unwrap();
+/// assert_eq!(reg.aliases(), ["mine", "mines"]);
+/// ```
+#[derive(Debug)]
+pub struct TransportDescriptor {
+    name: &'static str,
+    schemes: &'static [&'static str],
+    create: fn() -> Arc<dyn Transport>,
 }
 
-inventory::collect!(StaticTransport);
+impl TransportDescriptor {
+    /// A descriptor: the transport's `name`, the URL `schemes` it serves (exactly its
+    /// [`aliases`](Transport::aliases), checked when it is installed), and its constructor.
+    pub const fn new(
+        name: &'static str,
+        schemes: &'static [&'static str],
+        create: fn() -> Arc<dyn Transport>,
+    ) -> TransportDescriptor {
+        TransportDescriptor { name, schemes, create }
+    }
 
-/// Registers a transport statically, from a backend crate:
+    /// The transport's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The URL schemes it serves.
+    pub const fn schemes(&self) -> &'static [&'static str] {
+        self.schemes
+    }
+}
+
+/// A backend the program could have had but was built without: the schemes it would serve, and what
+/// to do to get it (the `kombu` facade says which Cargo feature to enable). Only used for the error of
+/// [`Registry::get`].
+#[derive(Debug)]
+pub struct UnavailableTransport {
+    schemes: &'static [&'static str],
+    hint: &'static str,
+}
+
+impl UnavailableTransport {
+    /// The backend serving `schemes` is not compiled in; `hint` says how to compile it in.
+    pub const fn new(schemes: &'static [&'static str], hint: &'static str) -> UnavailableTransport {
+        UnavailableTransport { schemes, hint }
+    }
+}
+
+/// A descriptor submitted by [`register_transport!`](crate::register_transport).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StaticTransport(pub &'static TransportDescriptor);
+
+/// A backend named by [`register_unavailable!`](crate::register_unavailable).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StaticUnavailable(pub &'static UnavailableTransport);
+
+inventory::collect!(StaticTransport);
+inventory::collect!(StaticUnavailable);
+
+/// Registers a backend's [`TransportDescriptor`] in the [global](Registry::global) registry, at link
+/// time: once in a program (or a test binary) that links the backend, at the top level of any of its
+/// modules. Submitting the same descriptor twice registers it once.
 ///
 /// ```text
-/// kombu_core::register_transport!(MyTransport::new());
+/// kombu_core::register_transport!(my_backend::DESCRIPTOR);
 /// ```
 #[macro_export]
 macro_rules! register_transport {
-    ($make:expr) => {
+    ($descriptor:expr) => {
+        $crate::inventory::submit! { $crate::registry::StaticTransport(&$descriptor) }
+    };
+}
+
+/// Names, for the error of an unknown scheme, a backend this program was built without (an
+/// [`UnavailableTransport`](crate::registry::UnavailableTransport)), at link time.
+///
+/// ```text
+/// kombu_core::register_unavailable!(["kafka"], "enable the `kafka` feature of the `my_app` crate");
+/// ```
+#[macro_export]
+macro_rules! register_unavailable {
+    ([$($scheme:literal),+ $(,)?], $hint:expr) => {
         $crate::inventory::submit! {
-            $crate::registry::StaticTransport { create: || ::std::sync::Arc::new($make) }
+            $crate::registry::StaticUnavailable(&$crate::registry::UnavailableTransport::new(&[$($scheme),+], $hint))
         }
     };
 }
@@ -78,19 +173,11 @@ pub struct TransportInfo {
     pub default_port: Option<u16>,
 }
 
-/// Built-in backends and the Cargo feature of the `kombu` crate that compiles each in.
-const FEATURES: &[(&str, &str)] = &[
-    ("memory", "memory"),
-    ("redis", "redis"),
-    ("rediss", "redis"),
-    ("amqp", "amqp"),
-    ("amqps", "amqp"),
-    ("pyamqp", "amqp"),
-];
-
 /// Aliases to transports.
 pub struct Registry {
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// Schemes of backends the program was built without, to the hint saying how to get them.
+    unavailable: RwLock<BTreeMap<String, &'static str>>,
 }
 
 impl fmt::Debug for Registry {
@@ -102,18 +189,30 @@ impl fmt::Debug for Registry {
 impl Registry {
     /// An empty registry (tests; programs use [`Registry::global`]).
     pub fn empty() -> Registry {
-        Registry { entries: RwLock::new(BTreeMap::new()) }
+        Registry { entries: RwLock::new(BTreeMap::new()), unavailable: RwLock::new(BTreeMap::new()) }
     }
 
-    /// The process-wide registry, with every statically registered transport.
+    /// The process-wide registry, made on first use with every descriptor submitted by
+    /// [`register_transport!`](crate::register_transport) (and every backend named by
+    /// [`register_unavailable!`](crate::register_unavailable)) in the program, then the plugins of
+    /// `KOMBU_PLUGINS` (feature `plugins`).
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
         GLOBAL.get_or_init(|| {
             let reg = Registry::empty();
-            for s in inventory::iter::<StaticTransport> {
-                if let Err(e) = reg.add((s.create)(), Origin::BuiltIn) {
-                    tracing::error!("built-in transport not registered: {e:#}");
+            let mut installed: Vec<&TransportDescriptor> = Vec::new();
+            for StaticTransport(d) in inventory::iter::<StaticTransport> {
+                // The same backend submitted twice (by the facade and by a test, say) registers once.
+                if installed.iter().any(|i| i.name == d.name && i.schemes == d.schemes) {
+                    continue;
                 }
+                match reg.install(d) {
+                    Ok(()) => installed.push(d),
+                    Err(e) => tracing::error!("built-in transport not registered: {e:#}"),
+                }
+            }
+            for StaticUnavailable(u) in inventory::iter::<StaticUnavailable> {
+                reg.note_unavailable(u);
             }
             #[cfg(feature = "plugins")]
             crate::plugin::load_from_env(&reg);
@@ -123,6 +222,31 @@ impl Registry {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the transport of `descriptor` and registers it under its schemes, as built in. Fails,
+    /// registering nothing, if any scheme is taken or the transport's aliases are not the descriptor's
+    /// schemes.
+    pub fn install(&self, descriptor: &TransportDescriptor) -> Result<()> {
+        let transport = (descriptor.create)();
+        if transport.aliases() != descriptor.schemes {
+            return Err(Error::invalid(format!(
+                "transport '{}' has aliases {:?}, its descriptor schemes {:?}",
+                descriptor.name,
+                transport.aliases(),
+                descriptor.schemes
+            )));
+        }
+        self.add(transport, Origin::BuiltIn)
+    }
+
+    /// Remembers that the program was built without the backend serving `unavailable`'s schemes, for the
+    /// error of [`get`](Registry::get).
+    pub fn note_unavailable(&self, unavailable: &UnavailableTransport) {
+        let mut map = self.unavailable.write().unwrap_or_else(|e| e.into_inner());
+        for scheme in unavailable.schemes {
+            map.insert((*scheme).to_owned(), unavailable.hint);
+        }
     }
 
     /// Registers a transport under all its aliases. Fails, registering nothing, if any alias is taken.
@@ -185,7 +309,7 @@ impl Registry {
     /// The transport for a URL scheme.
     ///
     /// ```
-    /// let err = kombu_core::Registry::empty().get("rediss").unwrap_err();
+    /// let err = kombu_core::Registry::empty().get("nosuch").unwrap_err();
     /// assert_eq!(err.kind(), kombu_core::ErrorKind::UnknownTransport);
     /// ```
     pub fn get(&self, alias: &str) -> Result<Arc<dyn Transport>> {
@@ -194,8 +318,9 @@ impl Registry {
             return Ok(e.transport.clone());
         }
         let mut msg = format!("'{alias}'");
-        if let Some((_, feature)) = FEATURES.iter().find(|(a, _)| *a == alias) {
-            msg.push_str(&format!(": it is not compiled in; enable the `{feature}` feature of the `kombu` crate"));
+        let hint = self.unavailable.read().unwrap_or_else(|e| e.into_inner()).get(alias).copied();
+        if let Some(hint) = hint {
+            msg.push_str(&format!(": it is not compiled in; {hint}"));
         } else {
             let nearest = entries
                 .keys()
@@ -259,8 +384,44 @@ mod tests {
         assert!(e.to_string().contains("did you mean 'kafka'?"), "{e}");
         let e = reg.get("zzzzzzzz").unwrap_err();
         assert!(e.to_string().contains("known: confluentkafka, kafka, sqs"), "{e}");
-        let e = reg.get("redis").unwrap_err();
-        assert!(e.to_string().contains("enable the `redis` feature"), "{e}");
+        static KAFKA: UnavailableTransport = UnavailableTransport::new(&["kafka", "kafkas"], "enable `kafka`");
+        reg.note_unavailable(&KAFKA);
+        let e = reg.get("kafkas").unwrap_err();
+        assert_eq!(e.to_string(), "unknown transport: 'kafkas': it is not compiled in; enable `kafka`");
+        assert!(reg.get("kafka").is_ok(), "a registered transport wins over a hint");
+    }
+
+    static LINKED: TransportDescriptor =
+        TransportDescriptor::new("linked-fake", &["linked-fake", "linked-fakes"], || {
+            Arc::new(Fake(&["linked-fake", "linked-fakes"]))
+        });
+    // Twice, as a facade and a test of the same program may: it registers once.
+    crate::register_transport!(LINKED);
+    crate::register_transport!(LINKED);
+    crate::register_unavailable!(["absent-fake"], "build with the `absent` feature");
+
+    #[test]
+    fn link_time_registrations_reach_the_global_registry() {
+        let global = Registry::global();
+        assert_eq!(global.get("linked-fakes").unwrap().name(), "linked-fake");
+        assert_eq!(global.origin("linked-fake"), Some(Origin::BuiltIn));
+        let e = global.get("absent-fake").unwrap_err();
+        assert!(
+            e.to_string().ends_with("'absent-fake': it is not compiled in; build with the `absent` feature"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn install_checks_schemes_against_aliases() {
+        static WRONG: TransportDescriptor = TransportDescriptor::new("w", &["w", "x"], || Arc::new(Fake(&["w"])));
+        let reg = Registry::empty();
+        let e = reg.install(&WRONG).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(reg.aliases().is_empty());
+        reg.install(&LINKED).unwrap();
+        assert_eq!(reg.aliases(), ["linked-fake", "linked-fakes"]);
+        assert_eq!(reg.install(&LINKED).unwrap_err().kind(), ErrorKind::Plugin, "a taken scheme is refused");
     }
 
     #[test]

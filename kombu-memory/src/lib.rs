@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use kombu_core::{Connection, Exchange, Queue, Producer};
-//! kombu_memory::link();
+//! kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
 //!
 //! let conn = Connection::open("memory://doc-example").unwrap();
 //! let queue = Queue::with_exchange("greetings", Exchange::direct("hello"), "greet");
@@ -33,6 +33,7 @@ mod poller;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use kombu_core::registry::TransportDescriptor;
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
 use kombu_core::{BrokerUrl, OptionSpec, Result};
 
@@ -47,7 +48,7 @@ impl Transport for MemoryTransport {
         "memory"
     }
     fn aliases(&self) -> Vec<String> {
-        vec!["memory".to_owned()]
+        DESCRIPTOR.schemes().iter().map(|s| (*s).to_owned()).collect()
     }
     fn default_port(&self) -> Option<u16> {
         None
@@ -72,16 +73,11 @@ impl Transport for MemoryTransport {
     }
 }
 
-kombu_core::register_transport!(MemoryTransport);
-
-/// Makes sure this crate is linked into the program, so that its transport is registered (a linker keeps
-/// a library's static registration only if something else in the same place is used). The `kombu`
-/// facade calls it; programs that use kombu-memory directly call it once. It must stay in this module,
-/// beside `register_transport!`.
-#[inline(never)]
-pub fn link() {
-    std::hint::black_box(MemoryTransport);
-}
+/// The memory backend for the registry: the `kombu` facade registers it for its `memory` feature; a
+/// program using this crate directly registers it with
+/// `kombu_core::register_transport!(kombu_memory::DESCRIPTOR);`.
+pub static DESCRIPTOR: TransportDescriptor =
+    TransportDescriptor::new("memory", &["memory"], || Arc::new(MemoryTransport));
 
 struct MemoryConnection {
     shared: Arc<ConnShared>,

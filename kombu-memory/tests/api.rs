@@ -4,8 +4,9 @@
 
 use kombu_core::{Connection, ErrorKind, Exchange, Message, MessageState, Producer, PublishOptions, Queue};
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 fn open(vhost: &str) -> Connection {
-    kombu_memory::link();
     Connection::open(&format!("memory://{vhost}")).unwrap()
 }
 

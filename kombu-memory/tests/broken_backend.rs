@@ -8,6 +8,8 @@ use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, Pub
 use kombu_core::{BrokerUrl, DeliveryTag, Exchange, FieldTable, Message, Queue, QueueInfo, Registry, Result};
 use kombu_memory::MemoryTransport;
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Defect {
     None,
@@ -155,7 +157,6 @@ impl Channel for BrokenChannel {
 }
 
 fn suite_with(defect: Defect, case: u32) -> Outcome {
-    kombu_memory::link();
     let alias = format!("broken-{defect:?}-{case}").to_lowercase();
     Registry::global()
         .register(Arc::new(BrokenTransport { alias: alias.clone(), defect }))

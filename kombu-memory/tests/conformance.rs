@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use kombu_core::testing::Suite;
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 fn main() -> ExitCode {
-    kombu_memory::link();
     Suite::new("memory://conformance").peer("memory://conformance-peer").run_as_tests()
 }

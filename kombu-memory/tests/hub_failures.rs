@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use kombu_core::{Connection, Consumer, Hub, Message, PoisonPolicy, Queue};
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 #[test]
 fn an_undecodable_message_with_no_error_handler_stops_nothing() {
-    kombu_memory::link();
     let (a, b) =
         (Connection::open("memory://hub-failures-a").unwrap(), Connection::open("memory://hub-failures-b").unwrap());
     let (qa, qb) = (Queue::new("qa"), Queue::new("qb"));

@@ -13,6 +13,8 @@ use kombu_core::{
 };
 use kombu_memory::MemoryTransport;
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 /// Connections to the memory broker that die when `kill` is called.
 /// A live connection: the host of its URL (each test uses its own), its kill switch and the waker of its
 /// poller.
@@ -117,7 +119,6 @@ fn flaky() -> Arc<Flaky> {
     static FLAKY: std::sync::OnceLock<Arc<Flaky>> = std::sync::OnceLock::new();
     FLAKY
         .get_or_init(|| {
-            kombu_memory::link();
             let f = Arc::new(Flaky::default());
             Registry::global().register(Arc::new(FlakyTransport(f.clone()))).expect("register flaky");
             f

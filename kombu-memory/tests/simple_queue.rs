@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use kombu_core::{Connection, ErrorKind, SimpleQueue};
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 fn open(vhost: &str) -> Connection {
-    kombu_memory::link();
     Connection::open(&format!("memory://{vhost}")).unwrap()
 }
 

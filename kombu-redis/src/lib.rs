@@ -103,6 +103,7 @@ pub use cycle::QueueOrder;
 pub use options::{parse_priority_steps, RedisOptions, DEFAULT_PRIORITY_STEPS, OPTIONS};
 
 use kombu_core::options::OptionSpec;
+use kombu_core::registry::TransportDescriptor;
 use kombu_core::transport::{BrokerConnection, Capabilities, PriorityOrder, Transport};
 use kombu_core::{BrokerUrl, Error, ExchangeKind, Result};
 
@@ -123,7 +124,7 @@ impl Transport for RedisTransport {
     }
 
     fn aliases(&self) -> Vec<String> {
-        vec!["redis".into(), "rediss".into()]
+        DESCRIPTOR.schemes().iter().map(|s| (*s).to_owned()).collect()
     }
 
     fn default_port(&self) -> Option<u16> {
@@ -159,13 +160,14 @@ impl Transport for RedisTransport {
     }
 }
 
-kombu_core::register_transport!(RedisTransport::new());
+/// The Redis backend for the registry: the `kombu` facade registers it for its `redis` feature; a
+/// program using this crate directly registers it with
+/// `kombu_core::register_transport!(kombu_redis::DESCRIPTOR);`.
+pub static DESCRIPTOR: TransportDescriptor =
+    TransportDescriptor::new("redis", &["redis", "rediss"], || std::sync::Arc::new(RedisTransport::new()));
 
-/// Makes sure this crate is linked, so that its transport registers (the `kombu` facade calls it for
-/// the `redis` feature; call it from a program that names the crate nowhere else).
-pub fn link() {
-    std::hint::black_box(RedisTransport::new());
-}
+#[cfg(test)]
+kombu_core::register_transport!(DESCRIPTOR);
 
 #[cfg(test)]
 mod tests {

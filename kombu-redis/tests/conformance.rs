@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use kombu_core::testing::{Suite, Tests};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+
 const RESTART: u32 = 26;
 
 fn main() -> ExitCode {
-    kombu_redis::link();
     Tests::new()
         // A second redis server database stands in for the second backend of case 19.
         .suite(Suite::new(common::URL).peer("redis://127.0.0.1:6379/1").except(&[RESTART]))

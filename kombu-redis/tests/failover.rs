@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use kombu_core::{Connection, Consumer, Hub, Producer, Queue, RetryPolicy};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+
 type Seen = Arc<Mutex<HashMap<String, usize>>>;
 
 /// Publishes `range` to `url` with confirms; returns the bodies whose publish returned Ok.
@@ -49,7 +51,6 @@ fn failover(use_hub: bool) {
     let mut a = PrivateRedis::start();
     let mut b = PrivateRedis::start();
     a.stop();
-    kombu_redis::link();
     let q = unique("failover");
     let retry = RetryPolicy::default().max_retries(None).intervals(
         Duration::from_millis(50),

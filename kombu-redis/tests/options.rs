@@ -13,6 +13,8 @@ use kombu_core::transport::PublishOptions;
 use kombu_core::{Connection, Consumer, ErrorKind, Exchange, Message, Queue};
 use serde_json::{json, Value};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py_helper.py");
 
 fn b64(bytes: &[u8]) -> String {
@@ -187,7 +189,6 @@ fn queue_order_strategy_decides_which_queue_is_served_first() {
 
 #[test]
 fn bad_options_fail_at_open_with_the_option_named() {
-    kombu_redis::link();
     let e = Connection::open("redis://127.0.0.1:6379/0?visiblity_timeout=5").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(

@@ -11,6 +11,8 @@ use common::*;
 use kombu_core::transport::PublishOptions;
 use kombu_core::{Consumer, Message, Queue};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+
 #[test]
 fn publisher_and_consumer_go_on_after_a_server_restart() {
     const N: usize = 600;
@@ -74,7 +76,6 @@ fn confirmed_publishes_survive_restarts_under_a_publisher_and_a_hub_consumer() {
         Duration::from_millis(50),
         Duration::from_millis(200),
     );
-    kombu_redis::link();
     let conn = Connection::builder(&url).retry(retry.clone()).open().unwrap();
     let mut hub = Hub::new().unwrap();
     conn.register_with_event_loop(&mut hub).unwrap();
@@ -164,8 +165,6 @@ fn a_hub_consumer_outlasts_a_long_outage_with_the_default_retry_policy() {
     use std::time::{Duration, Instant};
 
     use kombu_core::{Connection, Consumer, Hub, Message, Queue};
-
-    kombu_redis::link();
     let mut server = common::PrivateRedis::start();
     let conn = Connection::open(&server.url()).unwrap();
     let q = common::unique("outage");

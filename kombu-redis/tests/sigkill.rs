@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use kombu_core::{Connection, Consumer, ErrorKind, Producer, Queue};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+
 const PREFETCH: u16 = 10;
 const KILLS: usize = 15;
 const N: usize = 4000;
@@ -36,7 +38,6 @@ fn main() {
 /// The child: consumes, printing then acking each message; stops after `idle` without a message (or
 /// after 90 s in any case).
 fn child(url: &str, queue: &str, idle: Option<Duration>) {
-    kombu_redis::link();
     let conn = Connection::open(url).unwrap();
     let last = Arc::new(Mutex::new(Instant::now()));
     let l = last.clone();
@@ -94,7 +95,6 @@ fn consumer_sigkilled_at_random_loses_nothing() {
     let server = PrivateRedis::start();
     let url = format!("{}?visibility_timeout=2&unacked_restore_interval=0.2", server.url());
     let q = unique("sigkill");
-    kombu_redis::link();
     let setup = open(&url);
     setup.channel().unwrap().declare(&Queue::new(&q)).unwrap();
 

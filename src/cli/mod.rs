@@ -91,7 +91,6 @@ where
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    crate::install_transports();
     #[cfg(feature = "plugins")]
     for path in &cli.plugins {
         if let Err(e) = kombu_core::Registry::global().load_plugin(path) {

@@ -1,41 +1,7 @@
 //! `cargo xtask lint`: formatting, clippy with warnings as errors, rustdoc with warnings as errors, and
-//! the tidy checks.
-
-use std::path::Path;
+//! the tidy checks (`tidy.rs`).
 
 use crate::{cargo, root, run_checked};
-
-/// Every Rust source file starts with a `//!` line saying what it is for.
-fn tidy() -> Result<(), String> {
-    let mut missing = Vec::new();
-    visit(&root(), &mut missing)?;
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("files without a `//!` line saying what they are for:\n  {}", missing.join("\n  ")))
-    }
-}
-
-fn visit(dir: &Path, missing: &mut Vec<String>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if path.is_dir() {
-            if !name.starts_with('.') && name != "target" {
-                visit(&path, missing)?;
-            }
-        } else if name.ends_with(".rs") {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            if !first.starts_with("//!") {
-                missing.push(path.strip_prefix(root()).unwrap_or(&path).display().to_string());
-            }
-        }
-    }
-    Ok(())
-}
 
 pub(crate) fn run() -> Result<(), String> {
     run_checked(cargo().current_dir(root()).args(["fmt", "--all", "--", "--check"]))?;
@@ -57,7 +23,7 @@ pub(crate) fn run() -> Result<(), String> {
         "--all-features",
         "--no-deps",
     ]))?;
-    tidy()?;
+    crate::tidy::run()?;
     println!("lint: fmt, clippy, docs and tidy are clean");
     Ok(())
 }

@@ -6,6 +6,7 @@ mod lint;
 mod services;
 mod soak;
 mod test;
+mod tidy;
 
 use std::process::ExitCode;
 

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kombu_core::{Channel, Connection, Message, Result};
 
+kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);
+
 /// The RabbitMQ the tests use (`KOMBU_AMQP_URL` overrides).
 pub fn url() -> String {
-    kombu_amqp::link();
     std::env::var("KOMBU_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into())
 }
 

@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! // Cargo.toml: [[test]] name = "conformance" path = "tests/conformance.rs" harness = false
+//! kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+//!
 //! fn main() -> std::process::ExitCode {
-//!     kombu_memory::link();
 //!     kombu_core::testing::Suite::new("memory://conformance").peer("memory://peer").run_as_tests()
 //! }
 //! ```

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use kombu_core::testing::Suite;
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 fn main() -> ExitCode {
-    kombu_memory::link();
     let from = common::load_global();
     assert!(from.ends_with(format!("{}kombu_fs_plugin{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)));
     let dir = common::fresh_dir("conformance");

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use kombu_core::registry::Origin;
 use kombu_core::{ErrorKind, Registry};
 
+kombu_core::register_transport!(kombu_memory::DESCRIPTOR);
+
 /// Loads `path` into `registry`, expecting a plugin error that mentions `reason` and no change to the
 /// registry's aliases.
 fn refused(registry: &Registry, path: &Path, reason: &str) -> String {
@@ -53,7 +55,6 @@ fn a_plugin_built_for_another_abi_version() {
 
 #[test]
 fn an_alias_of_a_built_in_transport() {
-    kombu_memory::link();
     let global = Registry::global();
     assert_eq!(global.origin("memory"), Some(Origin::BuiltIn));
     refused(global, &common::example_library("clashing_plugin"), "'memory' is already registered (built in)");

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use kombu_core::{Channel, Connection, Message};
 
+kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
+
 /// The server the tests use (never flushed: every test uses its own names).
 pub const URL: &str = "redis://127.0.0.1:6379/0";
 
@@ -32,7 +34,6 @@ pub fn own_unacked_py(tag: &str) -> serde_json::Value {
 
 /// A connected connection to `url`.
 pub fn open(url: &str) -> Connection {
-    kombu_redis::link();
     let c = Connection::open(url).expect("open");
     c.connect().expect("connect");
     c

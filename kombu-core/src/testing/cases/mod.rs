@@ -1,0 +1,201 @@
+//! The cases of CONFORMANCE.md, one function each, in one table.
+//! The cases live in one file per topic; this file has the table and the helpers they share.
+
+mod api;
+mod connecting;
+mod content;
+mod dead_letter;
+mod delivery;
+mod errors;
+mod event_loop;
+mod routing;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{bodies, drain_queue, fail, get_wait, is_kind, Check, Context, Ctx, Verdict, SETTLE, WAIT};
+use crate::connection::{Connection, RetryPolicy};
+use crate::consumer::{Consumer, Subscription};
+use crate::entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue};
+use crate::error::ErrorKind;
+use crate::hub::Hub;
+use crate::message::{DeliveryMode, Message};
+use crate::options::{OptionKind, OptionSpec};
+use crate::poison::PoisonPolicy;
+use crate::producer::Producer;
+use crate::serialization::Accept;
+use crate::transport::{Channel, PriorityOrder, PublishOptions};
+
+use api::*;
+use connecting::*;
+use content::*;
+use dead_letter::*;
+use delivery::*;
+use errors::*;
+use event_loop::*;
+use routing::*;
+
+pub(crate) struct Case {
+    pub(crate) number: u32,
+    pub(crate) name: &'static str,
+    pub(crate) run: fn(&Ctx) -> Check<Verdict>,
+}
+
+macro_rules! cases {
+    ($($n:literal $name:literal $f:ident),* $(,)?) => {
+        pub(crate) const CASES: &[Case] = &[$(Case { number: $n, name: $name, run: $f }),*];
+    };
+}
+
+cases! {
+    1 "direct routing" direct_routing,
+    2 "topic routing" topic_routing,
+    3 "fanout routing" fanout_routing,
+    4 "headers routing" headers_routing,
+    5 "unroutable message is dropped" unroutable,
+    6 "unbind and queue delete stop delivery" unbind_and_delete,
+    7 "message round trip" round_trip,
+    8 "FIFO within a queue" fifo,
+    9 "ack removes for good" ack_removes,
+    10 "reject with and without requeue" reject,
+    11 "unacked message comes back when its channel closes" unacked_restored,
+    12 "prefetch limits unacked deliveries" prefetch,
+    13 "two consumers share a queue without duplicates" two_consumers,
+    14 "priorities" priorities,
+    15 "purge" purge,
+    16 "message TTL" ttl,
+    17 "consumer on several queues is fair" fair_queues,
+    18 "cancel stops delivery" cancel,
+    19 "one Hub drives two backends with a timer" hub_two_backends,
+    20 "drain_events timeout" drain_timeout,
+    21 "serializers and compression round trip" content_round_trip,
+    22 "accept list refuses without losing" accept_list,
+    23 "undecodable body does not stop the consumer" decode_error,
+    24 "bad URLs and unknown schemes" bad_urls,
+    25 "failover and retry policy" failover,
+    26 "consumer survives a broker restart" restart,
+    27 "unhandled messages go to on_error or the dead-letter queue" poison_dead_letter,
+    28 "max_redeliveries sends a message to the dead-letter queue" max_redeliveries,
+    31 "unknown or out-of-range options are errors" options_checked,
+    30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition,
+    32 "a silent broker on the same Hub delays no other connection" silent_broker,
+    33 "a dropped subscription stops delivery; a cancelled consumer consumes again" consume_again,
+    34 "a forwarded message arrives as it was received" forward,
+}
+
+fn text(body: &str) -> Message {
+    Message::new(body.to_owned()).content_type("text/plain").content_encoding("utf-8")
+}
+
+fn publish(ch: &Arc<dyn Channel>, ex: &str, key: &str, m: Message) -> Check {
+    ch.publish(m, ex, key, &PublishOptions::default()).ctx(&format!("publish to '{ex}' with key '{key}'"))
+}
+
+fn skip(why: impl Into<String>) -> Check<Verdict> {
+    Ok(Verdict::Skip(why.into()))
+}
+
+fn need_kind(ctx: &Ctx, kind: ExchangeKind) -> Option<Check<Verdict>> {
+    (!ctx.caps().supports(kind)).then(|| skip(format!("transport declares no {kind} exchanges")))
+}
+
+/// Declares `exchange` and one queue per binding key; returns the queue names.
+fn bound_queues(ctx: &Ctx, ch: &Arc<dyn Channel>, exchange: &Exchange, bindings: Vec<Binding>) -> Check<Vec<String>> {
+    let mut names = Vec::new();
+    for b in bindings {
+        let q = Queue::new(ctx.name("q")).durable(false).binding(Binding { exchange: exchange.clone(), ..b });
+        ch.declare(&q).ctx("declare queue")?;
+        names.push(q.name);
+    }
+    Ok(names)
+}
+
+/// What a recorder saw: (consumer tag, body) per delivery.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Starts a consumer on each queue that records bodies (and acks).
+fn recorder(conn: &Connection, queues: Vec<Queue>) -> Check<(Subscription, Seen)> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let c = Consumer::new(conn, queues).on_message(move |m: Message| {
+        let body = String::from_utf8_lossy(&m.body).into_owned();
+        let key = m.delivery_info.consumer_tag.as_deref().unwrap_or_default().to_owned();
+        if let Ok(mut s) = s.lock() {
+            s.push((key, body));
+        }
+        let _ = m.ack();
+    });
+    let sub = c.consume().ctx("consume")?;
+    Ok((sub, seen))
+}
+
+/// Runs `drain_events` until `done` says so or `WAIT` passes.
+fn drain_until(conn: &Connection, done: impl Fn() -> bool) -> Check {
+    let end = Instant::now() + WAIT;
+    while !done() {
+        if Instant::now() >= end {
+            return fail("timed out waiting for deliveries");
+        }
+        match conn.drain_events(Some(Duration::from_millis(100))) {
+            Ok(_) => {}
+            Err(e) if is_kind(&e, ErrorKind::Timeout) => {}
+            Err(e) => return fail(format!("drain_events: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Lets consumers settle in (subscriptions of pub/sub-based transports), expecting nothing yet.
+fn settle(conn: &Connection) -> Check {
+    match conn.drain_events(Some(SETTLE)) {
+        Ok(_) | Err(_) => Ok(()),
+    }
+}
+
+/// A fresh queue holding three JSON messages, `{"n": 1}`, one that does not decode, and `{"n": 3}`.
+fn good_bad_good(ctx: &Ctx) -> Check<(Connection, Arc<dyn Channel>, Queue)> {
+    let conn = ctx.open()?;
+    let ch = conn.channel().ctx("channel")?;
+    let q = Queue::new(ctx.name("q")).durable(false);
+    ch.declare(&q).ctx("declare")?;
+    let json = |b: &str| Message::new(b.to_owned()).content_type("application/json").content_encoding("utf-8");
+    publish(&ch, "", &q.name, json(r#"{"n": 1}"#))?;
+    publish(&ch, "", &q.name, json(r#"{"n": "#))?;
+    publish(&ch, "", &q.name, json(r#"{"n": 3}"#))?;
+    Ok((conn, ch, q))
+}
+
+/// Waits, draining `conn`'s events, for a message in the dead-letter queue `dlq`; deletes `dlq` after.
+fn wait_dead_letter(conn: &Connection, dlq: &str) -> Check<Message> {
+    let end = Instant::now() + WAIT;
+    // Its own channel: a get from a queue that does not exist yet closes an AMQP channel.
+    let mut ch = conn.channel().ctx("channel")?;
+    loop {
+        match conn.drain_events(Some(Duration::from_millis(50))) {
+            Ok(_) => {}
+            Err(e) if is_kind(&e, ErrorKind::Timeout) => {}
+            Err(e) => return fail(format!("drain_events returned an error for an unhandled message: {e}")),
+        }
+        match ch.get(dlq, false) {
+            Ok(Some(m)) => {
+                m.ack().ctx("ack dead-lettered message")?;
+                let _ = ch.delete_queue(dlq, false, false);
+                return Ok(m);
+            }
+            Ok(None) => {}
+            Err(_) => ch = conn.channel().ctx("channel")?,
+        }
+        if Instant::now() >= end {
+            return fail(format!("nothing arrived in the dead-letter queue '{dlq}'"));
+        }
+    }
+}
+
+/// The suite's URL pointing at `port` on 127.0.0.1.
+fn on_loopback_port(url: &str, port: u16) -> Check<String> {
+    let mut u = url::Url::parse(url).map_err(|e| format!("suite URL {url}: {e}"))?;
+    u.set_host(Some("127.0.0.1")).map_err(|e| format!("{url}: {e}"))?;
+    u.set_port(Some(port)).map_err(|()| format!("{url} cannot hold a port"))?;
+    Ok(u.into())
+}
