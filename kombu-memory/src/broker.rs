@@ -2,29 +2,12 @@
 //! of the process that names it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use kombu_core::hub::WakeHandle;
 use kombu_core::routing::binding_matches;
+use kombu_core::virtual_transport::{WakeSlot, Watchers};
 use kombu_core::{Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
-
-/// Wakes one connection's poller when a queue it consumes from gets messages.
-#[derive(Default)]
-pub(crate) struct Notify {
-    handle: Mutex<Option<WakeHandle>>,
-}
-
-impl Notify {
-    pub(crate) fn set(&self, handle: Option<WakeHandle>) {
-        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle;
-    }
-    pub(crate) fn wake(&self) {
-        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            h.wake();
-        }
-    }
-}
 
 /// A message waiting in a queue. The message itself is shared (fanout copies, unacked records).
 #[derive(Clone)]
@@ -53,14 +36,15 @@ pub(crate) struct QueueEntry {
     /// One band per priority (index = priority), or a single band without priorities.
     bands: Vec<VecDeque<Stored>>,
     len: usize,
-    watchers: Vec<Weak<Notify>>,
+    /// The connections consuming from it, woken when it gets messages.
+    watchers: Watchers,
     pub(crate) consumers: u32,
 }
 
 impl QueueEntry {
     fn new(config: Queue) -> Self {
         let bands = usize::from(config.max_priority.unwrap_or(0)) + 1;
-        QueueEntry { config, bands: vec![VecDeque::new(); bands], len: 0, watchers: Vec::new(), consumers: 0 }
+        QueueEntry { config, bands: vec![VecDeque::new(); bands], len: 0, watchers: Watchers::default(), consumers: 0 }
     }
 
     fn band(&self, message: &Message) -> usize {
@@ -83,16 +67,6 @@ impl QueueEntry {
         let band = self.bands.iter_mut().rev().find(|b| !b.is_empty())?;
         self.len -= 1;
         band.pop_front()
-    }
-
-    fn wake_watchers(&mut self) {
-        self.watchers.retain(|w| match w.upgrade() {
-            Some(n) => {
-                n.wake();
-                true
-            }
-            None => false,
-        });
     }
 }
 
@@ -239,12 +213,10 @@ impl Broker {
     }
 
     /// Adds a watcher to a queue (once per connection).
-    pub(crate) fn watch(&self, queue: &str, notify: &Arc<Notify>) -> Result<()> {
+    pub(crate) fn watch(&self, queue: &str, slot: &Arc<WakeSlot>) -> Result<()> {
         let mut st = self.lock();
         let q = st.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
-        if !q.watchers.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(notify))) {
-            q.watchers.push(Arc::downgrade(notify));
-        }
+        q.watchers.add(slot);
         q.consumers += 1;
         Ok(())
     }
@@ -287,17 +259,11 @@ impl State {
         Ok(())
     }
 
-    /// Takes the next live message from a queue; expired ones are dead-lettered or dropped on the way.
-    pub(crate) fn pop(&mut self, queue: &str) -> Option<Stored> {
-        let mut one = Vec::with_capacity(1);
-        self.pop_into(queue, 1, &mut one);
-        one.pop()
-    }
-
-    /// Takes up to `max` live messages from a queue into `out` (one queue lookup for the batch).
-    pub(crate) fn pop_into(&mut self, queue: &str, max: usize, out: &mut Vec<Stored>) {
+    /// Takes up to `max` live messages from a queue into `out` (one queue lookup for the batch); expired
+    /// ones are dead-lettered or dropped on the way.
+    pub(crate) fn pop_into(&mut self, queue: &str, max: usize, out: &mut Vec<Stored>) -> Result<()> {
         let mut expired = Vec::new();
-        let Some(q) = self.queues.get_mut(queue) else { return };
+        let q = self.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
         let mut taken = 0;
         while taken < max {
             let Some(stored) = q.pop() else { break };
@@ -315,6 +281,7 @@ impl State {
                 self.dead_letter(dl.clone(), stored);
             }
         }
+        Ok(())
     }
 
     /// Puts messages back at the head of their queue, marked redelivered (in the order given).
@@ -325,7 +292,7 @@ impl State {
                 s.redeliveries = s.redeliveries.saturating_add(1);
                 q.push_front(s);
             }
-            q.wake_watchers();
+            q.watchers.wake_all();
         }
     }
 
@@ -380,6 +347,6 @@ fn enqueue(q: &mut QueueEntry, message: Arc<Message>, redelivered: bool) {
     // Pollers are woken when a queue becomes non-empty; one that stops early (budget, prefetch) wakes
     // itself again or is woken by the ack that makes room, so later messages need no wake of their own.
     if q.len == 1 {
-        q.wake_watchers();
+        q.watchers.wake_all();
     }
 }

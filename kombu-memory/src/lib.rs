@@ -31,7 +31,7 @@ mod channel;
 mod poller;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
 use kombu_core::{BrokerUrl, OptionSpec, Result};
@@ -64,8 +64,8 @@ impl Transport for MemoryTransport {
         Ok(Box::new(MemoryConnection {
             shared: Arc::new(ConnShared {
                 broker: broker::broker(&name),
-                notify: Arc::default(),
-                channels: Mutex::new(Vec::new()),
+                wake: Arc::default(),
+                channels: Default::default(),
                 open: AtomicBool::new(true),
             }),
         }))
@@ -96,7 +96,7 @@ impl BrokerConnection for MemoryConnection {
     }
 
     fn poller(&self) -> Result<Box<dyn Poller>> {
-        Ok(Box::new(poller::MemoryPoller { conn: self.shared.clone(), handle: None }))
+        Ok(Box::new(poller::MemoryPoller { conn: self.shared.clone(), registration: None }))
     }
 
     fn is_open(&self) -> bool {
@@ -104,11 +104,11 @@ impl BrokerConnection for MemoryConnection {
     }
 
     fn close(&self) -> Result<()> {
-        for ch in self.shared.channels() {
+        for ch in self.shared.channels.live() {
             ch.close()?;
         }
         self.shared.open.store(false, Ordering::Release);
-        self.shared.notify.wake();
+        self.shared.wake.wake();
         Ok(())
     }
 }

@@ -16,12 +16,15 @@
 //!   hook that hands them back on close or `recover`.
 //! - [`Ledger`] (`ledger.rs`): tags, unacked and prefetch of a numbering channel kept in step.
 //! - [`ChannelSet`] (`channels.rs`): a connection's live channels, held weakly.
+//! - [`VirtualChannel`] over a [`Backend`] (`channel.rs`): the whole [`Channel`](crate::Channel) built
+//!   from the parts above, for a backend that only stores and moves messages (memory, filesystem).
 //!
 //! The toolkit knows no store: what a backend keeps per delivery (a queue name and message, a claimed
 //! file, a raw payload) is its type parameter, and putting a message back is the backend's closure.
 //! It takes no locks of its own except inside [`WakeSlot`] and [`ChannelSet`]; the rest lives inside
 //! the backend's channel state, under the backend's lock.
 
+mod channel;
 mod channels;
 mod consumers;
 mod cycle;
@@ -31,11 +34,12 @@ mod tags;
 mod unacked;
 mod wake;
 
+pub use channel::{collect_all, Backend, VirtualChannel, TURN};
 pub use channels::ChannelSet;
 pub use consumers::{Consumer, Consumers};
 pub use cycle::{FairCycle, Turn};
 pub use ledger::{Ledger, Settled};
 pub use qos::Qos;
-pub use tags::{tag_number, unknown_tag, DeliveryTags};
+pub use tags::{tag_number, unknown_tag, DeliveryTags, TagHash, TagHasher};
 pub use unacked::Unacked;
 pub use wake::{Registration, WakeSlot, Watchers};

@@ -30,8 +30,8 @@ mod poller;
 mod store;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
@@ -97,13 +97,8 @@ impl Transport for FsTransport {
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {
         let (root, interval) = FsTransport::settings(url)?;
         let store = Arc::new(Store::open(root)?);
-        let shared = Arc::new(ConnShared {
-            notify: Arc::default(),
-            store,
-            channels: Mutex::new(Vec::new()),
-            open: AtomicBool::new(true),
-        });
-        notify::watch(shared.store.root(), &shared.notify);
+        let shared = Arc::new(ConnShared::new(store));
+        notify::watch(shared.store.root(), &shared.wake);
         Ok(Box::new(FsConnection { shared, interval }))
     }
 }
@@ -125,7 +120,7 @@ impl BrokerConnection for FsConnection {
     }
 
     fn poller(&self) -> Result<Box<dyn Poller>> {
-        Ok(Box::new(poller::FsPoller { conn: self.shared.clone(), interval: self.interval, handle: None }))
+        Ok(Box::new(poller::FsPoller { conn: self.shared.clone(), interval: self.interval, registration: None }))
     }
 
     fn is_open(&self) -> bool {
@@ -134,13 +129,13 @@ impl BrokerConnection for FsConnection {
 
     fn close(&self) -> Result<()> {
         let mut first_err = None;
-        for ch in self.shared.channels() {
+        for ch in self.shared.channels.live() {
             if let Err(e) = ch.close() {
                 first_err.get_or_insert(e);
             }
         }
         self.shared.open.store(false, Ordering::Release);
-        self.shared.notify.wake();
+        self.shared.wake.wake();
         first_err.map_or(Ok(()), Err)
     }
 }

@@ -1,0 +1,349 @@
+//! The virtual channel: one [`Channel`] for every backend that keeps its own queues, over a small
+//! [`Backend`] trait that only stores and moves messages (Python Kombu's `virtual.Channel` over a
+//! transport's `_get`, `_put`, `_purge`, ...). Consumers, delivery tags, prefetch, unacked bookkeeping
+//! and restore on close live here once; the backend says how to take, settle and put back a message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use super::channels::ChannelSet;
+use super::consumers::Consumers;
+use super::cycle::Turn;
+use super::ledger::Ledger;
+use super::tags::TagHasher;
+use super::wake::WakeSlot;
+use crate::transport::{dead_letter_by_copy, Channel, DeadLetter, Delivery, PublishOptions};
+use crate::{DeliveryTag, Error, Exchange, FieldTable, Message, Queue, QueueInfo, Result};
+
+/// Most messages one consumer is offered per turn before the next consumer's turn.
+pub const TURN: usize = 16;
+
+/// What a backend that keeps its own queues provides to [`VirtualChannel`]: the connection's shared
+/// state (one value per connection, shared by its channels), its entity operations, and how to take,
+/// settle and put back messages. Implemented by the memory and filesystem transports.
+pub trait Backend: Send + Sync + Sized + 'static {
+    /// What a channel keeps for each delivery until it is settled: enough to ack, requeue or reject it
+    /// (the queue and the stored message, a claimed file).
+    type Held: Send + 'static;
+
+    /// What one collection round keeps between consumers' turns (a lock on the broker state, directory
+    /// listings), so that a round pays once for what every turn needs.
+    type Round<'a>
+    where
+        Self: 'a;
+
+    /// The connection's wake slot: its poller is woken through it.
+    fn wake_slot(&self) -> &Arc<WakeSlot>;
+    /// The connection's channels.
+    fn channels(&self) -> &ChannelSet<VirtualChannel<Self>>;
+    /// Whether the connection is open (a channel of a closed connection is closed).
+    fn is_open(&self) -> bool;
+
+    /// [`Channel::declare_exchange`], once the channel found itself open (so are the next seven).
+    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()>;
+    /// [`Channel::delete_exchange`].
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()>;
+    /// [`Channel::declare_queue`].
+    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo>;
+    /// [`Channel::delete_queue`].
+    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64>;
+    /// [`Channel::bind_queue`].
+    fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()>;
+    /// [`Channel::unbind_queue`].
+    fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()>;
+    /// [`Channel::purge_queue`].
+    fn purge_queue(&self, name: &str) -> Result<u64>;
+    /// [`Channel::publish`] (the backend also wakes the pollers of the queues it routed to).
+    fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()>;
+
+    /// Starts a collection round (or a `get`).
+    fn round(&self) -> Self::Round<'_>;
+    /// Takes up to `max` ready messages of `queue` into `out` (fewer is fine: a backend may take one
+    /// per turn). A queue that does not exist is an error.
+    fn take(
+        &self,
+        round: &mut Self::Round<'_>,
+        queue: &Arc<str>,
+        max: usize,
+        out: &mut Vec<(Message, Self::Held)>,
+    ) -> Result<()>;
+    /// Forgets a delivery for good (acked, or taken without ack).
+    fn ack(&self, held: Self::Held) -> Result<()>;
+    /// Puts deliveries back at the head of their queues, marked redelivered, in the order given (oldest
+    /// delivery first), and wakes the pollers that consume from them: the restore hook.
+    fn requeue(&self, held: Vec<Self::Held>) -> Result<()>;
+    /// Settles a rejected delivery that is not requeued: dropped, or dead-lettered by the queue.
+    fn reject(&self, held: Self::Held) -> Result<()>;
+
+    /// A consumer starts on `queue` (which must exist).
+    fn watch(&self, queue: &str) -> Result<()>;
+    /// A consumer of `queue` stopped.
+    fn unwatch(&self, _queue: &str) {}
+    /// Whether `queue` dead-letters rejected messages itself (then [`Channel::dead_letter`] rejects
+    /// instead of publishing a copy).
+    fn dead_letters_itself(&self, _queue: &str) -> bool {
+        false
+    }
+}
+
+#[derive(Default)]
+struct State<H> {
+    consumers: Consumers,
+    ledger: Ledger<H, TagHasher>,
+}
+
+/// A channel of a [`Backend`]: consumers taking turns, deliveries numbered 1, 2, ... within the
+/// prefetch limit, unacknowledged messages put back when the channel closes or recovers.
+pub struct VirtualChannel<B: Backend> {
+    me: Weak<VirtualChannel<B>>,
+    conn: Arc<B>,
+    state: Mutex<State<B::Held>>,
+    open: AtomicBool,
+}
+
+impl<B: Backend> std::fmt::Debug for VirtualChannel<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualChannel").field("open", &self.open.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl<B: Backend> VirtualChannel<B> {
+    /// Opens a channel on the connection `conn` (and adds it to the connection's channels).
+    pub fn open(conn: Arc<B>) -> Arc<VirtualChannel<B>> {
+        let ch = Arc::new_cyclic(|me| VirtualChannel {
+            me: me.clone(),
+            conn: conn.clone(),
+            state: Mutex::new(State { consumers: Consumers::default(), ledger: Ledger::default() }),
+            open: AtomicBool::new(true),
+        });
+        conn.channels().add(&ch);
+        ch
+    }
+
+    /// The connection's shared state.
+    pub fn backend(&self) -> &B {
+        &self.conn
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<B::Held>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_open() {
+            Ok(())
+        } else {
+            Err(Error::state("channel is closed"))
+        }
+    }
+
+    /// Numbers a taken message; records it as unacknowledged unless `no_ack` (then it is forgotten).
+    fn deliver(
+        &self,
+        ledger: &mut Ledger<B::Held, TagHasher>,
+        mut message: Message,
+        held: B::Held,
+        no_ack: bool,
+        consumer: Option<&Arc<str>>,
+    ) -> Message {
+        let me = if no_ack { None } else { self.me.upgrade().map(|c| c as Arc<dyn Channel>) };
+        if let Some(held) = ledger.deliver(&mut message, held, no_ack, consumer, me) {
+            if let Err(e) = self.conn.ack(held) {
+                tracing::warn!("cannot forget a message taken without ack: {e:#}");
+            }
+        }
+        message
+    }
+
+    /// Moves up to `budget` ready messages to this channel's consumers, in turn (up to [`TURN`] each),
+    /// within prefetch. Returns whether it stopped because of the budget (more may be ready).
+    pub fn collect(&self, out: &mut Vec<Delivery>, budget: usize) -> bool {
+        if !self.is_open() {
+            return false;
+        }
+        let mut guard = self.state();
+        let st = &mut *guard;
+        if st.consumers.is_empty() {
+            return false;
+        }
+        let mut round = self.conn.round();
+        let mut delivered = 0;
+        let mut batch = Vec::with_capacity(TURN);
+        st.consumers.round(|c| {
+            let max = st.ledger.room().min(budget - delivered).min(TURN);
+            if max == 0 {
+                return Turn::Stop;
+            }
+            if let Err(e) = self.conn.take(&mut round, &c.queue, max, &mut batch) {
+                tracing::debug!("consumer '{}' on queue '{}': {e:#}", c.tag, c.queue);
+            }
+            let got = batch.len();
+            for (message, held) in batch.drain(..) {
+                let message = self.deliver(&mut st.ledger, message, held, c.no_ack, Some(&c.tag));
+                out.push(Delivery::new(c.tag.clone(), message));
+            }
+            delivered += got;
+            Turn::took(got)
+        });
+        delivered == budget
+    }
+
+    fn settle(&self, tag: &DeliveryTag) -> Result<B::Held> {
+        let settled = self.state().ledger.settle(tag)?;
+        if settled.wake {
+            self.conn.wake_slot().wake();
+        }
+        Ok(settled.value)
+    }
+
+    /// Every unacknowledged message back to its queue, oldest first.
+    fn restore_unacked(&self) -> Result<()> {
+        let held = self.state().ledger.take_unsettled();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.conn.requeue(held)
+    }
+}
+
+/// Every open channel of a connection collects for its consumers: the poller's job on each wake.
+/// Returns whether one stopped because of the budget (so the poller wakes itself again).
+pub fn collect_all<B: Backend>(conn: &B, out: &mut Vec<Delivery>, budget: usize) -> bool {
+    let mut more = false;
+    for ch in conn.channels().live() {
+        more |= ch.collect(out, budget);
+    }
+    more
+}
+
+impl<B: Backend> Channel for VirtualChannel<B> {
+    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
+        self.check_open()?;
+        self.conn.declare_exchange(exchange, passive)
+    }
+
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+        self.check_open()?;
+        self.conn.delete_exchange(name, if_unused)
+    }
+
+    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+        self.check_open()?;
+        self.conn.declare_queue(queue, passive)
+    }
+
+    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
+        self.check_open()?;
+        self.conn.delete_queue(name, if_unused, if_empty)
+    }
+
+    fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()> {
+        self.check_open()?;
+        self.conn.bind_queue(queue, exchange, routing_key, arguments)
+    }
+
+    fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()> {
+        self.check_open()?;
+        self.conn.unbind_queue(queue, exchange, routing_key, arguments)
+    }
+
+    fn purge_queue(&self, name: &str) -> Result<u64> {
+        self.check_open()?;
+        self.conn.purge_queue(name)
+    }
+
+    fn publish(&self, message: Message, exchange: &str, routing_key: &str, _options: &PublishOptions) -> Result<()> {
+        self.check_open()?;
+        self.conn.publish(message, exchange, routing_key)
+    }
+
+    fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Message>> {
+        self.check_open()?;
+        let mut st = self.state();
+        let mut one = Vec::with_capacity(1);
+        {
+            let mut round = self.conn.round();
+            self.conn.take(&mut round, &Arc::from(queue), 1, &mut one)?;
+        }
+        Ok(one.pop().map(|(message, held)| self.deliver(&mut st.ledger, message, held, no_ack, None)))
+    }
+
+    fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()> {
+        self.check_open()?;
+        let mut st = self.state();
+        st.consumers.add(consumer_tag, queue, no_ack)?;
+        if let Err(e) = self.conn.watch(queue) {
+            st.consumers.cancel(consumer_tag);
+            return Err(e);
+        }
+        drop(st);
+        self.conn.wake_slot().wake();
+        Ok(())
+    }
+
+    fn cancel(&self, consumer_tag: &str) -> Result<()> {
+        let cancelled = self.state().consumers.cancel(consumer_tag);
+        if let Some(c) = cancelled {
+            self.conn.unwatch(&c.queue);
+        }
+        Ok(())
+    }
+
+    fn ack(&self, tag: &DeliveryTag) -> Result<()> {
+        let held = self.settle(tag)?;
+        self.conn.ack(held)
+    }
+
+    fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()> {
+        let held = self.settle(tag)?;
+        if requeue {
+            self.conn.requeue(vec![held])
+        } else {
+            self.conn.reject(held)
+        }
+    }
+
+    /// The queue's own dead-letter exchange when it has one (as a broker does on reject); otherwise a
+    /// copy to `target.to`.
+    fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
+        if self.conn.dead_letters_itself(target.queue) {
+            return self.reject(&message.delivery_info.delivery_tag, false);
+        }
+        dead_letter_by_copy(self, message, target)
+    }
+
+    fn recover(&self, _requeue: bool) -> Result<()> {
+        self.check_open()?;
+        self.restore_unacked()
+    }
+
+    fn qos(&self, prefetch_count: u16) -> Result<()> {
+        self.check_open()?;
+        self.state().ledger.set_prefetch_count(prefetch_count);
+        self.conn.wake_slot().wake();
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if !self.open.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let consumers = self.state().consumers.clear();
+        for c in consumers {
+            self.conn.unwatch(&c.queue);
+        }
+        self.restore_unacked()
+    }
+
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire) && self.conn.is_open()
+    }
+}
+
+impl<B: Backend> Drop for VirtualChannel<B> {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!("closing a channel: {e:#}");
+        }
+    }
+}
