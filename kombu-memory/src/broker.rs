@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use kombu_core::routing::binding_matches;
-use kombu_core::virtual_transport::{WakeSlot, Watchers};
+use kombu_core::virtual_transport::{Entities, WakeSlot, Watchers};
 use kombu_core::{Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
 
 /// A message waiting in a queue. The message itself is shared (fanout copies, unacked records).
@@ -105,7 +105,18 @@ impl Broker {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
+    /// A consumer starts on a queue: counts it, and adds its connection to the queue's watchers (once).
+    pub(crate) fn add_consumer(&self, queue: &str, slot: &Arc<WakeSlot>) -> Result<()> {
+        let mut st = self.lock();
+        let q = st.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
+        q.watchers.add(slot);
+        q.consumers += 1;
+        Ok(())
+    }
+}
+
+impl Entities for Broker {
+    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
         if exchange.is_default() {
             return Ok(());
         }
@@ -126,7 +137,7 @@ impl Broker {
         }
     }
 
-    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
         let mut st = self.lock();
         match st.exchanges.get(name) {
             None => Err(no_exchange(name)),
@@ -140,7 +151,16 @@ impl Broker {
         }
     }
 
-    pub(crate) fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+    /// Routes a message to its queues. A message no queue takes is dropped.
+    fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
+        let mut st = self.lock();
+        st.route(message, exchange, routing_key, false)
+    }
+
+    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+        if queue.name.is_empty() {
+            return Err(Error::invalid("the memory transport needs a queue name"));
+        }
         let mut st = self.lock();
         match st.queues.get(&queue.name) {
             Some(q) => {
@@ -162,7 +182,16 @@ impl Broker {
         }
     }
 
-    pub(crate) fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
+    fn purge_queue(&self, name: &str) -> Result<u64> {
+        let mut st = self.lock();
+        let q = st.queues.get_mut(name).ok_or_else(|| no_queue(name))?;
+        let n = q.len as u64;
+        q.bands.iter_mut().for_each(VecDeque::clear);
+        q.len = 0;
+        Ok(n)
+    }
+
+    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
         let mut st = self.lock();
         let q = st.queues.get(name).ok_or_else(|| no_queue(name))?;
         if if_unused && q.consumers > 0 {
@@ -178,7 +207,7 @@ impl Broker {
         Ok(removed)
     }
 
-    pub(crate) fn bind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+    fn bind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
         let mut st = self.lock();
         if !st.queues.contains_key(queue) {
             return Err(no_queue(queue));
@@ -190,34 +219,10 @@ impl Broker {
         Ok(())
     }
 
-    pub(crate) fn unbind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+    fn unbind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
         let mut st = self.lock();
         let ex = st.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
         ex.bindings.retain(|b| !(b.queue == queue && b.key == key && &b.args == args));
-        Ok(())
-    }
-
-    pub(crate) fn purge(&self, name: &str) -> Result<u64> {
-        let mut st = self.lock();
-        let q = st.queues.get_mut(name).ok_or_else(|| no_queue(name))?;
-        let n = q.len as u64;
-        q.bands.iter_mut().for_each(VecDeque::clear);
-        q.len = 0;
-        Ok(n)
-    }
-
-    /// Routes a message to its queues. A message no queue takes is dropped.
-    pub(crate) fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
-        let mut st = self.lock();
-        st.route(message, exchange, routing_key, false)
-    }
-
-    /// Adds a watcher to a queue (once per connection).
-    pub(crate) fn watch(&self, queue: &str, slot: &Arc<WakeSlot>) -> Result<()> {
-        let mut st = self.lock();
-        let q = st.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
-        q.watchers.add(slot);
-        q.consumers += 1;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kombu_core::hub::{Event, Sources};
 use kombu_core::transport::{Delivery, Poller};
-use kombu_core::virtual_transport::{collect_all, Registration};
+use kombu_core::virtual_transport::Registration;
 use kombu_core::Result;
 
 use crate::channel::ConnShared;
@@ -20,14 +20,14 @@ pub(crate) struct MemoryPoller {
 
 impl Poller for MemoryPoller {
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let registration = self.conn.wake.register(sources.waker());
+        let registration = self.conn.wake_slot().register(sources.waker());
         registration.wake();
         self.registration = Some(registration);
         Ok(())
     }
 
     fn ready(&mut self, _event: &Event, _sources: &mut Sources<'_>, out: &mut Vec<Delivery>) -> Result<()> {
-        if collect_all(&*self.conn, out, BUDGET) {
+        if self.conn.collect(out, BUDGET) {
             if let Some(r) = &self.registration {
                 r.wake();
             }

@@ -6,9 +6,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use super::channels::ChannelSet;
+use super::connection::ConnectionState;
 use super::consumers::Consumers;
 use super::cycle::Turn;
+use super::entities::Entities;
 use super::ledger::Ledger;
 use super::tags::TagHasher;
 use super::wake::WakeSlot;
@@ -18,10 +19,10 @@ use crate::{DeliveryTag, Error, Exchange, FieldTable, Message, Queue, QueueInfo,
 /// Most messages one consumer is offered per turn before the next consumer's turn.
 pub const TURN: usize = 16;
 
-/// What a backend that keeps its own queues provides to [`VirtualChannel`]: the connection's shared
-/// state (one value per connection, shared by its channels), its entity operations, and how to take,
-/// settle and put back messages. Implemented by the memory and filesystem transports.
-pub trait Backend: Send + Sync + Sized + 'static {
+/// What a backend that keeps its own queues provides to [`VirtualChannel`]: its store's [`Entities`],
+/// and how to take, settle and put back messages. Implemented by the memory broker and the filesystem
+/// store.
+pub trait Backend: Entities + Sized + 'static {
     /// What a channel keeps for each delivery until it is settled: enough to ack, requeue or reject it
     /// (the queue and the stored message, a claimed file).
     type Held: Send + 'static;
@@ -31,30 +32,6 @@ pub trait Backend: Send + Sync + Sized + 'static {
     type Round<'a>
     where
         Self: 'a;
-
-    /// The connection's wake slot: its poller is woken through it.
-    fn wake_slot(&self) -> &Arc<WakeSlot>;
-    /// The connection's channels.
-    fn channels(&self) -> &ChannelSet<VirtualChannel<Self>>;
-    /// Whether the connection is open (a channel of a closed connection is closed).
-    fn is_open(&self) -> bool;
-
-    /// [`Channel::declare_exchange`], once the channel found itself open (so are the next seven).
-    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()>;
-    /// [`Channel::delete_exchange`].
-    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()>;
-    /// [`Channel::declare_queue`].
-    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo>;
-    /// [`Channel::delete_queue`].
-    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64>;
-    /// [`Channel::bind_queue`].
-    fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()>;
-    /// [`Channel::unbind_queue`].
-    fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()>;
-    /// [`Channel::purge_queue`].
-    fn purge_queue(&self, name: &str) -> Result<u64>;
-    /// [`Channel::publish`] (the backend also wakes the pollers of the queues it routed to).
-    fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()>;
 
     /// Starts a collection round (or a `get`).
     fn round(&self) -> Self::Round<'_>;
@@ -75,8 +52,9 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// Settles a rejected delivery that is not requeued: dropped, or dead-lettered by the queue.
     fn reject(&self, held: Self::Held) -> Result<()>;
 
-    /// A consumer starts on `queue` (which must exist).
-    fn watch(&self, queue: &str) -> Result<()>;
+    /// A consumer starts on `queue` (which must exist); `slot` is its connection's poller, to wake when
+    /// the queue gets messages.
+    fn watch(&self, queue: &str, slot: &Arc<WakeSlot>) -> Result<()>;
     /// A consumer of `queue` stopped.
     fn unwatch(&self, _queue: &str) {}
     /// Whether `queue` dead-letters rejected messages itself (then [`Channel::dead_letter`] rejects
@@ -92,11 +70,11 @@ struct State<H> {
     ledger: Ledger<H, TagHasher>,
 }
 
-/// A channel of a [`Backend`]: consumers taking turns, deliveries numbered 1, 2, ... within the
+/// A channel of a [`Backend`] (opened by [`ConnectionState::open_channel`]): consumers taking turns, deliveries numbered 1, 2, ... within the
 /// prefetch limit, unacknowledged messages put back when the channel closes or recovers.
 pub struct VirtualChannel<B: Backend> {
     me: Weak<VirtualChannel<B>>,
-    conn: Arc<B>,
+    conn: Arc<ConnectionState<B>>,
     state: Mutex<State<B::Held>>,
     open: AtomicBool,
 }
@@ -108,21 +86,18 @@ impl<B: Backend> std::fmt::Debug for VirtualChannel<B> {
 }
 
 impl<B: Backend> VirtualChannel<B> {
-    /// Opens a channel on the connection `conn` (and adds it to the connection's channels).
-    pub fn open(conn: Arc<B>) -> Arc<VirtualChannel<B>> {
-        let ch = Arc::new_cyclic(|me| VirtualChannel {
+    /// Opens a channel on the connection `conn` ([`ConnectionState::open_channel`] also lists it).
+    pub(crate) fn open(conn: Arc<ConnectionState<B>>) -> Arc<VirtualChannel<B>> {
+        Arc::new_cyclic(|me| VirtualChannel {
             me: me.clone(),
-            conn: conn.clone(),
+            conn,
             state: Mutex::new(State { consumers: Consumers::default(), ledger: Ledger::default() }),
             open: AtomicBool::new(true),
-        });
-        conn.channels().add(&ch);
-        ch
+        })
     }
 
-    /// The connection's shared state.
-    pub fn backend(&self) -> &B {
-        &self.conn
+    fn backend(&self) -> &B {
+        self.conn.backend()
     }
 
     fn state(&self) -> MutexGuard<'_, State<B::Held>> {
@@ -148,7 +123,7 @@ impl<B: Backend> VirtualChannel<B> {
     ) -> Message {
         let me = if no_ack { None } else { self.me.upgrade().map(|c| c as Arc<dyn Channel>) };
         if let Some(held) = ledger.deliver(&mut message, held, no_ack, consumer, me) {
-            if let Err(e) = self.conn.ack(held) {
+            if let Err(e) = self.backend().ack(held) {
                 tracing::warn!("cannot forget a message taken without ack: {e:#}");
             }
         }
@@ -166,7 +141,7 @@ impl<B: Backend> VirtualChannel<B> {
         if st.consumers.is_empty() {
             return false;
         }
-        let mut round = self.conn.round();
+        let mut round = self.backend().round();
         let mut delivered = 0;
         let mut batch = Vec::with_capacity(TURN);
         st.consumers.round(|c| {
@@ -174,7 +149,7 @@ impl<B: Backend> VirtualChannel<B> {
             if max == 0 {
                 return Turn::Stop;
             }
-            if let Err(e) = self.conn.take(&mut round, &c.queue, max, &mut batch) {
+            if let Err(e) = self.backend().take(&mut round, &c.queue, max, &mut batch) {
                 tracing::debug!("consumer '{}' on queue '{}': {e:#}", c.tag, c.queue);
             }
             let got = batch.len();
@@ -202,59 +177,49 @@ impl<B: Backend> VirtualChannel<B> {
         if held.is_empty() {
             return Ok(());
         }
-        self.conn.requeue(held)
+        self.backend().requeue(held)
     }
-}
-
-/// Every open channel of a connection collects for its consumers: the poller's job on each wake.
-/// Returns whether one stopped because of the budget (so the poller wakes itself again).
-pub fn collect_all<B: Backend>(conn: &B, out: &mut Vec<Delivery>, budget: usize) -> bool {
-    let mut more = false;
-    for ch in conn.channels().live() {
-        more |= ch.collect(out, budget);
-    }
-    more
 }
 
 impl<B: Backend> Channel for VirtualChannel<B> {
     fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
         self.check_open()?;
-        self.conn.declare_exchange(exchange, passive)
+        self.backend().declare_exchange(exchange, passive)
     }
 
     fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
         self.check_open()?;
-        self.conn.delete_exchange(name, if_unused)
+        self.backend().delete_exchange(name, if_unused)
     }
 
     fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
         self.check_open()?;
-        self.conn.declare_queue(queue, passive)
+        self.backend().declare_queue(queue, passive)
     }
 
     fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
         self.check_open()?;
-        self.conn.delete_queue(name, if_unused, if_empty)
+        self.backend().delete_queue(name, if_unused, if_empty)
     }
 
     fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()> {
         self.check_open()?;
-        self.conn.bind_queue(queue, exchange, routing_key, arguments)
+        self.backend().bind_queue(queue, exchange, routing_key, arguments)
     }
 
     fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()> {
         self.check_open()?;
-        self.conn.unbind_queue(queue, exchange, routing_key, arguments)
+        self.backend().unbind_queue(queue, exchange, routing_key, arguments)
     }
 
     fn purge_queue(&self, name: &str) -> Result<u64> {
         self.check_open()?;
-        self.conn.purge_queue(name)
+        self.backend().purge_queue(name)
     }
 
     fn publish(&self, message: Message, exchange: &str, routing_key: &str, _options: &PublishOptions) -> Result<()> {
         self.check_open()?;
-        self.conn.publish(message, exchange, routing_key)
+        self.backend().publish(message, exchange, routing_key)
     }
 
     fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Message>> {
@@ -262,8 +227,8 @@ impl<B: Backend> Channel for VirtualChannel<B> {
         let mut st = self.state();
         let mut one = Vec::with_capacity(1);
         {
-            let mut round = self.conn.round();
-            self.conn.take(&mut round, &Arc::from(queue), 1, &mut one)?;
+            let mut round = self.backend().round();
+            self.backend().take(&mut round, &Arc::from(queue), 1, &mut one)?;
         }
         Ok(one.pop().map(|(message, held)| self.deliver(&mut st.ledger, message, held, no_ack, None)))
     }
@@ -272,7 +237,7 @@ impl<B: Backend> Channel for VirtualChannel<B> {
         self.check_open()?;
         let mut st = self.state();
         st.consumers.add(consumer_tag, queue, no_ack)?;
-        if let Err(e) = self.conn.watch(queue) {
+        if let Err(e) = self.backend().watch(queue, self.conn.wake_slot()) {
             st.consumers.cancel(consumer_tag);
             return Err(e);
         }
@@ -284,29 +249,29 @@ impl<B: Backend> Channel for VirtualChannel<B> {
     fn cancel(&self, consumer_tag: &str) -> Result<()> {
         let cancelled = self.state().consumers.cancel(consumer_tag);
         if let Some(c) = cancelled {
-            self.conn.unwatch(&c.queue);
+            self.backend().unwatch(&c.queue);
         }
         Ok(())
     }
 
     fn ack(&self, tag: &DeliveryTag) -> Result<()> {
         let held = self.settle(tag)?;
-        self.conn.ack(held)
+        self.backend().ack(held)
     }
 
     fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()> {
         let held = self.settle(tag)?;
         if requeue {
-            self.conn.requeue(vec![held])
+            self.backend().requeue(vec![held])
         } else {
-            self.conn.reject(held)
+            self.backend().reject(held)
         }
     }
 
     /// The queue's own dead-letter exchange when it has one (as a broker does on reject); otherwise a
     /// copy to `target.to`.
     fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
-        if self.conn.dead_letters_itself(target.queue) {
+        if self.backend().dead_letters_itself(target.queue) {
             return self.reject(&message.delivery_info.delivery_tag, false);
         }
         dead_letter_by_copy(self, message, target)
@@ -330,7 +295,7 @@ impl<B: Backend> Channel for VirtualChannel<B> {
         }
         let consumers = self.state().consumers.clear();
         for c in consumers {
-            self.conn.unwatch(&c.queue);
+            self.backend().unwatch(&c.queue);
         }
         self.restore_unacked()
     }

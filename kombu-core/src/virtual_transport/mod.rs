@@ -16,8 +16,10 @@
 //!   hook that hands them back on close or `recover`.
 //! - [`Ledger`] (`ledger.rs`): tags, unacked and prefetch of a numbering channel kept in step.
 //! - [`ChannelSet`] (`channels.rs`): a connection's live channels, held weakly.
-//! - [`VirtualChannel`] over a [`Backend`] (`channel.rs`): the whole [`Channel`](crate::Channel) built
-//!   from the parts above, for a backend that only stores and moves messages (memory, filesystem).
+//! - [`VirtualChannel`] over a [`Backend`] (`channel.rs`) and its store's [`Entities`] (`entities.rs`):
+//!   the whole [`Channel`](crate::Channel) built from the parts above, for a backend that only stores
+//!   and moves messages (memory, filesystem); [`ConnectionState`] (`connection.rs`) is what such a
+//!   connection's channels and poller share.
 //!
 //! The toolkit knows no store: what a backend keeps per delivery (a queue name and message, a claimed
 //! file, a raw payload) is its type parameter, and putting a message back is the backend's closure.
@@ -26,18 +28,22 @@
 
 mod channel;
 mod channels;
+mod connection;
 mod consumers;
 mod cycle;
+mod entities;
 mod ledger;
 mod qos;
 mod tags;
 mod unacked;
 mod wake;
 
-pub use channel::{collect_all, Backend, VirtualChannel, TURN};
+pub use channel::{Backend, VirtualChannel, TURN};
 pub use channels::ChannelSet;
+pub use connection::ConnectionState;
 pub use consumers::{Consumer, Consumers};
 pub use cycle::{FairCycle, Turn};
+pub use entities::Entities;
 pub use ledger::{Ledger, Settled};
 pub use qos::Qos;
 pub use tags::{tag_number, unknown_tag, DeliveryTags, TagHash, TagHasher};

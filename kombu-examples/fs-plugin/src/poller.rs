@@ -2,13 +2,12 @@
 //! process, and a timer that looks at the directories every polling interval for what other processes
 //! wrote. On either it claims messages for the consumers.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kombu_core::hub::{Event, EventKind, Sources};
 use kombu_core::transport::{Delivery, Poller};
-use kombu_core::virtual_transport::{collect_all, Registration};
+use kombu_core::virtual_transport::Registration;
 use kombu_core::Result;
 
 use crate::channel::ConnShared;
@@ -24,7 +23,7 @@ pub(crate) struct FsPoller {
 
 impl Poller for FsPoller {
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let registration = self.conn.wake.register(sources.waker());
+        let registration = self.conn.wake_slot().register(sources.waker());
         sources.wake_after(registration.token(), self.interval);
         registration.wake();
         self.registration = Some(registration);
@@ -36,10 +35,10 @@ impl Poller for FsPoller {
         if event.kind == EventKind::Timer && event.token == registration.token() {
             sources.wake_after(registration.token(), self.interval);
         }
-        if !self.conn.open.load(Ordering::Acquire) {
+        if !self.conn.is_open() {
             return Ok(());
         }
-        if collect_all(&*self.conn, out, BUDGET) {
+        if self.conn.collect(out, BUDGET) {
             registration.wake();
         }
         Ok(())
