@@ -312,3 +312,180 @@ impl<B: Backend> Drop for VirtualChannel<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, VecDeque};
+
+    /// A store of named queues of bodies, logging what the channel asks of it.
+    #[derive(Default)]
+    struct Toy {
+        queues: Mutex<HashMap<String, VecDeque<String>>>,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Toy {
+        fn log(&self, line: String) {
+            self.log.lock().unwrap().push(line);
+        }
+        fn taken_log(&self) -> Vec<String> {
+            std::mem::take(&mut *self.log.lock().unwrap())
+        }
+        fn fill(&self, queue: &str, n: usize) {
+            let mut qs = self.queues.lock().unwrap();
+            let q = qs.entry(queue.to_owned()).or_default();
+            q.extend((1..=n).map(|i| format!("{queue}{i}")));
+        }
+    }
+
+    impl Entities for Toy {
+        fn declare_exchange(&self, _: &Exchange, _: bool) -> Result<()> {
+            Ok(())
+        }
+        fn delete_exchange(&self, _: &str, _: bool) -> Result<()> {
+            Ok(())
+        }
+        fn publish(&self, message: Message, _: &str, routing_key: &str) -> Result<()> {
+            let body = String::from_utf8_lossy(&message.body).into_owned();
+            self.queues.lock().unwrap().entry(routing_key.to_owned()).or_default().push_back(body);
+            Ok(())
+        }
+        fn declare_queue(&self, queue: &Queue, _: bool) -> Result<QueueInfo> {
+            self.queues.lock().unwrap().entry(queue.name.clone()).or_default();
+            Ok(QueueInfo::new(queue.name.clone(), 0, 0))
+        }
+        fn purge_queue(&self, name: &str) -> Result<u64> {
+            let mut qs = self.queues.lock().unwrap();
+            Ok(qs.get_mut(name).map_or(0, |q| q.drain(..).count() as u64))
+        }
+        fn delete_queue(&self, name: &str, _: bool, _: bool) -> Result<u64> {
+            Ok(self.queues.lock().unwrap().remove(name).map_or(0, |q| q.len() as u64))
+        }
+        fn bind_queue(&self, _: &str, _: &str, _: &str, _: &FieldTable) -> Result<()> {
+            Ok(())
+        }
+        fn unbind_queue(&self, _: &str, _: &str, _: &str, _: &FieldTable) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Backend for Toy {
+        type Held = (Arc<str>, String);
+        type Round<'a> = ();
+
+        fn round(&self) {}
+
+        fn take(&self, _: &mut (), queue: &Arc<str>, max: usize, out: &mut Vec<(Message, Self::Held)>) -> Result<()> {
+            let mut qs = self.queues.lock().unwrap();
+            let q = qs.get_mut(&**queue).ok_or_else(|| Error::not_found(format!("no queue '{queue}'")))?;
+            for _ in 0..max {
+                let Some(body) = q.pop_front() else { break };
+                out.push((Message::new(body.clone()), (queue.clone(), body)));
+            }
+            Ok(())
+        }
+        fn ack(&self, held: Self::Held) -> Result<()> {
+            self.log(format!("ack {}", held.1));
+            Ok(())
+        }
+        fn requeue(&self, held: Vec<Self::Held>) -> Result<()> {
+            let bodies: Vec<&str> = held.iter().map(|(_, b)| b.as_str()).collect();
+            self.log(format!("requeue {}", bodies.join(",")));
+            Ok(())
+        }
+        fn reject(&self, held: Self::Held) -> Result<()> {
+            self.log(format!("reject {}", held.1));
+            Ok(())
+        }
+        fn watch(&self, queue: &str, _: &Arc<WakeSlot>) -> Result<()> {
+            self.log(format!("watch {queue}"));
+            self.queues.lock().unwrap().get(queue).map(|_| ()).ok_or_else(|| Error::not_found("no such queue"))
+        }
+        fn unwatch(&self, queue: &str) {
+            self.log(format!("unwatch {queue}"));
+        }
+    }
+
+    fn bodies(out: &[Delivery]) -> Vec<String> {
+        out.iter().map(|d| String::from_utf8_lossy(&d.message.body).into_owned()).collect()
+    }
+
+    fn setup() -> (Arc<ConnectionState<Toy>>, Arc<VirtualChannel<Toy>>) {
+        let conn = ConnectionState::new(Arc::new(Toy::default()));
+        let ch = conn.open_channel().unwrap();
+        (conn, ch)
+    }
+
+    #[test]
+    fn prefetch_limits_collection_and_acks_make_room() {
+        let (conn, ch) = setup();
+        conn.backend().fill("q", 5);
+        ch.qos(2).unwrap();
+        ch.consume("q", "c1", false).unwrap();
+        let mut out = Vec::new();
+        assert!(!conn.collect(&mut out, 100));
+        assert_eq!(bodies(&out), ["q1", "q2"]);
+        let tags: Vec<DeliveryTag> = out.iter().map(|d| d.message.delivery_info.delivery_tag.clone()).collect();
+        assert_eq!(tags, [DeliveryTag::Number(1), DeliveryTag::Number(2)]);
+        ch.ack(&tags[0]).unwrap();
+        assert!(ch.ack(&tags[0]).is_err(), "settled once");
+        out.clear();
+        conn.collect(&mut out, 100);
+        assert_eq!(bodies(&out), ["q3"]);
+        // Budget: stops early and says so.
+        ch.qos(0).unwrap();
+        out.clear();
+        assert!(conn.collect(&mut out, 1));
+        assert_eq!(bodies(&out), ["q4"]);
+    }
+
+    #[test]
+    fn consumers_take_turns() {
+        let (conn, ch) = setup();
+        conn.backend().fill("a", TURN + 2);
+        conn.backend().fill("b", 1);
+        ch.consume("a", "ca", true).unwrap();
+        ch.consume("b", "cb", true).unwrap();
+        let mut out = Vec::new();
+        conn.collect(&mut out, 1000);
+        let by: Vec<&str> = out.iter().map(|d| &*d.consumer_tag).collect();
+        let mut expect = vec!["ca"; TURN];
+        expect.extend(["cb", "ca", "ca"]);
+        assert_eq!(by, expect);
+        // no_ack: every one forgotten at once, none held.
+        assert_eq!(conn.backend().taken_log().iter().filter(|l| l.starts_with("ack")).count(), TURN + 3);
+    }
+
+    #[test]
+    fn close_restores_oldest_first_and_unwatches() {
+        let (conn, ch) = setup();
+        conn.backend().fill("q", 3);
+        for _ in 0..3 {
+            ch.get("q", false).unwrap().unwrap();
+        }
+        ch.consume("q", "c1", false).unwrap();
+        ch.reject(&DeliveryTag::Number(2), false).unwrap();
+        conn.backend().taken_log();
+        conn.close().unwrap();
+        assert_eq!(conn.backend().taken_log(), ["unwatch q", "requeue q1,q3"]);
+        assert!(!ch.is_open());
+        assert!(conn.open_channel().is_err());
+        assert!(ch.get("q", false).is_err());
+    }
+
+    #[test]
+    fn a_consume_refused_leaves_no_consumer() {
+        let (conn, ch) = setup();
+        assert!(ch.consume("missing", "c1", false).is_err());
+        conn.backend().fill("q", 1);
+        ch.consume("q", "c1", false).unwrap();
+        assert!(ch.consume("q", "c1", false).is_err(), "tag in use");
+        ch.cancel("c1").unwrap();
+        assert_eq!(conn.backend().taken_log(), ["watch missing", "watch q", "unwatch q"]);
+        ch.recover(true).unwrap();
+        ch.reject(&DeliveryTag::Number(1), true).unwrap_err();
+        conn.backend().fill("q", 2);
+        assert_eq!((ch.purge_queue("q").unwrap(), ch.delete_queue("q", false, false).unwrap()), (3, 0));
+    }
+}

@@ -222,16 +222,22 @@ mod tests {
         (hub.add_waker(move || m.set(m.get() + 1)), n)
     }
 
+    type Counted = (WakeHandle, Rc<Cell<u32>>);
+
+    /// A Hub, an empty slot and two pollers' handles that count their wakes.
+    fn two_pollers() -> (Hub, Arc<WakeSlot>, Counted, Counted) {
+        let mut hub = Hub::new().unwrap();
+        let (a, b) = (counting(&mut hub), counting(&mut hub));
+        (hub, Arc::new(WakeSlot::default()), a, b)
+    }
+
     fn turn(hub: &mut Hub) {
         hub.run_for(Duration::from_millis(20)).unwrap();
     }
 
     #[test]
     fn wakes_the_current_poller_only() {
-        let mut hub = Hub::new().unwrap();
-        let slot = Arc::new(WakeSlot::default());
-        let (h1, n1) = counting(&mut hub);
-        let (h2, n2) = counting(&mut hub);
+        let (mut hub, slot, (h1, n1), (h2, n2)) = two_pollers();
         let first = slot.register(h1);
         assert!(slot.wake());
         turn(&mut hub);
@@ -255,10 +261,7 @@ mod tests {
 
     #[test]
     fn a_registration_wakes_itself_even_when_stale() {
-        let mut hub = Hub::new().unwrap();
-        let slot = Arc::new(WakeSlot::default());
-        let (h1, n1) = counting(&mut hub);
-        let (h2, _) = counting(&mut hub);
+        let (mut hub, slot, (h1, n1), (h2, _)) = two_pollers();
         let first = slot.register(h1);
         let _second = slot.register(h2);
         first.wake();
