@@ -1,19 +1,20 @@
-//! The bridge from lapin's consumers to kombu's Hub: a connection's consumer streams, the wake handle that
+//! The bridge from lapin's consumers to kombu's Hub: a connection's consumer streams, the wake slot that
 //! lapin's I/O thread pokes when a delivery arrives, and the [`Poller`] that drains the streams into
 //! kombu deliveries.
 //!
 //! Each lapin consumer is a stream fed by lapin's I/O thread. The poller polls every stream with a
-//! [`Waker`] that wakes the Hub through the [`WakeHandle`] the poller got in [`Poller::register`]; the
+//! [`Waker`] of the connection's [`WakeSlot`] (kombu-core's virtual-transport toolkit), which wakes the
+//! Hub through the handle the poller put there in [`Poller::register`]; the
 //! Hub then calls [`Poller::ready`], which takes what arrived, a bounded batch per consumer per round so
 //! that no queue starves another. Of this crate, only that wake runs on lapin's threads.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use futures_lite::Stream;
-use kombu_core::hub::{Event, Sources, WakeHandle};
+use kombu_core::hub::{Event, Sources};
+use kombu_core::virtual_transport::{Registration, WakeSlot};
 use kombu_core::{Channel, Delivery, Poller, Result};
 use lapin::options::BasicRejectOptions;
 
@@ -86,43 +87,21 @@ impl Entry {
     }
 }
 
-/// Where wakes from lapin's I/O thread go: the handle of the poller registered now, if any.
-#[derive(Default)]
-struct WakeSlot {
-    handle: Mutex<Option<(u64, WakeHandle)>>,
-}
-
-impl WakeSlot {
-    fn lock(&self) -> MutexGuard<'_, Option<(u64, WakeHandle)>> {
-        self.handle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Wake for WakeSlot {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        if let Some((_, h)) = self.lock().as_ref() {
-            h.wake();
-        }
-    }
-}
-
 /// The consumers of one connection, shared by its channels (which add and remove them) and its pollers
 /// (which drain them).
 pub(crate) struct Deliveries {
     entries: Mutex<Vec<Entry>>,
+    /// Where wakes from lapin's I/O thread go: the poller registered now, if any.
     slot: Arc<WakeSlot>,
+    /// The slot as a [`Waker`] for lapin's streams.
     waker: Waker,
-    generation: AtomicU64,
 }
 
 impl Deliveries {
     pub(crate) fn new() -> Arc<Deliveries> {
         let slot = Arc::new(WakeSlot::default());
-        let waker = Waker::from(slot.clone());
-        Arc::new(Deliveries { entries: Mutex::new(Vec::new()), slot, waker, generation: AtomicU64::new(0) })
+        let waker = slot.waker();
+        Arc::new(Deliveries { entries: Mutex::new(Vec::new()), slot, waker })
     }
 
     fn entries(&self) -> MutexGuard<'_, Vec<Entry>> {
@@ -214,28 +193,26 @@ impl Deliveries {
 /// The [`Poller`] of an AMQP connection.
 pub struct AmqpPoller {
     deliveries: Arc<Deliveries>,
-    generation: Option<u64>,
+    registration: Option<Registration>,
 }
 
 impl std::fmt::Debug for AmqpPoller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpPoller").field("registered", &self.generation.is_some()).finish()
+        f.debug_struct("AmqpPoller").field("registered", &self.registration.is_some()).finish()
     }
 }
 
 impl AmqpPoller {
     pub(crate) fn new(deliveries: Arc<Deliveries>) -> AmqpPoller {
-        AmqpPoller { deliveries, generation: None }
+        AmqpPoller { deliveries, registration: None }
     }
 }
 
 impl Poller for AmqpPoller {
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let handle = sources.waker();
-        let generation = self.deliveries.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        *self.deliveries.slot.lock() = Some((generation, handle.clone()));
-        self.generation = Some(generation);
-        handle.wake();
+        let registration = self.deliveries.slot.register(sources.waker());
+        registration.wake();
+        self.registration = Some(registration);
         Ok(())
     }
 
@@ -243,24 +220,10 @@ impl Poller for AmqpPoller {
         self.deliveries.poll(out)
     }
 
+    /// Takes this poller's handle out of the slot, unless a newer poller registered since (the same
+    /// happens when the poller is dropped).
     fn deregister(&mut self, _sources: &mut Sources<'_>) -> Result<()> {
-        if let Some(generation) = self.generation.take() {
-            let mut slot = self.deliveries.slot.lock();
-            if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *slot = None;
-            }
-        }
+        self.registration = None;
         Ok(())
-    }
-}
-
-impl Drop for AmqpPoller {
-    fn drop(&mut self) {
-        if let Some(generation) = self.generation.take() {
-            let mut slot = self.deliveries.slot.lock();
-            if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *slot = None;
-            }
-        }
     }
 }

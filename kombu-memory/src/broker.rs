@@ -2,29 +2,12 @@
 //! of the process that names it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use kombu_core::hub::WakeHandle;
 use kombu_core::routing::binding_matches;
+use kombu_core::virtual_transport::{Entities, WakeSlot, Watchers};
 use kombu_core::{Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
-
-/// Wakes one connection's poller when a queue it consumes from gets messages.
-#[derive(Default)]
-pub(crate) struct Notify {
-    handle: Mutex<Option<WakeHandle>>,
-}
-
-impl Notify {
-    pub(crate) fn set(&self, handle: Option<WakeHandle>) {
-        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle;
-    }
-    pub(crate) fn wake(&self) {
-        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            h.wake();
-        }
-    }
-}
 
 /// A message waiting in a queue. The message itself is shared (fanout copies, unacked records).
 #[derive(Clone)]
@@ -53,14 +36,15 @@ pub(crate) struct QueueEntry {
     /// One band per priority (index = priority), or a single band without priorities.
     bands: Vec<VecDeque<Stored>>,
     len: usize,
-    watchers: Vec<Weak<Notify>>,
+    /// The connections consuming from it, woken when it gets messages.
+    watchers: Watchers,
     pub(crate) consumers: u32,
 }
 
 impl QueueEntry {
     fn new(config: Queue) -> Self {
         let bands = usize::from(config.max_priority.unwrap_or(0)) + 1;
-        QueueEntry { config, bands: vec![VecDeque::new(); bands], len: 0, watchers: Vec::new(), consumers: 0 }
+        QueueEntry { config, bands: vec![VecDeque::new(); bands], len: 0, watchers: Watchers::default(), consumers: 0 }
     }
 
     fn band(&self, message: &Message) -> usize {
@@ -83,16 +67,6 @@ impl QueueEntry {
         let band = self.bands.iter_mut().rev().find(|b| !b.is_empty())?;
         self.len -= 1;
         band.pop_front()
-    }
-
-    fn wake_watchers(&mut self) {
-        self.watchers.retain(|w| match w.upgrade() {
-            Some(n) => {
-                n.wake();
-                true
-            }
-            None => false,
-        });
     }
 }
 
@@ -131,7 +105,18 @@ impl Broker {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
+    /// A consumer starts on a queue: counts it, and adds its connection to the queue's watchers (once).
+    pub(crate) fn add_consumer(&self, queue: &str, slot: &Arc<WakeSlot>) -> Result<()> {
+        let mut st = self.lock();
+        let q = st.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
+        q.watchers.add(slot);
+        q.consumers += 1;
+        Ok(())
+    }
+}
+
+impl Entities for Broker {
+    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
         if exchange.is_default() {
             return Ok(());
         }
@@ -152,7 +137,7 @@ impl Broker {
         }
     }
 
-    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
         let mut st = self.lock();
         match st.exchanges.get(name) {
             None => Err(no_exchange(name)),
@@ -166,7 +151,16 @@ impl Broker {
         }
     }
 
-    pub(crate) fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+    /// Routes a message to its queues. A message no queue takes is dropped.
+    fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
+        let mut st = self.lock();
+        st.route(message, exchange, routing_key, false)
+    }
+
+    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+        if queue.name.is_empty() {
+            return Err(Error::invalid("the memory transport needs a queue name"));
+        }
         let mut st = self.lock();
         match st.queues.get(&queue.name) {
             Some(q) => {
@@ -188,7 +182,16 @@ impl Broker {
         }
     }
 
-    pub(crate) fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
+    fn purge_queue(&self, name: &str) -> Result<u64> {
+        let mut st = self.lock();
+        let q = st.queues.get_mut(name).ok_or_else(|| no_queue(name))?;
+        let n = q.len as u64;
+        q.bands.iter_mut().for_each(VecDeque::clear);
+        q.len = 0;
+        Ok(n)
+    }
+
+    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
         let mut st = self.lock();
         let q = st.queues.get(name).ok_or_else(|| no_queue(name))?;
         if if_unused && q.consumers > 0 {
@@ -204,7 +207,7 @@ impl Broker {
         Ok(removed)
     }
 
-    pub(crate) fn bind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+    fn bind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
         let mut st = self.lock();
         if !st.queues.contains_key(queue) {
             return Err(no_queue(queue));
@@ -216,36 +219,10 @@ impl Broker {
         Ok(())
     }
 
-    pub(crate) fn unbind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+    fn unbind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
         let mut st = self.lock();
         let ex = st.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
         ex.bindings.retain(|b| !(b.queue == queue && b.key == key && &b.args == args));
-        Ok(())
-    }
-
-    pub(crate) fn purge(&self, name: &str) -> Result<u64> {
-        let mut st = self.lock();
-        let q = st.queues.get_mut(name).ok_or_else(|| no_queue(name))?;
-        let n = q.len as u64;
-        q.bands.iter_mut().for_each(VecDeque::clear);
-        q.len = 0;
-        Ok(n)
-    }
-
-    /// Routes a message to its queues. A message no queue takes is dropped.
-    pub(crate) fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
-        let mut st = self.lock();
-        st.route(message, exchange, routing_key, false)
-    }
-
-    /// Adds a watcher to a queue (once per connection).
-    pub(crate) fn watch(&self, queue: &str, notify: &Arc<Notify>) -> Result<()> {
-        let mut st = self.lock();
-        let q = st.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
-        if !q.watchers.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(notify))) {
-            q.watchers.push(Arc::downgrade(notify));
-        }
-        q.consumers += 1;
         Ok(())
     }
 }
@@ -287,17 +264,11 @@ impl State {
         Ok(())
     }
 
-    /// Takes the next live message from a queue; expired ones are dead-lettered or dropped on the way.
-    pub(crate) fn pop(&mut self, queue: &str) -> Option<Stored> {
-        let mut one = Vec::with_capacity(1);
-        self.pop_into(queue, 1, &mut one);
-        one.pop()
-    }
-
-    /// Takes up to `max` live messages from a queue into `out` (one queue lookup for the batch).
-    pub(crate) fn pop_into(&mut self, queue: &str, max: usize, out: &mut Vec<Stored>) {
+    /// Takes up to `max` live messages from a queue into `out` (one queue lookup for the batch); expired
+    /// ones are dead-lettered or dropped on the way.
+    pub(crate) fn pop_into(&mut self, queue: &str, max: usize, out: &mut Vec<Stored>) -> Result<()> {
         let mut expired = Vec::new();
-        let Some(q) = self.queues.get_mut(queue) else { return };
+        let q = self.queues.get_mut(queue).ok_or_else(|| no_queue(queue))?;
         let mut taken = 0;
         while taken < max {
             let Some(stored) = q.pop() else { break };
@@ -315,6 +286,7 @@ impl State {
                 self.dead_letter(dl.clone(), stored);
             }
         }
+        Ok(())
     }
 
     /// Puts messages back at the head of their queue, marked redelivered (in the order given).
@@ -325,7 +297,7 @@ impl State {
                 s.redeliveries = s.redeliveries.saturating_add(1);
                 q.push_front(s);
             }
-            q.wake_watchers();
+            q.watchers.wake_all();
         }
     }
 
@@ -380,6 +352,6 @@ fn enqueue(q: &mut QueueEntry, message: Arc<Message>, redelivered: bool) {
     // Pollers are woken when a queue becomes non-empty; one that stops early (budget, prefetch) wakes
     // itself again or is woken by the ack that makes room, so later messages need no wake of their own.
     if q.len == 1 {
-        q.wake_watchers();
+        q.watchers.wake_all();
     }
 }

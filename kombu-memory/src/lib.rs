@@ -30,14 +30,13 @@ mod broker;
 mod channel;
 mod poller;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kombu_core::registry::TransportDescriptor;
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
 use kombu_core::{BrokerUrl, OptionSpec, Result};
 
-use channel::{ConnShared, MemoryChannel};
+use channel::ConnShared;
 
 /// The memory transport.
 #[derive(Debug, Default, Clone, Copy)]
@@ -62,14 +61,7 @@ impl Transport for MemoryTransport {
     }
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {
         let name = url.hostname.clone().or_else(|| url.virtual_host.clone()).unwrap_or_default();
-        Ok(Box::new(MemoryConnection {
-            shared: Arc::new(ConnShared {
-                broker: broker::broker(&name),
-                notify: Arc::default(),
-                channels: Mutex::new(Vec::new()),
-                open: AtomicBool::new(true),
-            }),
-        }))
+        Ok(Box::new(MemoryConnection { shared: ConnShared::new(broker::broker(&name)) }))
     }
 }
 
@@ -85,26 +77,18 @@ struct MemoryConnection {
 
 impl BrokerConnection for MemoryConnection {
     fn channel(&self) -> Result<Arc<dyn Channel>> {
-        if !self.is_open() {
-            return Err(kombu_core::Error::state("connection is closed"));
-        }
-        Ok(MemoryChannel::open(self.shared.clone()))
+        Ok(self.shared.open_channel()?)
     }
 
     fn poller(&self) -> Result<Box<dyn Poller>> {
-        Ok(Box::new(poller::MemoryPoller { conn: self.shared.clone(), handle: None }))
+        Ok(Box::new(poller::MemoryPoller { conn: self.shared.clone(), registration: None }))
     }
 
     fn is_open(&self) -> bool {
-        self.shared.open.load(Ordering::Acquire)
+        self.shared.is_open()
     }
 
     fn close(&self) -> Result<()> {
-        for ch in self.shared.channels() {
-            ch.close()?;
-        }
-        self.shared.open.store(false, Ordering::Release);
-        self.shared.notify.wake();
-        Ok(())
+        self.shared.close()
     }
 }

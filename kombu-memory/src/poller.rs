@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use kombu_core::hub::{Event, Sources, WakeHandle};
+use kombu_core::hub::{Event, Sources};
 use kombu_core::transport::{Delivery, Poller};
+use kombu_core::virtual_transport::Registration;
 use kombu_core::Result;
 
 use crate::channel::ConnShared;
@@ -14,34 +15,28 @@ const BUDGET: usize = 4096;
 
 pub(crate) struct MemoryPoller {
     pub(crate) conn: Arc<ConnShared>,
-    pub(crate) handle: Option<WakeHandle>,
+    pub(crate) registration: Option<Registration>,
 }
 
 impl Poller for MemoryPoller {
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let handle = sources.waker();
-        self.conn.notify.set(Some(handle.clone()));
-        handle.wake();
-        self.handle = Some(handle);
+        let registration = self.conn.wake_slot().register(sources.waker());
+        registration.wake();
+        self.registration = Some(registration);
         Ok(())
     }
 
     fn ready(&mut self, _event: &Event, _sources: &mut Sources<'_>, out: &mut Vec<Delivery>) -> Result<()> {
-        let mut more = false;
-        for ch in self.conn.channels() {
-            more |= ch.collect(out, BUDGET);
-        }
-        if more {
-            if let Some(h) = &self.handle {
-                h.wake();
+        if self.conn.collect(out, BUDGET) {
+            if let Some(r) = &self.registration {
+                r.wake();
             }
         }
         Ok(())
     }
 
     fn deregister(&mut self, _sources: &mut Sources<'_>) -> Result<()> {
-        self.conn.notify.set(None);
-        self.handle = None;
+        self.registration = None;
         Ok(())
     }
 }

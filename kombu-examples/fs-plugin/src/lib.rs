@@ -30,14 +30,13 @@ mod poller;
 mod store;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kombu_core::transport::{BrokerConnection, Capabilities, Channel, Poller, PriorityOrder, Transport};
 use kombu_core::{BrokerUrl, Error, OptionSpec, Options, Result};
 
-use channel::{ConnShared, FsChannel};
+use channel::ConnShared;
 use store::Store;
 
 /// How often consumers look for messages from other processes, by default.
@@ -97,13 +96,8 @@ impl Transport for FsTransport {
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {
         let (root, interval) = FsTransport::settings(url)?;
         let store = Arc::new(Store::open(root)?);
-        let shared = Arc::new(ConnShared {
-            notify: Arc::default(),
-            store,
-            channels: Mutex::new(Vec::new()),
-            open: AtomicBool::new(true),
-        });
-        notify::watch(shared.store.root(), &shared.notify);
+        let shared = ConnShared::new(store);
+        notify::watch(shared.backend().root(), shared.wake_slot());
         Ok(Box::new(FsConnection { shared, interval }))
     }
 }
@@ -118,30 +112,19 @@ struct FsConnection {
 
 impl BrokerConnection for FsConnection {
     fn channel(&self) -> Result<Arc<dyn Channel>> {
-        if !self.is_open() {
-            return Err(Error::state("connection is closed"));
-        }
-        Ok(FsChannel::open(self.shared.clone()))
+        Ok(self.shared.open_channel()?)
     }
 
     fn poller(&self) -> Result<Box<dyn Poller>> {
-        Ok(Box::new(poller::FsPoller { conn: self.shared.clone(), interval: self.interval, handle: None }))
+        Ok(Box::new(poller::FsPoller { conn: self.shared.clone(), interval: self.interval, registration: None }))
     }
 
     fn is_open(&self) -> bool {
-        self.shared.open.load(Ordering::Acquire)
+        self.shared.is_open()
     }
 
     fn close(&self) -> Result<()> {
-        let mut first_err = None;
-        for ch in self.shared.channels() {
-            if let Err(e) = ch.close() {
-                first_err.get_or_insert(e);
-            }
-        }
-        self.shared.open.store(false, Ordering::Release);
-        self.shared.notify.wake();
-        first_err.map_or(Ok(()), Err)
+        self.shared.close()
     }
 }
 

@@ -110,7 +110,7 @@ impl MessageName {
 }
 
 /// The name of a claimed message file: `<owner>~<message file name>`, the owner being
-/// `<pid>.<channel>` of the channel that holds it.
+/// `<pid>.<connection>` of the connection whose channel holds it.
 pub(crate) fn claimed_name(owner: &str, name: &MessageName) -> String {
     format!("{owner}~{}", name.file_name())
 }

@@ -19,14 +19,17 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kombu_core::envelope::Envelope;
 use kombu_core::routing::binding_matches;
+use kombu_core::virtual_transport::Entities;
 use kombu_core::{Error, ErrorKind, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
 use serde_json::{json, Value};
 
 use crate::names::{self, MessageName};
+use crate::notify;
 
 /// A disk error, with what was being done.
 fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
@@ -104,21 +107,29 @@ impl StoredBinding {
     }
 }
 
-/// The broker under one root directory.
+/// The broker under one root directory, as one connection sees it.
 #[derive(Debug)]
 pub(crate) struct Store {
     root: PathBuf,
+    /// Names this connection's claims: `<pid>.<connection number>`.
+    owner: String,
 }
 
 impl Store {
-    /// The store at `root`, creating its directories.
     pub(crate) fn open(root: &Path) -> Result<Store> {
         for sub in ["queues", "exchanges", "tmp"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| io_error(format!("cannot create {}", dir.display()), e))?;
         }
         let root = fs::canonicalize(root).map_err(|e| io_error(format!("cannot resolve {}", root.display()), e))?;
-        Ok(Store { root })
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let owner = format!("{}.{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Ok(Store { root, owner })
+    }
+
+    /// The owner this connection's claims are named for.
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// The root directory (canonical).
@@ -179,37 +190,6 @@ impl Store {
         }
     }
 
-    pub(crate) fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
-        if exchange.is_default() {
-            return Ok(());
-        }
-        let dir = self.exchange_dir(&exchange.name)?;
-        if passive {
-            return self.exchange_kind(&exchange.name).map(|_| ());
-        }
-        let bindings = dir.join("bindings");
-        fs::create_dir_all(&bindings).map_err(|e| io_error(format!("cannot create {}", bindings.display()), e))?;
-        if !self.create_once(&dir.join("kind"), exchange.kind.as_str().as_bytes())? {
-            let kind = self.exchange_kind(&exchange.name)?;
-            if kind != exchange.kind {
-                return Err(Error::precondition(format!(
-                    "exchange '{}' exists with type {kind}, not {}",
-                    exchange.name, exchange.kind
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
-        self.exchange_kind(name)?;
-        let dir = self.exchange_dir(name)?;
-        if if_unused && !self.bindings(name)?.is_empty() {
-            return Err(Error::precondition(format!("exchange '{name}' is in use")));
-        }
-        remove_tree(&dir)
-    }
-
     /// The file names and contents of an exchange's bindings.
     fn bindings(&self, exchange: &str) -> Result<Vec<StoredBinding>> {
         let dir = self.exchange_dir(exchange)?.join("bindings");
@@ -253,29 +233,6 @@ impl Store {
         }
     }
 
-    pub(crate) fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
-        let dir = self.queue_dir(&queue.name)?;
-        if !passive {
-            for sub in ["ready", "claimed"] {
-                let d = dir.join(sub);
-                fs::create_dir_all(&d).map_err(|e| io_error(format!("cannot create {}", d.display()), e))?;
-            }
-            let meta = QueueMeta::of(queue);
-            if meta != QueueMeta::default() && !self.create_once(&dir.join("meta.json"), &meta.to_json())? {
-                let existing = self.queue_meta(&dir);
-                if existing != meta {
-                    return Err(Error::precondition(format!(
-                        "queue '{}' exists with other arguments (max priority {:?}, message ttl {:?} ms)",
-                        queue.name, existing.max_priority, existing.message_ttl_ms
-                    )));
-                }
-            }
-            self.restore_orphans(&queue.name, &dir);
-        }
-        let count = self.ready(&queue.name)?.len() as u64;
-        Ok(QueueInfo::new(queue.name.clone(), count, 0))
-    }
-
     /// Puts back the messages claimed by processes that died before settling them.
     fn restore_orphans(&self, queue: &str, dir: &Path) {
         let claimed = dir.join("claimed");
@@ -291,61 +248,9 @@ impl Store {
         }
     }
 
-    pub(crate) fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
-        if if_unused {
-            return Err(Error::unsupported(
-                "the filesystem transport cannot see consumers of other processes: delete_queue(if_unused) is not supported",
-            ));
-        }
-        let count = self.ready(name)?.len() as u64;
-        if if_empty && count > 0 {
-            return Err(Error::precondition(format!("queue '{name}' is not empty")));
-        }
-        let prefix = format!("{}~", names::encode("queue", name)?);
-        let exchanges = self.root.join("exchanges");
-        for ex in list(&exchanges).map_err(|e| io_error("cannot list exchanges", e))? {
-            let bindings = exchanges.join(ex).join("bindings");
-            for b in list(&bindings).unwrap_or_default() {
-                if b.starts_with(&prefix) {
-                    let _ = fs::remove_file(bindings.join(b));
-                }
-            }
-        }
-        remove_tree(&self.queue_dir(name)?)?;
-        Ok(count)
-    }
-
-    pub(crate) fn bind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
-        if !self.queue_exists(queue)? {
-            return Err(no_queue(queue));
-        }
-        self.exchange_kind(exchange)?;
-        let body = json!({"queue": queue, "routing_key": key, "arguments": args}).to_string();
-        self.write_atomic(&self.binding_path(queue, exchange, key, args)?, body.as_bytes())
-    }
-
-    pub(crate) fn unbind(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
-        self.exchange_kind(exchange)?;
-        match fs::remove_file(self.binding_path(queue, exchange, key, args)?) {
-            Err(e) if !not_found(&e) => Err(io_error("cannot remove binding", e)),
-            _ => Ok(()),
-        }
-    }
-
-    pub(crate) fn purge(&self, queue: &str) -> Result<u64> {
-        let ready = self.queue_dir(queue)?.join("ready");
-        let mut n = 0;
-        for name in self.ready(queue)? {
-            if fs::remove_file(ready.join(name.file_name())).is_ok() {
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
     /// Routes a message to its queues and writes one file in each. A message no queue takes is dropped.
     /// Returns how many queues took it.
-    pub(crate) fn publish(&self, message: &Message, exchange: &str, routing_key: &str) -> Result<usize> {
+    pub(crate) fn route(&self, message: &Message, exchange: &str, routing_key: &str) -> Result<usize> {
         let targets: BTreeSet<String> = if exchange.is_empty() {
             BTreeSet::from([routing_key.to_owned()])
         } else {
@@ -456,6 +361,122 @@ impl Store {
     }
 }
 
+impl Entities for Store {
+    fn declare_exchange(&self, exchange: &Exchange, passive: bool) -> Result<()> {
+        if exchange.is_default() {
+            return Ok(());
+        }
+        let dir = self.exchange_dir(&exchange.name)?;
+        if passive {
+            return self.exchange_kind(&exchange.name).map(|_| ());
+        }
+        let bindings = dir.join("bindings");
+        fs::create_dir_all(&bindings).map_err(|e| io_error(format!("cannot create {}", bindings.display()), e))?;
+        if !self.create_once(&dir.join("kind"), exchange.kind.as_str().as_bytes())? {
+            let kind = self.exchange_kind(&exchange.name)?;
+            if kind != exchange.kind {
+                return Err(Error::precondition(format!(
+                    "exchange '{}' exists with type {kind}, not {}",
+                    exchange.name, exchange.kind
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+        self.exchange_kind(name)?;
+        let dir = self.exchange_dir(name)?;
+        if if_unused && !self.bindings(name)?.is_empty() {
+            return Err(Error::precondition(format!("exchange '{name}' is in use")));
+        }
+        remove_tree(&dir)
+    }
+
+    /// Routes a message (see [`Store::route`]) and wakes this process's connections to the root.
+    fn publish(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
+        if self.route(&message, exchange, routing_key)? > 0 {
+            notify::wake_root(self.root());
+        }
+        Ok(())
+    }
+
+    fn declare_queue(&self, queue: &Queue, passive: bool) -> Result<QueueInfo> {
+        let dir = self.queue_dir(&queue.name)?;
+        if !passive {
+            for sub in ["ready", "claimed"] {
+                let d = dir.join(sub);
+                fs::create_dir_all(&d).map_err(|e| io_error(format!("cannot create {}", d.display()), e))?;
+            }
+            let meta = QueueMeta::of(queue);
+            if meta != QueueMeta::default() && !self.create_once(&dir.join("meta.json"), &meta.to_json())? {
+                let existing = self.queue_meta(&dir);
+                if existing != meta {
+                    return Err(Error::precondition(format!(
+                        "queue '{}' exists with other arguments (max priority {:?}, message ttl {:?} ms)",
+                        queue.name, existing.max_priority, existing.message_ttl_ms
+                    )));
+                }
+            }
+            self.restore_orphans(&queue.name, &dir);
+        }
+        let count = self.ready(&queue.name)?.len() as u64;
+        Ok(QueueInfo::new(queue.name.clone(), count, 0))
+    }
+
+    fn purge_queue(&self, queue: &str) -> Result<u64> {
+        let ready = self.queue_dir(queue)?.join("ready");
+        let mut n = 0;
+        for name in self.ready(queue)? {
+            if fs::remove_file(ready.join(name.file_name())).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
+        if if_unused {
+            return Err(Error::unsupported(
+                "the filesystem transport cannot see consumers of other processes: delete_queue(if_unused) is not supported",
+            ));
+        }
+        let count = self.ready(name)?.len() as u64;
+        if if_empty && count > 0 {
+            return Err(Error::precondition(format!("queue '{name}' is not empty")));
+        }
+        let prefix = format!("{}~", names::encode("queue", name)?);
+        let exchanges = self.root.join("exchanges");
+        for ex in list(&exchanges).map_err(|e| io_error("cannot list exchanges", e))? {
+            let bindings = exchanges.join(ex).join("bindings");
+            for b in list(&bindings).unwrap_or_default() {
+                if b.starts_with(&prefix) {
+                    let _ = fs::remove_file(bindings.join(b));
+                }
+            }
+        }
+        remove_tree(&self.queue_dir(name)?)?;
+        Ok(count)
+    }
+
+    fn bind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+        if !self.queue_exists(queue)? {
+            return Err(no_queue(queue));
+        }
+        self.exchange_kind(exchange)?;
+        let body = json!({"queue": queue, "routing_key": key, "arguments": args}).to_string();
+        self.write_atomic(&self.binding_path(queue, exchange, key, args)?, body.as_bytes())
+    }
+
+    fn unbind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
+        self.exchange_kind(exchange)?;
+        match fs::remove_file(self.binding_path(queue, exchange, key, args)?) {
+            Err(e) if !not_found(&e) => Err(io_error("cannot remove binding", e)),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The names in a directory (skipping names that are not UTF-8, which this transport never writes).
 fn list(dir: &Path) -> io::Result<Vec<String>> {
     let mut out = Vec::new();
@@ -516,7 +537,7 @@ mod tests {
 
     fn one_message(store: &Store, queue: &str) -> MessageName {
         store.declare_queue(&Queue::new(queue), false).unwrap();
-        assert_eq!(store.publish(&Message::new("m"), "", queue).unwrap(), 1);
+        assert_eq!(store.route(&Message::new("m"), "", queue).unwrap(), 1);
         let ready = store.ready(queue).unwrap();
         assert_eq!(ready.len(), 1);
         ready[0]
@@ -578,16 +599,16 @@ mod tests {
         t.0.declare_queue(&Queue::new("all"), false).unwrap();
         t.0.declare_queue(&Queue::new("errors"), false).unwrap();
         let none = FieldTable::new();
-        t.0.bind("all", "logs", "#", &none).unwrap();
-        t.0.bind("errors", "logs", "*.error", &none).unwrap();
-        assert_eq!(t.0.publish(&Message::new("x"), "logs", "db.error").unwrap(), 2);
-        assert_eq!(t.0.publish(&Message::new("y"), "logs", "db.info").unwrap(), 1);
-        t.0.unbind("all", "logs", "#", &none).unwrap();
-        assert_eq!(t.0.publish(&Message::new("z"), "logs", "db.info").unwrap(), 0);
+        t.0.bind_queue("all", "logs", "#", &none).unwrap();
+        t.0.bind_queue("errors", "logs", "*.error", &none).unwrap();
+        assert_eq!(t.0.route(&Message::new("x"), "logs", "db.error").unwrap(), 2);
+        assert_eq!(t.0.route(&Message::new("y"), "logs", "db.info").unwrap(), 1);
+        t.0.unbind_queue("all", "logs", "#", &none).unwrap();
+        assert_eq!(t.0.route(&Message::new("z"), "logs", "db.info").unwrap(), 0);
         assert_eq!(t.0.delete_queue("errors", false, false).unwrap(), 1);
-        assert_eq!(t.0.publish(&Message::new("w"), "logs", "db.error").unwrap(), 0);
+        assert_eq!(t.0.route(&Message::new("w"), "logs", "db.error").unwrap(), 0);
         let e = t.0.declare_exchange(&Exchange::direct("logs"), false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Precondition);
-        assert_eq!(t.0.publish(&Message::new("v"), "nowhere", "k").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(t.0.route(&Message::new("v"), "nowhere", "k").unwrap_err().kind(), ErrorKind::NotFound);
     }
 }
