@@ -1,0 +1,179 @@
+//! Pop requests and their replies: one pop-and-record script call per channel with consumers and
+//! prefetch room, and its reply turned into deliveries (or put back when its consumer is gone).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kombu_core::transport::Delivery;
+use kombu_core::{DeliveryTag, Message, Result};
+
+use super::link::Pending;
+use super::{ChanPoll, RedisPoller};
+use crate::channel::{to_message, RedisChannel, Unacked};
+use crate::keys;
+use crate::options::RedisOptions;
+use crate::payload::now_secs;
+use crate::resp::{pack, Frame};
+use crate::scripts::{scripts, POP};
+
+/// A pop request sent for a channel: enough to read its reply and to send it again.
+pub(super) struct Pop {
+    chan: u64,
+    /// The request's id (its in-flight record when `record`).
+    pub(super) req: String,
+    queues: Vec<String>,
+    /// Most messages asked for.
+    requested: usize,
+    pub(super) record: bool,
+    /// The script's arguments, as sent.
+    args: Vec<Vec<u8>>,
+}
+
+impl RedisPoller {
+    /// Sends one pop request for a channel if it has consumers, room, nothing in flight and maybe work.
+    pub(super) fn request(&mut self, ch: &Arc<RedisChannel>, o: &RedisOptions) {
+        let (queues, room, record) = {
+            let st = ch.state();
+            let mut queues: Vec<String> = Vec::new();
+            for c in &st.consumers {
+                if !queues.contains(&c.queue) {
+                    queues.push(c.queue.clone());
+                }
+            }
+            let record = o.ack_emulation && st.consumers.iter().any(|c| !c.no_ack);
+            (queues, st.worth_asking(), record)
+        };
+        let cp = self.chans.entry(ch.id).or_insert(ChanPoll { dirty: true, inflight: 0, rotation: 0 });
+        if queues.is_empty() || cp.inflight > 0 || !cp.dirty || room == 0 {
+            return;
+        }
+        let n = room.min(o.consume_batch);
+        cp.dirty = false;
+        cp.inflight = n;
+        let queues = o.queue_order_strategy.order(queues, cp.rotation);
+        cp.rotation = cp.rotation.wrapping_add(1);
+        self.req_seq += 1;
+        let req = format!("{}.{}", self.id, self.req_seq);
+        let mut args: Vec<Vec<u8>> = vec![scripts().pop.get_hash().as_bytes().to_vec()];
+        args.push((3 + queues.len() * o.priority_steps.len()).to_string().into_bytes());
+        args.push(o.unacked_key.clone().into_bytes());
+        args.push(o.unacked_index_key.clone().into_bytes());
+        args.push(self.shared.inflight_key().into_bytes());
+        for step in &o.priority_steps {
+            for q in &queues {
+                args.push(keys::queue_key(&o.global_keyprefix, q, *step, &o.sep).into_bytes());
+            }
+        }
+        args.push(n.to_string().into_bytes());
+        args.push(format!("{:.6}", now_secs()).into_bytes());
+        args.push(if record { b"1".to_vec() } else { b"0".to_vec() });
+        args.push(req.clone().into_bytes());
+        args.push((o.visibility_timeout.as_millis() as u64).to_string().into_bytes());
+        args.push(queues.len().to_string().into_bytes());
+        args.push(o.queue_order_strategy.pop_mode().to_vec());
+        args.extend(queues.iter().map(|q| q.clone().into_bytes()));
+        let packed = pack("EVALSHA", &args);
+        self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, args }));
+    }
+
+    /// Reads a pop request's reply: the messages go to their consumers, or back to their queue if their
+    /// consumer is gone.
+    pub(super) fn on_pop(&mut self, pop: Pop, frame: Frame, out: &mut Vec<Delivery>) -> Result<()> {
+        let Pop { chan, ref req, ref queues, requested, record, ref args } = pop;
+        if let Some(cp) = self.chans.get_mut(&chan) {
+            cp.inflight = cp.inflight.saturating_sub(requested);
+        }
+        let items = match frame {
+            Frame::Array(items) => items,
+            Frame::Error(e) if e.starts_with("NOSCRIPT") => {
+                // The script cache was flushed: nothing ran. Send the script itself this time.
+                let mut eval: Vec<&[u8]> = vec![POP.as_bytes()];
+                eval.extend(args.iter().skip(1).map(|a| a.as_slice()));
+                let packed = pack("EVAL", &eval);
+                if let Some(cp) = self.chans.get_mut(&chan) {
+                    cp.inflight += requested;
+                }
+                self.send(packed, Pending::Pop(pop));
+                return Ok(());
+            }
+            Frame::Error(e) => {
+                tracing::warn!("consuming from {queues:?} failed: {e}");
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let got = items.len() / 3;
+        if got > 0 && record {
+            let hdel = pack("HDEL", &[self.shared.inflight_key(), req.clone()]);
+            self.send(hdel, Pending::Ignore);
+        }
+        if got >= requested {
+            if let Some(cp) = self.chans.get_mut(&chan) {
+                cp.dirty = true;
+            }
+        }
+        let channel = self.shared.channels().into_iter().find(|c| c.id == chan);
+        let mut orphans: Vec<(Arc<str>, Unacked)> = Vec::new();
+        let mut it = items.into_iter();
+        while let (Some(j), Some(Frame::BulkString(tag)), Some(Frame::BulkString(payload))) =
+            (it.next(), it.next(), it.next())
+        {
+            let idx = match j {
+                Frame::Integer(i) => usize::try_from(i).unwrap_or(usize::MAX),
+                _ => usize::MAX,
+            };
+            let Some(queue) = queues.get(idx).cloned() else { continue };
+            let tag: Arc<str> = Arc::from(String::from_utf8_lossy(&tag).as_ref());
+            let payload = Bytes::from(payload);
+            let consumer =
+                channel.as_ref().and_then(|ch| ch.state().consumers.iter().find(|c| c.queue == queue).cloned());
+            let (Some(ch), Some(c)) = (channel.as_ref(), consumer) else {
+                orphans.push((tag, Unacked { queue, payload, recorded: record }));
+                continue;
+            };
+            // A payload that is not a readable Kombu envelope still goes to the consumer, unreadable: its
+            // error handler or its poison policy decides (never left behind in `unacked`).
+            let (mut message, unreadable) = match to_message(&payload, &tag) {
+                Ok(m) => (m, None),
+                Err(e) => {
+                    let mut m = Message::new(payload.clone());
+                    m.delivery_info.delivery_tag = DeliveryTag::Text(tag.clone());
+                    let why = format!("message {tag} in queue '{queue}' is not a readable Kombu envelope");
+                    (m, Some(e.context(why)))
+                }
+            };
+            message.delivery_info.consumer_tag = Some(c.tag.clone());
+            if c.no_ack {
+                if record {
+                    let shared = self.shared.clone();
+                    let o = &shared.opts;
+                    let zrem = pack("ZREM", &[o.unacked_index_key.as_str(), &*tag]);
+                    let hdel = pack("HDEL", &[o.unacked_key.as_str(), &*tag]);
+                    self.send(zrem, Pending::Ignore);
+                    self.send(hdel, Pending::Ignore);
+                }
+            } else {
+                ch.track(&mut message, tag.clone(), Unacked { queue, payload, recorded: record });
+            }
+            out.push(match unreadable {
+                None => Delivery::new(c.tag.clone(), message),
+                Some(e) => Delivery::unreadable(c.tag.clone(), message, e),
+            });
+        }
+        if !orphans.is_empty() {
+            // Taken for a consumer that was cancelled (or a channel that closed) meanwhile: put back, unmarked.
+            let holder = channel.or_else(|| self.shared.channels().into_iter().next());
+            match holder {
+                Some(ch) => {
+                    if let Err(e) = ch.restore(orphans, true) {
+                        tracing::warn!(
+                            "cannot put back messages of a cancelled consumer ({e:#}); visibility timeout will"
+                        );
+                    }
+                }
+                None => tracing::warn!("messages of a closed channel stay in unacked until the visibility timeout"),
+            }
+        }
+        Ok(())
+    }
+}
