@@ -15,7 +15,7 @@ use crate::connection::{lock, Shared};
 use crate::keys;
 use crate::payload::{mark_redelivered, now_secs};
 use crate::publish;
-use crate::scripts::scripts;
+use crate::scripts::{scripts, PopCall};
 
 /// A consumer of one queue on a channel.
 #[derive(Debug, Clone)]
@@ -134,20 +134,14 @@ impl RedisChannel {
     /// Takes one message from `queue` with the pop-and-record script.
     fn pop_one(&self, queue: &str, record: bool) -> Result<Option<(String, Bytes)>> {
         let o = &self.shared.opts;
-        let s = scripts();
-        let mut inv = s.pop.prepare_invoke();
-        inv.key(&o.unacked_key).key(&o.unacked_index_key).key(self.shared.inflight_key());
-        for k in keys::queue_keys(&o.global_keyprefix, queue, &o.priority_steps, &o.sep) {
+        let call = PopCall::new(o, &self.shared.inflight_key(), &[queue.to_owned()], 1, now_secs(), record, "");
+        let mut inv = scripts().pop.prepare_invoke();
+        for k in &call.keys {
             inv.key(k);
         }
-        inv.arg(1)
-            .arg(format!("{:.6}", now_secs()))
-            .arg(if record { "1" } else { "0" })
-            .arg("")
-            .arg(o.visibility_timeout.as_millis() as u64)
-            .arg(1)
-            .arg(o.queue_order_strategy.pop_mode())
-            .arg(queue);
+        for a in &call.args {
+            inv.arg(a);
+        }
         let reply: Vec<redis::Value> = self.shared.pool.run("get", |c| inv.invoke(c))?;
         let mut it = reply.into_iter().skip(1);
         match (it.next(), it.next()) {
@@ -185,17 +179,6 @@ impl RedisChannel {
             }
         }
         self.shared.pool.run("restore", |c| p.query::<()>(c))
-    }
-
-    fn forget_on_server(&self, tags: &[&str]) -> Result<()> {
-        let o = &self.shared.opts;
-        let mut p = redis::pipe();
-        p.atomic();
-        for t in tags {
-            p.cmd("ZREM").arg(&o.unacked_index_key).arg(*t).ignore();
-            p.cmd("HDEL").arg(&o.unacked_key).arg(*t).ignore();
-        }
-        self.shared.pool.run("ack", |c| p.query::<()>(c))
     }
 
     /// Forgets a delivery here and, if it was recorded in `unacked`, on the server with `forget`; wakes the
@@ -489,7 +472,7 @@ impl Channel for RedisChannel {
 
     fn ack(&self, tag: &DeliveryTag) -> Result<()> {
         // Synchronous, as in Python Kombu: when this returns, the server has forgotten the message.
-        self.settle_ack(tag, |tag| self.forget_on_server(&[tag]))
+        self.settle_ack(tag, |tag| crate::acks::forget(&self.shared, &[tag]))
     }
 
     fn ack_deferred(&self, tag: &DeliveryTag) -> Result<()> {
@@ -506,7 +489,7 @@ impl Channel for RedisChannel {
             (Some(u), true) => self.restore(vec![(key, u)], false),
             (None, true) => Err(Error::state(format!("unknown delivery tag {tag} on this channel"))),
             (Some(u), false) if !u.recorded => Ok(()),
-            (_, false) => self.forget_on_server(&[&*key]),
+            (_, false) => crate::acks::forget(&self.shared, &[&*key]),
         };
         if limited {
             self.shared.wake();

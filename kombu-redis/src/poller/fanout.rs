@@ -15,7 +15,7 @@ use super::RedisPoller;
 use crate::channel::Unacked;
 use crate::connection::lock;
 use crate::keys;
-use crate::payload::now_secs;
+use crate::payload::{new_tag, now_secs, score, unacked_entry};
 use crate::resp::{classify, pack, PubSub};
 
 impl RedisPoller {
@@ -68,7 +68,7 @@ impl RedisPoller {
                     }
                 };
                 // Each queue's copy gets its own delivery tag, so that each is settled on its own.
-                let tag = uuid::Uuid::new_v4().to_string();
+                let tag = new_tag();
                 env.properties.delivery_tag = Some(tag.clone());
                 let payload = Bytes::from(env.to_vec());
                 let mut message = match env.into_message() {
@@ -83,16 +83,7 @@ impl RedisPoller {
                     let recorded = o.ack_emulation;
                     if recorded {
                         let di = &message.delivery_info;
-                        let mut entry = b"[".to_vec();
-                        entry.extend_from_slice(&payload);
-                        entry.extend_from_slice(
-                            format!(
-                                ", {}, {}]",
-                                serde_json::Value::from(&*di.exchange),
-                                serde_json::Value::from(&*di.routing_key)
-                            )
-                            .as_bytes(),
-                        );
+                        let entry = unacked_entry(&payload, &di.exchange, &di.routing_key);
                         records.push((tag.clone(), entry));
                     }
                     ch.track(
@@ -104,7 +95,7 @@ impl RedisPoller {
                 out.push(Delivery::new(c.tag.clone(), message));
             }
         }
-        let now = format!("{:.6}", now_secs());
+        let now = score(now_secs());
         for (tag, entry) in records {
             let zadd = pack("ZADD", &[o.unacked_index_key.as_bytes(), now.as_bytes(), tag.as_bytes()]);
             let hset = pack("HSET", &[o.unacked_key.as_bytes(), tag.as_bytes(), &entry[..]]);

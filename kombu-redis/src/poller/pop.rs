@@ -10,11 +10,10 @@ use kombu_core::{DeliveryTag, Message, Result};
 use super::link::Pending;
 use super::{ChanPoll, RedisPoller};
 use crate::channel::{to_message, RedisChannel, Unacked};
-use crate::keys;
 use crate::options::RedisOptions;
 use crate::payload::now_secs;
 use crate::resp::{pack, Frame};
-use crate::scripts::{scripts, POP};
+use crate::scripts::PopCall;
 
 /// A pop request sent for a channel: enough to read its reply and to send it again.
 pub(super) struct Pop {
@@ -25,8 +24,8 @@ pub(super) struct Pop {
     /// Most messages asked for.
     requested: usize,
     pub(super) record: bool,
-    /// The script's arguments, as sent.
-    args: Vec<Vec<u8>>,
+    /// The script call, as sent.
+    call: PopCall,
 }
 
 impl RedisPoller {
@@ -54,32 +53,15 @@ impl RedisPoller {
         cp.rotation = cp.rotation.wrapping_add(1);
         self.req_seq += 1;
         let req = format!("{}.{}", self.id, self.req_seq);
-        let mut args: Vec<Vec<u8>> = vec![scripts().pop.get_hash().as_bytes().to_vec()];
-        args.push((3 + queues.len() * o.priority_steps.len()).to_string().into_bytes());
-        args.push(o.unacked_key.clone().into_bytes());
-        args.push(o.unacked_index_key.clone().into_bytes());
-        args.push(self.shared.inflight_key().into_bytes());
-        for step in &o.priority_steps {
-            for q in &queues {
-                args.push(keys::queue_key(&o.global_keyprefix, q, *step, &o.sep).into_bytes());
-            }
-        }
-        args.push(n.to_string().into_bytes());
-        args.push(format!("{:.6}", now_secs()).into_bytes());
-        args.push(if record { b"1".to_vec() } else { b"0".to_vec() });
-        args.push(req.clone().into_bytes());
-        args.push((o.visibility_timeout.as_millis() as u64).to_string().into_bytes());
-        args.push(queues.len().to_string().into_bytes());
-        args.push(o.queue_order_strategy.pop_mode().to_vec());
-        args.extend(queues.iter().map(|q| q.clone().into_bytes()));
-        let packed = pack("EVALSHA", &args);
-        self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, args }));
+        let call = PopCall::new(o, &self.shared.inflight_key(), &queues, n, now_secs(), record, &req);
+        let packed = call.pack(false);
+        self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, call }));
     }
 
     /// Reads a pop request's reply: the messages go to their consumers, or back to their queue if their
     /// consumer is gone.
     pub(super) fn on_pop(&mut self, pop: Pop, frame: Frame, out: &mut Vec<Delivery>) -> Result<()> {
-        let Pop { chan, ref req, ref queues, requested, record, ref args } = pop;
+        let Pop { chan, ref req, ref queues, requested, record, ref call } = pop;
         if let Some(cp) = self.chans.get_mut(&chan) {
             cp.inflight = cp.inflight.saturating_sub(requested);
         }
@@ -87,9 +69,7 @@ impl RedisPoller {
             Frame::Array(items) => items,
             Frame::Error(e) if e.starts_with("NOSCRIPT") => {
                 // The script cache was flushed: nothing ran. Send the script itself this time.
-                let mut eval: Vec<&[u8]> = vec![POP.as_bytes()];
-                eval.extend(args.iter().skip(1).map(|a| a.as_slice()));
-                let packed = pack("EVAL", &eval);
+                let packed = call.pack(true);
                 if let Some(cp) = self.chans.get_mut(&chan) {
                     cp.inflight += requested;
                 }
