@@ -31,6 +31,7 @@ pub mod serialization;
 mod simple;
 pub mod transport;
 pub mod url;
+pub mod virtual_transport;
 
 #[cfg(feature = "testing")]
 pub mod testing;
