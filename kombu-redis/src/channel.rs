@@ -2,13 +2,13 @@
 //! Lua script beside the binding set), get through the atomic pop-and-record script, acks and restores
 //! on Kombu's `unacked`/`unacked_index`, and per-channel prefetch.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use kombu_core::envelope::Envelope;
 use kombu_core::transport::{dead_letter_by_copy, Channel, DeadLetter, Outgoing, PublishOptions};
+use kombu_core::virtual_transport::{Consumers, Qos, Unacked};
 use kombu_core::{DeliveryTag, Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
 
 use crate::connection::{lock, Shared};
@@ -17,53 +17,44 @@ use crate::payload::{mark_redelivered, now_secs};
 use crate::publish;
 use crate::scripts::{scripts, PopCall};
 
-/// A consumer of one queue on a channel.
-#[derive(Debug, Clone)]
-pub(crate) struct ConsumerEntry {
-    pub(crate) tag: Arc<str>,
-    pub(crate) queue: String,
-    pub(crate) no_ack: bool,
-}
-
 /// A delivered message not yet settled.
 #[derive(Debug, Clone)]
-pub(crate) struct Unacked {
+pub(crate) struct Held {
     /// The queue it came from (restores go back there).
-    pub(crate) queue: String,
+    pub(crate) queue: Arc<str>,
     /// The payload as stored.
     pub(crate) payload: Bytes,
     /// Recorded in `unacked` (ack emulation).
     pub(crate) recorded: bool,
 }
 
-#[derive(Debug, Default)]
+/// A channel's consumers, its deliveries held unsettled by tag (Kombu's text tags), and its prefetch
+/// limit, refilled in batches (a pop request costs a round trip).
+#[derive(Debug)]
 pub(crate) struct ChanState {
-    pub(crate) consumers: Vec<ConsumerEntry>,
-    pub(crate) prefetch: u16,
-    pub(crate) unacked: HashMap<Arc<str>, Unacked>,
+    pub(crate) consumers: Consumers,
+    pub(crate) qos: Qos,
+    pub(crate) unacked: Unacked<Arc<str>, Held>,
+}
+
+impl Default for ChanState {
+    fn default() -> Self {
+        ChanState { consumers: Consumers::default(), qos: Qos::UNLIMITED.batched(), unacked: Unacked::default() }
+    }
 }
 
 impl ChanState {
-    /// How many more messages may be delivered (`usize::MAX`: no limit).
-    pub(crate) fn room(&self) -> usize {
-        match self.prefetch {
-            0 => usize::MAX,
-            n => usize::from(n).saturating_sub(self.unacked.len()),
-        }
+    /// How many messages a pop request should ask for now (0: not worth one yet).
+    pub(crate) fn refill(&self) -> usize {
+        self.qos.refill(self.unacked.len())
     }
 
-    /// How much room is worth a pop request: a quarter of the prefetch window, or any room once nothing
-    /// is held (so a consumer with messages in hand takes more in batches, not one per ack).
-    pub(crate) fn worth_asking(&self) -> usize {
-        if self.prefetch == 0 || self.unacked.is_empty() {
-            return self.room();
-        }
-        let low = (usize::from(self.prefetch) / 4).max(1);
-        if self.room() >= low {
-            self.room()
-        } else {
-            0
-        }
+    /// Every unsettled delivery, newest first: restored in that order to the served end of their
+    /// lists, they come out again oldest first, as they were delivered.
+    pub(crate) fn take_for_restore(&mut self) -> Vec<(Arc<str>, Held)> {
+        let mut all = self.unacked.take_all();
+        all.reverse();
+        all
     }
 }
 
@@ -124,7 +115,7 @@ impl RedisChannel {
     }
 
     /// Keeps a delivered message for settling, and binds it to this channel.
-    pub(crate) fn track(&self, message: &mut Message, tag: Arc<str>, entry: Unacked) {
+    pub(crate) fn track(&self, message: &mut Message, tag: Arc<str>, entry: Held) {
         if let Some(me) = self.as_dyn() {
             message.bind_channel(me);
         }
@@ -134,7 +125,7 @@ impl RedisChannel {
     /// Takes one message from `queue` with the pop-and-record script.
     fn pop_one(&self, queue: &str, record: bool) -> Result<Option<(String, Bytes)>> {
         let o = &self.shared.opts;
-        let call = PopCall::new(o, &self.shared.inflight_key(), &[queue.to_owned()], 1, now_secs(), record, "");
+        let call = PopCall::new(o, &self.shared.inflight_key(), &[queue], 1, now_secs(), record, "");
         let mut inv = scripts().pop.prepare_invoke();
         for k in &call.keys {
             inv.key(k);
@@ -154,7 +145,7 @@ impl RedisChannel {
 
     /// Puts settled-with-requeue messages back: `front` makes them the next served (RPUSH, Kombu's restore
     /// of unacked messages), otherwise behind the waiting ones (LPUSH, Kombu's reject with requeue).
-    pub(crate) fn restore(&self, entries: Vec<(Arc<str>, Unacked)>, front: bool) -> Result<()> {
+    pub(crate) fn restore(&self, entries: Vec<(Arc<str>, Held)>, front: bool) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -187,9 +178,10 @@ impl RedisChannel {
         let key = tag.to_string();
         let (entry, room) = {
             let mut st = self.state();
-            let before = st.worth_asking();
+            let held = st.unacked.len();
             let entry = st.unacked.remove(key.as_str());
-            (entry, before == 0 && st.worth_asking() > 0)
+            let room = entry.is_some() && st.qos.wakes_on_settle(held);
+            (entry, room)
         };
         let recorded = entry.as_ref().map(|u| u.recorded).unwrap_or(self.shared.opts.ack_emulation);
         let res = if recorded { forget(key.as_str()) } else { Ok(()) };
@@ -198,7 +190,7 @@ impl RedisChannel {
                 self.state().unacked.insert(Arc::from(key.as_str()), u);
             }
         } else if room {
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         res
     }
@@ -217,7 +209,7 @@ impl RedisChannel {
         self.shared
             .channels()
             .iter()
-            .map(|c| c.state().consumers.iter().filter(|e| e.queue == queue).count() as u32)
+            .map(|c| c.state().consumers.iter().filter(|e| &*e.queue == queue).count() as u32)
             .sum()
     }
 
@@ -263,7 +255,7 @@ impl RedisChannel {
             self.shared.pool.run("SREM", |c| p.query::<()>(c))?;
         }
         if lock(&self.shared.fanout).remove(queue).is_some() {
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -315,7 +307,7 @@ impl Channel for RedisChannel {
         }
         fanout.retain(|_, s| !s.is_empty());
         drop(fanout);
-        self.shared.wake();
+        self.shared.waker.wake();
         Ok(())
     }
 
@@ -362,7 +354,7 @@ impl Channel for RedisChannel {
         self.shared.pool.run("bind", |c| p.query::<()>(c))?;
         if kind == ExchangeKind::Fanout {
             lock(&self.shared.fanout).entry(queue.to_owned()).or_default().insert(exchange.to_owned());
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -386,7 +378,7 @@ impl Channel for RedisChannel {
                 }
             }
             drop(fanout);
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -431,7 +423,7 @@ impl Channel for RedisChannel {
                     self.track(
                         &mut m,
                         Arc::from(tag.as_str()),
-                        Unacked { queue: queue.to_owned(), payload, recorded: record },
+                        Held { queue: Arc::from(queue), payload, recorded: record },
                     );
                 }
                 Ok(Some(m))
@@ -453,20 +445,14 @@ impl Channel for RedisChannel {
 
     fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()> {
         self.check_open()?;
-        {
-            let mut st = self.state();
-            if st.consumers.iter().any(|c| &*c.tag == consumer_tag) {
-                return Err(Error::precondition(format!("consumer tag '{consumer_tag}' is already in use")));
-            }
-            st.consumers.push(ConsumerEntry { tag: Arc::from(consumer_tag), queue: queue.to_owned(), no_ack });
-        }
-        self.shared.wake();
+        self.state().consumers.add(consumer_tag, queue, no_ack)?;
+        self.shared.waker.wake();
         Ok(())
     }
 
     fn cancel(&self, consumer_tag: &str) -> Result<()> {
-        self.state().consumers.retain(|c| &*c.tag != consumer_tag);
-        self.shared.wake();
+        self.state().consumers.cancel(consumer_tag);
+        self.shared.waker.wake();
         Ok(())
     }
 
@@ -483,7 +469,7 @@ impl Channel for RedisChannel {
         let key: Arc<str> = Arc::from(tag.to_string());
         let (entry, limited) = {
             let mut st = self.state();
-            (st.unacked.remove(&key), st.prefetch > 0)
+            (st.unacked.remove(&key), !st.qos.is_unlimited())
         };
         let res = match (entry, requeue) {
             (Some(u), true) => self.restore(vec![(key, u)], false),
@@ -492,7 +478,7 @@ impl Channel for RedisChannel {
             (_, false) => crate::acks::forget(&self.shared, &[&*key]),
         };
         if limited {
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         res
     }
@@ -514,7 +500,7 @@ impl Channel for RedisChannel {
                 if moved == 0 {
                     tracing::warn!("message {key} was restored by another consumer before it could be dead-lettered");
                 }
-                self.shared.wake();
+                self.shared.waker.wake();
                 Ok(())
             }
             Err(e) => {
@@ -525,15 +511,15 @@ impl Channel for RedisChannel {
     }
 
     fn recover(&self, _requeue: bool) -> Result<()> {
-        let entries: Vec<(Arc<str>, Unacked)> = self.state().unacked.drain().collect();
+        let entries = self.state().take_for_restore();
         let res = self.restore(entries, true);
-        self.shared.wake();
+        self.shared.waker.wake();
         res
     }
 
     fn qos(&self, prefetch_count: u16) -> Result<()> {
-        self.state().prefetch = prefetch_count;
-        self.shared.wake();
+        self.state().qos.set_prefetch_count(prefetch_count);
+        self.shared.waker.wake();
         Ok(())
     }
 
@@ -542,13 +528,13 @@ impl Channel for RedisChannel {
             return Ok(());
         }
         let settled = lock(&self.publisher).settle(&self.shared);
-        let entries: Vec<(Arc<str>, Unacked)> = {
+        let entries = {
             let mut st = self.state();
             st.consumers.clear();
-            st.unacked.drain().collect()
+            st.take_for_restore()
         };
         lock(&self.shared.channels).retain(|c| c.id != self.id);
-        self.shared.wake();
+        self.shared.waker.wake();
         self.restore(entries, true)?;
         settled
     }

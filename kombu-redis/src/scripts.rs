@@ -162,10 +162,10 @@ pub struct PopCall {
 impl PopCall {
     /// A request for up to `n` messages from `queues` (in the order to take from them), at `now`
     /// (seconds), recorded in `unacked` if `record`, listed in `inflight` under `req` (empty: not listed).
-    pub fn new(
+    pub fn new<Q: AsRef<str>>(
         o: &RedisOptions,
         inflight: &str,
-        queues: &[String],
+        queues: &[Q],
         n: usize,
         now: f64,
         record: bool,
@@ -175,7 +175,7 @@ impl PopCall {
         keys.push(inflight.as_bytes().to_vec());
         for step in &o.priority_steps {
             for q in queues {
-                keys.push(keys::queue_key(&o.global_keyprefix, q, *step, &o.sep).into_bytes());
+                keys.push(keys::queue_key(&o.global_keyprefix, q.as_ref(), *step, &o.sep).into_bytes());
             }
         }
         let mut args = vec![
@@ -187,7 +187,7 @@ impl PopCall {
             queues.len().to_string().into_bytes(),
             o.queue_order_strategy.pop_mode().to_vec(),
         ];
-        args.extend(queues.iter().map(|q| q.as_bytes().to_vec()));
+        args.extend(queues.iter().map(|q| q.as_ref().as_bytes().to_vec()));
         PopCall { keys, args }
     }
 

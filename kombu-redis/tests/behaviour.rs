@@ -158,6 +158,28 @@ fn reject_requeue_and_close_restore() {
 }
 
 #[test]
+fn recover_and_close_put_messages_back_in_delivery_order() {
+    let conn = open(URL);
+    let q = unique("order");
+    let ch = conn.channel().unwrap();
+    ch.declare(&Queue::new(&q)).unwrap();
+    let bodies = ["m1", "m2", "m3", "m4", "m5"];
+    for b in bodies {
+        publish(&ch, "", &q, b);
+    }
+    let take = |ch: &Arc<dyn kombu_core::Channel>| -> Vec<String> {
+        bodies.iter().map(|_| text(&ch.get(&q, false).unwrap().expect("message"))).collect()
+    };
+    assert_eq!(take(&ch), bodies);
+    ch.recover(true).unwrap();
+    assert_eq!(take(&ch), bodies, "after recover");
+    ch.close().unwrap();
+    let ch = conn.channel().unwrap();
+    assert_eq!(take(&ch), bodies, "after close");
+    ch.close().unwrap();
+}
+
+#[test]
 fn fanout_and_headers_exchanges() {
     let conn = open(URL);
     let ch = conn.channel().unwrap();

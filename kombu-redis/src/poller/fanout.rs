@@ -8,11 +8,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kombu_core::envelope::Envelope;
 use kombu_core::transport::Delivery;
+use kombu_core::virtual_transport::Consumer;
 use kombu_core::Result;
 
 use super::link::{Pending, INVALIDATE};
 use super::RedisPoller;
-use crate::channel::Unacked;
+use crate::channel::Held;
 use crate::connection::lock;
 use crate::keys;
 use crate::payload::{new_tag, now_secs, score, unacked_entry};
@@ -51,12 +52,12 @@ impl RedisPoller {
         let name = String::from_utf8_lossy(channel);
         let exchange = keys::fanout_exchange(&o.global_keyprefix, &name).to_owned();
         let fanout = lock(&self.shared.fanout).clone();
-        let mut served: HashSet<String> = HashSet::new();
+        let mut served: HashSet<Arc<str>> = HashSet::new();
         let mut records = Vec::new();
         for ch in self.shared.channels() {
-            let consumers = ch.state().consumers.clone();
+            let consumers: Vec<Consumer> = ch.state().consumers.iter().cloned().collect();
             for c in consumers {
-                if served.contains(&c.queue) || !fanout.get(&c.queue).is_some_and(|s| s.contains(&exchange)) {
+                if served.contains(&c.queue) || !fanout.get(&*c.queue).is_some_and(|s| s.contains(&exchange)) {
                     continue;
                 }
                 served.insert(c.queue.clone());
@@ -86,11 +87,7 @@ impl RedisPoller {
                         let entry = unacked_entry(&payload, &di.exchange, &di.routing_key);
                         records.push((tag.clone(), entry));
                     }
-                    ch.track(
-                        &mut message,
-                        Arc::from(tag.as_str()),
-                        Unacked { queue: c.queue.clone(), payload, recorded },
-                    );
+                    ch.track(&mut message, Arc::from(tag.as_str()), Held { queue: c.queue.clone(), payload, recorded });
                 }
                 out.push(Delivery::new(c.tag.clone(), message));
             }

@@ -29,30 +29,36 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kombu_core::hub::{Event, EventKind, Sources, WakeHandle};
+use kombu_core::hub::{Event, EventKind, Sources};
 use kombu_core::transport::{Delivery, Poller};
+use kombu_core::virtual_transport::{FairCycle, Registration};
 use kombu_core::{Error, ErrorKind, Result};
 
-use crate::connection::{lock, Shared};
+use crate::connection::Shared;
 
 /// What the poller knows of one channel's requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ChanPoll {
     /// There may be something to take: a pop request is due once the last one is answered.
     dirty: bool,
     /// Messages asked for and not answered yet.
     inflight: usize,
-    /// Requests made so far (where round-robin starts the next).
-    rotation: usize,
+    /// The channel's queues taking turns (round-robin starts each request one further on).
+    turns: FairCycle<Arc<str>>,
+}
+
+impl Default for ChanPoll {
+    fn default() -> Self {
+        ChanPoll { dirty: true, inflight: 0, turns: FairCycle::new() }
+    }
 }
 
 /// The poller of one Redis connection.
 pub(crate) struct RedisPoller {
     shared: Arc<Shared>,
     link: Option<link::Link>,
-    waker: Option<WakeHandle>,
-    /// This poller's number on its connection.
-    id: u64,
+    /// This poller's place in the connection's wake slot while registered with the Hub.
+    registration: Option<Registration>,
     chans: HashMap<u64, ChanPoll>,
     req_seq: u64,
     /// Both sockets, connected and authenticated by `prepare`, waiting to be registered.
@@ -73,8 +79,7 @@ impl RedisPoller {
         RedisPoller {
             shared,
             link: None,
-            waker: None,
-            id: 0,
+            registration: None,
             chans: HashMap::new(),
             req_seq: 0,
             prepared: None,
@@ -106,10 +111,7 @@ impl Poller for RedisPoller {
     }
 
     fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let w = sources.waker();
-        self.id = self.shared.next_poller.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *lock(&self.shared.waker) = Some((self.id, w.clone()));
-        self.waker = Some(w);
+        self.registration = Some(self.shared.waker.register(sources.waker()));
         self.connect(sources)?;
         self.arm_timer(sources, Duration::ZERO);
         Ok(())
@@ -140,13 +142,8 @@ impl Poller for RedisPoller {
     fn deregister(&mut self, sources: &mut Sources<'_>) -> Result<()> {
         // Requests whose replies were not read yet are put back from the in-flight hash.
         self.drop_link(sources);
-        {
-            let mut waker = lock(&self.shared.waker);
-            if waker.as_ref().is_some_and(|(id, _)| *id == self.id) {
-                *waker = None;
-            }
-        }
-        self.waker = None;
+        // Takes this poller's handle out of the slot, unless a newer poller registered since.
+        self.registration = None;
         Ok(())
     }
 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kombu_core::transport::Delivery;
+use kombu_core::virtual_transport::Registration;
 use kombu_core::{DeliveryTag, Message, Result};
 
 use super::link::Pending;
-use super::{ChanPoll, RedisPoller};
-use crate::channel::{to_message, RedisChannel, Unacked};
+use super::RedisPoller;
+use crate::channel::{to_message, Held, RedisChannel};
 use crate::options::RedisOptions;
 use crate::payload::now_secs;
 use crate::resp::{pack, Frame};
@@ -20,7 +21,7 @@ pub(super) struct Pop {
     chan: u64,
     /// The request's id (its in-flight record when `record`).
     pub(super) req: String,
-    queues: Vec<String>,
+    queues: Vec<Arc<str>>,
     /// Most messages asked for.
     requested: usize,
     pub(super) record: bool,
@@ -33,26 +34,21 @@ impl RedisPoller {
     pub(super) fn request(&mut self, ch: &Arc<RedisChannel>, o: &RedisOptions) {
         let (queues, room, record) = {
             let st = ch.state();
-            let mut queues: Vec<String> = Vec::new();
-            for c in &st.consumers {
-                if !queues.contains(&c.queue) {
-                    queues.push(c.queue.clone());
-                }
-            }
             let record = o.ack_emulation && st.consumers.iter().any(|c| !c.no_ack);
-            (queues, st.worth_asking(), record)
+            (st.consumers.queues(), st.refill(), record)
         };
-        let cp = self.chans.entry(ch.id).or_insert(ChanPoll { dirty: true, inflight: 0, rotation: 0 });
+        let cp = self.chans.entry(ch.id).or_default();
         if queues.is_empty() || cp.inflight > 0 || !cp.dirty || room == 0 {
             return;
         }
         let n = room.min(o.consume_batch);
         cp.dirty = false;
         cp.inflight = n;
-        let queues = o.queue_order_strategy.order(queues, cp.rotation);
-        cp.rotation = cp.rotation.wrapping_add(1);
+        let queues = o.queue_order_strategy.order(queues, &mut cp.turns);
         self.req_seq += 1;
-        let req = format!("{}.{}", self.id, self.req_seq);
+        // Unique on the connection: the registration's generation numbers its pollers.
+        let generation = self.registration.as_ref().map_or(0, Registration::generation);
+        let req = format!("{generation}.{}", self.req_seq);
         let call = PopCall::new(o, &self.shared.inflight_key(), &queues, n, now_secs(), record, &req);
         let packed = call.pack(false);
         self.send(packed, Pending::Pop(Pop { chan: ch.id, req, queues, requested: n, record, call }));
@@ -93,7 +89,7 @@ impl RedisPoller {
             }
         }
         let channel = self.shared.channels().into_iter().find(|c| c.id == chan);
-        let mut orphans: Vec<(Arc<str>, Unacked)> = Vec::new();
+        let mut orphans: Vec<(Arc<str>, Held)> = Vec::new();
         let mut it = items.into_iter();
         while let (Some(j), Some(Frame::BulkString(tag)), Some(Frame::BulkString(payload))) =
             (it.next(), it.next(), it.next())
@@ -108,7 +104,7 @@ impl RedisPoller {
             let consumer =
                 channel.as_ref().and_then(|ch| ch.state().consumers.iter().find(|c| c.queue == queue).cloned());
             let (Some(ch), Some(c)) = (channel.as_ref(), consumer) else {
-                orphans.push((tag, Unacked { queue, payload, recorded: record }));
+                orphans.push((tag, Held { queue, payload, recorded: record }));
                 continue;
             };
             // A payload that is not a readable Kombu envelope still goes to the consumer, unreadable: its
@@ -133,7 +129,7 @@ impl RedisPoller {
                     self.send(hdel, Pending::Ignore);
                 }
             } else {
-                ch.track(&mut message, tag.clone(), Unacked { queue, payload, recorded: record });
+                ch.track(&mut message, tag.clone(), Held { queue, payload, recorded: record });
             }
             out.push(match unreadable {
                 None => Delivery::new(c.tag.clone(), message),

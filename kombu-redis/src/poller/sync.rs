@@ -21,9 +21,9 @@ impl RedisPoller {
         let mut patterns = BTreeSet::new();
         let mut prefixes = Vec::new();
         for ch in &channels {
-            for c in &ch.state().consumers {
+            for c in ch.state().consumers.iter() {
                 prefixes.push(format!("{}{}", o.global_keyprefix, c.queue));
-                for ex in fanout.get(&c.queue).into_iter().flatten() {
+                for ex in fanout.get(&*c.queue).into_iter().flatten() {
                     patterns.extend(keys::fanout_patterns(
                         &o.global_keyprefix,
                         &o.fanout_prefix,

@@ -21,8 +21,8 @@ impl RedisPoller {
     }
 
     pub(super) fn arm_timer(&self, sources: &mut Sources<'_>, delay: Duration) {
-        if let Some(w) = &self.waker {
-            sources.wake_after(w.token(), delay);
+        if let Some(r) = &self.registration {
+            sources.wake_after(r.token(), delay);
         }
     }
 
