@@ -11,13 +11,13 @@ use kombu_core::transport::Delivery;
 use kombu_core::virtual_transport::Consumer;
 use kombu_core::Result;
 
-use super::link::{Pending, INVALIDATE};
+use super::link::Pending;
 use super::RedisPoller;
 use crate::channel::Held;
 use crate::connection::lock;
 use crate::keys;
 use crate::payload::{new_tag, now_secs, score, unacked_entry};
-use crate::resp::{classify, pack, PubSub};
+use crate::resp::{classify, pack, PubSub, INVALIDATE};
 
 impl RedisPoller {
     /// Reads the pub/sub socket: fanout messages become deliveries, invalidations mark every channel

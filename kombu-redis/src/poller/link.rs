@@ -10,13 +10,10 @@ use kombu_core::Result;
 
 use super::pop::Pop;
 use super::RedisPoller;
-use crate::resp::{error_text, pack, Frame, FrameBuf};
+use crate::resp::{error_text, pack, Frame, FrameBuf, INVALIDATE};
 use crate::restore;
 use crate::scripts::POP;
 use crate::socket::{auth_commands, handshake, Sock};
-
-/// The channel Redis sends client-tracking invalidations to.
-pub(super) const INVALIDATE: &[u8] = b"__redis__:invalidate";
 
 /// What a reply on the command socket answers.
 pub(super) enum Pending {

@@ -9,7 +9,7 @@ use super::link::Pending;
 use super::RedisPoller;
 use crate::connection::lock;
 use crate::keys;
-use crate::resp::{error_text, pack, Frame};
+use crate::resp::{error_text, pack, tracking_on, Frame};
 
 impl RedisPoller {
     /// Subscriptions, tracking prefixes and pop requests brought in line with the channels' consumers.
@@ -49,13 +49,7 @@ impl RedisPoller {
                 link.pending.push_back(Pending::Ignore);
             }
             if !prefixes.is_empty() {
-                let id = link.client_id.to_string();
-                let mut args: Vec<&str> = vec!["TRACKING", "ON", "REDIRECT", &id, "BCAST", "NOLOOP"];
-                for p in &prefixes {
-                    args.push("PREFIX");
-                    args.push(p);
-                }
-                link.cmd.wbuf.extend(pack("CLIENT", &args));
+                link.cmd.wbuf.extend(tracking_on(link.client_id, &prefixes));
                 link.pending.push_back(Pending::Tracking);
             }
             link.tracked = prefixes;
