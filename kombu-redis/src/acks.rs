@@ -1,6 +1,7 @@
 //! Deferred acknowledgements (`Message::ack_deferred`): a thread per connection sends the queued acks,
 //! batched into one `MULTI ZREM HDEL EXEC`, as soon as it can, so an ack waits about one round trip
 //! however busy or idle the program is; closing the connection sends what is left before it returns.
+//! [`forget`] is the one ack transaction, synchronous acks use it too.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -87,18 +88,23 @@ impl AckFlusher {
 /// One transaction forgetting `tags` on the server; a failure is logged (those messages come back after
 /// the visibility timeout, the window `ack_deferred` documents).
 fn send(shared: &Shared, tags: &[Arc<str>]) {
+    let names: Vec<&str> = tags.iter().map(|t| &**t).collect();
+    if let Err(e) = forget(shared, &names) {
+        tracing::error!("{} deferred acks were not sent; those messages will be redelivered: {e:#}", tags.len());
+    }
+}
+
+/// Forgets `tags` on the server in one transaction (`MULTI ZREM HDEL EXEC`, Kombu's ack).
+pub(crate) fn forget(shared: &Shared, tags: &[&str]) -> Result<()> {
     if tags.is_empty() {
-        return;
+        return Ok(());
     }
     let o = &shared.opts;
     let mut p = redis::pipe();
     p.atomic();
     for chunk in tags.chunks(1000) {
-        let names: Vec<&str> = chunk.iter().map(|t| &**t).collect();
-        p.cmd("ZREM").arg(&o.unacked_index_key).arg(&names).ignore();
-        p.cmd("HDEL").arg(&o.unacked_key).arg(&names).ignore();
+        p.cmd("ZREM").arg(&o.unacked_index_key).arg(chunk).ignore();
+        p.cmd("HDEL").arg(&o.unacked_key).arg(chunk).ignore();
     }
-    if let Err(e) = shared.pool.run("ack", |c| p.query::<()>(c)) {
-        tracing::error!("{} deferred acks were not sent; those messages will be redelivered: {e:#}", tags.len());
-    }
+    shared.pool.run("ack", |c| p.query::<()>(c))
 }

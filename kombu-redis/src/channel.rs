@@ -2,68 +2,59 @@
 //! Lua script beside the binding set), get through the atomic pop-and-record script, acks and restores
 //! on Kombu's `unacked`/`unacked_index`, and per-channel prefetch.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use kombu_core::envelope::Envelope;
 use kombu_core::transport::{dead_letter_by_copy, Channel, DeadLetter, Outgoing, PublishOptions};
+use kombu_core::virtual_transport::{Consumers, Qos, Unacked};
 use kombu_core::{DeliveryTag, Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
 
 use crate::connection::{lock, Shared};
 use crate::keys;
 use crate::payload::{mark_redelivered, now_secs};
 use crate::publish;
-use crate::scripts::scripts;
-
-/// A consumer of one queue on a channel.
-#[derive(Debug, Clone)]
-pub(crate) struct ConsumerEntry {
-    pub(crate) tag: Arc<str>,
-    pub(crate) queue: String,
-    pub(crate) no_ack: bool,
-}
+use crate::scripts::{scripts, PopCall};
 
 /// A delivered message not yet settled.
 #[derive(Debug, Clone)]
-pub(crate) struct Unacked {
+pub(crate) struct Held {
     /// The queue it came from (restores go back there).
-    pub(crate) queue: String,
+    pub(crate) queue: Arc<str>,
     /// The payload as stored.
     pub(crate) payload: Bytes,
     /// Recorded in `unacked` (ack emulation).
     pub(crate) recorded: bool,
 }
 
-#[derive(Debug, Default)]
+/// A channel's consumers, its deliveries held unsettled by tag (Kombu's text tags), and its prefetch
+/// limit, refilled in batches (a pop request costs a round trip).
+#[derive(Debug)]
 pub(crate) struct ChanState {
-    pub(crate) consumers: Vec<ConsumerEntry>,
-    pub(crate) prefetch: u16,
-    pub(crate) unacked: HashMap<Arc<str>, Unacked>,
+    pub(crate) consumers: Consumers,
+    pub(crate) qos: Qos,
+    pub(crate) unacked: Unacked<Arc<str>, Held>,
+}
+
+impl Default for ChanState {
+    fn default() -> Self {
+        ChanState { consumers: Consumers::default(), qos: Qos::UNLIMITED.batched(), unacked: Unacked::default() }
+    }
 }
 
 impl ChanState {
-    /// How many more messages may be delivered (`usize::MAX`: no limit).
-    pub(crate) fn room(&self) -> usize {
-        match self.prefetch {
-            0 => usize::MAX,
-            n => usize::from(n).saturating_sub(self.unacked.len()),
-        }
+    /// How many messages a pop request should ask for now (0: not worth one yet).
+    pub(crate) fn refill(&self) -> usize {
+        self.qos.refill(self.unacked.len())
     }
 
-    /// How much room is worth a pop request: a quarter of the prefetch window, or any room once nothing
-    /// is held (so a consumer with messages in hand takes more in batches, not one per ack).
-    pub(crate) fn worth_asking(&self) -> usize {
-        if self.prefetch == 0 || self.unacked.is_empty() {
-            return self.room();
-        }
-        let low = (usize::from(self.prefetch) / 4).max(1);
-        if self.room() >= low {
-            self.room()
-        } else {
-            0
-        }
+    /// Every unsettled delivery, newest first: restored in that order to the served end of their
+    /// lists, they come out again oldest first, as they were delivered.
+    pub(crate) fn take_for_restore(&mut self) -> Vec<(Arc<str>, Held)> {
+        let mut all = self.unacked.take_all();
+        all.reverse();
+        all
     }
 }
 
@@ -124,7 +115,7 @@ impl RedisChannel {
     }
 
     /// Keeps a delivered message for settling, and binds it to this channel.
-    pub(crate) fn track(&self, message: &mut Message, tag: Arc<str>, entry: Unacked) {
+    pub(crate) fn track(&self, message: &mut Message, tag: Arc<str>, entry: Held) {
         if let Some(me) = self.as_dyn() {
             message.bind_channel(me);
         }
@@ -134,20 +125,14 @@ impl RedisChannel {
     /// Takes one message from `queue` with the pop-and-record script.
     fn pop_one(&self, queue: &str, record: bool) -> Result<Option<(String, Bytes)>> {
         let o = &self.shared.opts;
-        let s = scripts();
-        let mut inv = s.pop.prepare_invoke();
-        inv.key(&o.unacked_key).key(&o.unacked_index_key).key(self.shared.inflight_key());
-        for k in keys::queue_keys(&o.global_keyprefix, queue, &o.priority_steps, &o.sep) {
+        let call = PopCall::new(o, &self.shared.inflight_key(), &[queue], 1, now_secs(), record, "");
+        let mut inv = scripts().pop.prepare_invoke();
+        for k in &call.keys {
             inv.key(k);
         }
-        inv.arg(1)
-            .arg(format!("{:.6}", now_secs()))
-            .arg(if record { "1" } else { "0" })
-            .arg("")
-            .arg(o.visibility_timeout.as_millis() as u64)
-            .arg(1)
-            .arg(o.queue_order_strategy.pop_mode())
-            .arg(queue);
+        for a in &call.args {
+            inv.arg(a);
+        }
         let reply: Vec<redis::Value> = self.shared.pool.run("get", |c| inv.invoke(c))?;
         let mut it = reply.into_iter().skip(1);
         match (it.next(), it.next()) {
@@ -160,7 +145,7 @@ impl RedisChannel {
 
     /// Puts settled-with-requeue messages back: `front` makes them the next served (RPUSH, Kombu's restore
     /// of unacked messages), otherwise behind the waiting ones (LPUSH, Kombu's reject with requeue).
-    pub(crate) fn restore(&self, entries: Vec<(Arc<str>, Unacked)>, front: bool) -> Result<()> {
+    pub(crate) fn restore(&self, entries: Vec<(Arc<str>, Held)>, front: bool) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -187,26 +172,16 @@ impl RedisChannel {
         self.shared.pool.run("restore", |c| p.query::<()>(c))
     }
 
-    fn forget_on_server(&self, tags: &[&str]) -> Result<()> {
-        let o = &self.shared.opts;
-        let mut p = redis::pipe();
-        p.atomic();
-        for t in tags {
-            p.cmd("ZREM").arg(&o.unacked_index_key).arg(*t).ignore();
-            p.cmd("HDEL").arg(&o.unacked_key).arg(*t).ignore();
-        }
-        self.shared.pool.run("ack", |c| p.query::<()>(c))
-    }
-
     /// Forgets a delivery here and, if it was recorded in `unacked`, on the server with `forget`; wakes the
     /// poller when that made room worth a request. On failure the delivery is kept.
     fn settle_ack(&self, tag: &DeliveryTag, forget: impl FnOnce(&str) -> Result<()>) -> Result<()> {
         let key = tag.to_string();
         let (entry, room) = {
             let mut st = self.state();
-            let before = st.worth_asking();
+            let held = st.unacked.len();
             let entry = st.unacked.remove(key.as_str());
-            (entry, before == 0 && st.worth_asking() > 0)
+            let room = entry.is_some() && st.qos.wakes_on_settle(held);
+            (entry, room)
         };
         let recorded = entry.as_ref().map(|u| u.recorded).unwrap_or(self.shared.opts.ack_emulation);
         let res = if recorded { forget(key.as_str()) } else { Ok(()) };
@@ -215,7 +190,7 @@ impl RedisChannel {
                 self.state().unacked.insert(Arc::from(key.as_str()), u);
             }
         } else if room {
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         res
     }
@@ -234,7 +209,7 @@ impl RedisChannel {
         self.shared
             .channels()
             .iter()
-            .map(|c| c.state().consumers.iter().filter(|e| e.queue == queue).count() as u32)
+            .map(|c| c.state().consumers.iter().filter(|e| &*e.queue == queue).count() as u32)
             .sum()
     }
 
@@ -280,7 +255,7 @@ impl RedisChannel {
             self.shared.pool.run("SREM", |c| p.query::<()>(c))?;
         }
         if lock(&self.shared.fanout).remove(queue).is_some() {
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -332,7 +307,7 @@ impl Channel for RedisChannel {
         }
         fanout.retain(|_, s| !s.is_empty());
         drop(fanout);
-        self.shared.wake();
+        self.shared.waker.wake();
         Ok(())
     }
 
@@ -379,7 +354,7 @@ impl Channel for RedisChannel {
         self.shared.pool.run("bind", |c| p.query::<()>(c))?;
         if kind == ExchangeKind::Fanout {
             lock(&self.shared.fanout).entry(queue.to_owned()).or_default().insert(exchange.to_owned());
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -403,7 +378,7 @@ impl Channel for RedisChannel {
                 }
             }
             drop(fanout);
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -448,7 +423,7 @@ impl Channel for RedisChannel {
                     self.track(
                         &mut m,
                         Arc::from(tag.as_str()),
-                        Unacked { queue: queue.to_owned(), payload, recorded: record },
+                        Held { queue: Arc::from(queue), payload, recorded: record },
                     );
                 }
                 Ok(Some(m))
@@ -470,26 +445,20 @@ impl Channel for RedisChannel {
 
     fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()> {
         self.check_open()?;
-        {
-            let mut st = self.state();
-            if st.consumers.iter().any(|c| &*c.tag == consumer_tag) {
-                return Err(Error::precondition(format!("consumer tag '{consumer_tag}' is already in use")));
-            }
-            st.consumers.push(ConsumerEntry { tag: Arc::from(consumer_tag), queue: queue.to_owned(), no_ack });
-        }
-        self.shared.wake();
+        self.state().consumers.add(consumer_tag, queue, no_ack)?;
+        self.shared.waker.wake();
         Ok(())
     }
 
     fn cancel(&self, consumer_tag: &str) -> Result<()> {
-        self.state().consumers.retain(|c| &*c.tag != consumer_tag);
-        self.shared.wake();
+        self.state().consumers.cancel(consumer_tag);
+        self.shared.waker.wake();
         Ok(())
     }
 
     fn ack(&self, tag: &DeliveryTag) -> Result<()> {
         // Synchronous, as in Python Kombu: when this returns, the server has forgotten the message.
-        self.settle_ack(tag, |tag| self.forget_on_server(&[tag]))
+        self.settle_ack(tag, |tag| crate::acks::forget(&self.shared, &[tag]))
     }
 
     fn ack_deferred(&self, tag: &DeliveryTag) -> Result<()> {
@@ -500,16 +469,16 @@ impl Channel for RedisChannel {
         let key: Arc<str> = Arc::from(tag.to_string());
         let (entry, limited) = {
             let mut st = self.state();
-            (st.unacked.remove(&key), st.prefetch > 0)
+            (st.unacked.remove(&key), !st.qos.is_unlimited())
         };
         let res = match (entry, requeue) {
             (Some(u), true) => self.restore(vec![(key, u)], false),
             (None, true) => Err(Error::state(format!("unknown delivery tag {tag} on this channel"))),
             (Some(u), false) if !u.recorded => Ok(()),
-            (_, false) => self.forget_on_server(&[&*key]),
+            (_, false) => crate::acks::forget(&self.shared, &[&*key]),
         };
         if limited {
-            self.shared.wake();
+            self.shared.waker.wake();
         }
         res
     }
@@ -531,7 +500,7 @@ impl Channel for RedisChannel {
                 if moved == 0 {
                     tracing::warn!("message {key} was restored by another consumer before it could be dead-lettered");
                 }
-                self.shared.wake();
+                self.shared.waker.wake();
                 Ok(())
             }
             Err(e) => {
@@ -542,15 +511,15 @@ impl Channel for RedisChannel {
     }
 
     fn recover(&self, _requeue: bool) -> Result<()> {
-        let entries: Vec<(Arc<str>, Unacked)> = self.state().unacked.drain().collect();
+        let entries = self.state().take_for_restore();
         let res = self.restore(entries, true);
-        self.shared.wake();
+        self.shared.waker.wake();
         res
     }
 
     fn qos(&self, prefetch_count: u16) -> Result<()> {
-        self.state().prefetch = prefetch_count;
-        self.shared.wake();
+        self.state().qos.set_prefetch_count(prefetch_count);
+        self.shared.waker.wake();
         Ok(())
     }
 
@@ -559,13 +528,13 @@ impl Channel for RedisChannel {
             return Ok(());
         }
         let settled = lock(&self.publisher).settle(&self.shared);
-        let entries: Vec<(Arc<str>, Unacked)> = {
+        let entries = {
             let mut st = self.state();
             st.consumers.clear();
-            st.unacked.drain().collect()
+            st.take_for_restore()
         };
         lock(&self.shared.channels).retain(|c| c.id != self.id);
-        self.shared.wake();
+        self.shared.waker.wake();
         self.restore(entries, true)?;
         settled
     }

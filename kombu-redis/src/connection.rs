@@ -1,12 +1,12 @@
 //! One connection to a Redis server: the state its channels and its poller share (Kombu's per-connection
-//! exchange table, fanout bindings, the command pool, the poller's wake handle).
+//! exchange table, fanout bindings, the command pool, the wake slot of its registered poller).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use kombu_core::hub::WakeHandle;
 use kombu_core::transport::{BrokerConnection, Channel, Poller};
+use kombu_core::virtual_transport::WakeSlot;
 use kombu_core::{Error, ExchangeKind, Result};
 
 use crate::channel::RedisChannel;
@@ -31,10 +31,8 @@ pub(crate) struct Shared {
     pub(crate) queues: Mutex<HashSet<String>>,
     /// Queue to the fanout exchanges it is bound to.
     pub(crate) fanout: Mutex<HashMap<String, HashSet<String>>>,
-    /// The registered poller's wake handle, with the poller's number (a poller that is replaced must
-    /// not clear its successor's handle).
-    pub(crate) waker: Mutex<Option<(u64, WakeHandle)>>,
-    pub(crate) next_poller: AtomicU64,
+    /// Wakes the registered poller (after a change in consumers, prefetch room or bindings).
+    pub(crate) waker: Arc<WakeSlot>,
     pub(crate) open: AtomicBool,
     /// Deferred acks and the thread that sends them.
     pub(crate) acks: crate::acks::AckFlusher,
@@ -46,13 +44,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Wakes the poller (after a change in consumers, prefetch room or bindings).
-    pub(crate) fn wake(&self) {
-        if let Some((_, w)) = lock(&self.waker).as_ref() {
-            w.wake();
-        }
-    }
-
     pub(crate) fn exchange_kind(&self, exchange: &str) -> ExchangeKind {
         lock(&self.exchanges).get(exchange).copied().unwrap_or(ExchangeKind::Direct)
     }
@@ -91,8 +82,7 @@ impl RedisConnection {
                 exchanges: Mutex::new(HashMap::new()),
                 queues: Mutex::new(HashSet::new()),
                 fanout: Mutex::new(HashMap::new()),
-                waker: Mutex::new(None),
-                next_poller: AtomicU64::new(1),
+                waker: Arc::default(),
                 open: AtomicBool::new(true),
                 sweeping: AtomicBool::new(false),
                 acks: Default::default(),
@@ -143,7 +133,7 @@ impl BrokerConnection for RedisConnection {
         }
         self.shared.open.store(false, Ordering::Release);
         lock(&self.shared.channels).clear();
-        self.shared.wake();
+        self.shared.waker.wake();
         self.shared.pool.clear();
         match first_err {
             Some(e) => Err(e),

@@ -5,10 +5,15 @@
 //! (`q1, q2, q1<sep>3, q2<sep>3, ...`), and BRPOP serves the first list that has a message. The strategy
 //! only decides the order of the queues in that list (`kombu.utils.scheduling`):
 //! - `round_robin` (the default): the queue a message came from moves to the end, so every queue gets
-//!   its turn. kombu-rs starts each request at the next queue and takes from the queues in turn.
+//!   its turn. kombu-rs starts each request at the next queue (the toolkit's `FairCycle`) and the POP
+//!   script takes from the queues in turn.
 //! - `priority`: always the order the consumer named them in, so the first queue is drained before the
 //!   second is served (within a band; band 0 of every queue still comes before band 3 of any).
 //! - `sorted`: always the queues in name order, likewise drained one after the other.
+
+use std::sync::Arc;
+
+use kombu_core::virtual_transport::FairCycle;
 
 /// Kombu's `queue_order_strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,20 +51,22 @@ impl QueueOrder {
         }
     }
 
-    /// The queues of one pop request, in the order to take from them; `rotation` counts the requests
-    /// made so far (round-robin starts each one a queue further on).
-    pub fn order(self, mut queues: Vec<String>, rotation: usize) -> Vec<String> {
+    /// The queues of one pop request, in the order to take from them: `queues` as the channel's
+    /// consumers started on them, `turns` the channel's rotation over them, which round-robin follows
+    /// (each request starts a queue further on; a queue added comes last, one removed keeps the turn
+    /// where it was).
+    pub fn order(self, mut queues: Vec<Arc<str>>, turns: &mut FairCycle<Arc<str>>) -> Vec<Arc<str>> {
         match self {
             QueueOrder::RoundRobin => {
-                if !queues.is_empty() {
-                    let r = rotation % queues.len();
-                    queues.rotate_left(r);
-                }
+                follow(turns, &queues);
+                turns.rotated().cloned().collect()
             }
-            QueueOrder::Priority => {}
-            QueueOrder::Sorted => queues.sort(),
+            QueueOrder::Priority => queues,
+            QueueOrder::Sorted => {
+                queues.sort();
+                queues
+            }
         }
-        queues
     }
 
     /// The POP script's mode argument: `1` takes each list until it is empty before the next (BRPOP's
@@ -72,26 +79,48 @@ impl QueueOrder {
     }
 }
 
+/// Brings the rotation in line with the queues consumed now, keeping the turn fair.
+fn follow(turns: &mut FairCycle<Arc<str>>, queues: &[Arc<str>]) {
+    while turns.remove_first(|q| !queues.contains(q)).is_some() {}
+    for q in queues {
+        if !turns.iter().any(|t| t == q) {
+            turns.push(q.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn qs(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn qs(names: &[&str]) -> Vec<Arc<str>> {
+        names.iter().map(|s| Arc::from(*s)).collect()
     }
 
     #[test]
     fn orders_as_kombus_cycles() {
         let q = qs(&["b", "c", "a"]);
-        assert_eq!(QueueOrder::RoundRobin.order(q.clone(), 0), qs(&["b", "c", "a"]));
-        assert_eq!(QueueOrder::RoundRobin.order(q.clone(), 1), qs(&["c", "a", "b"]));
-        assert_eq!(QueueOrder::RoundRobin.order(q.clone(), 5), qs(&["a", "b", "c"]));
-        for r in 0..4 {
-            assert_eq!(QueueOrder::Priority.order(q.clone(), r), qs(&["b", "c", "a"]));
-            assert_eq!(QueueOrder::Sorted.order(q.clone(), r), qs(&["a", "b", "c"]));
+        let mut turns = FairCycle::new();
+        let rr: Vec<Vec<Arc<str>>> = (0..4).map(|_| QueueOrder::RoundRobin.order(q.clone(), &mut turns)).collect();
+        assert_eq!(rr, [qs(&["b", "c", "a"]), qs(&["c", "a", "b"]), qs(&["a", "b", "c"]), qs(&["b", "c", "a"])]);
+        for _ in 0..4 {
+            assert_eq!(QueueOrder::Priority.order(q.clone(), &mut turns), qs(&["b", "c", "a"]));
+            assert_eq!(QueueOrder::Sorted.order(q.clone(), &mut turns), qs(&["a", "b", "c"]));
         }
-        assert!(QueueOrder::RoundRobin.order(Vec::new(), 3).is_empty());
+        assert!(QueueOrder::RoundRobin.order(Vec::new(), &mut turns).is_empty());
         assert_eq!((QueueOrder::RoundRobin.pop_mode(), QueueOrder::Priority.pop_mode()), (&b"0"[..], &b"1"[..]));
+    }
+
+    #[test]
+    fn round_robin_follows_consumers_that_come_and_go() {
+        let mut turns = FairCycle::new();
+        let rr = |q: &[&str], turns: &mut FairCycle<Arc<str>>| QueueOrder::RoundRobin.order(qs(q), turns);
+        assert_eq!(rr(&["a", "b", "c"], &mut turns), qs(&["a", "b", "c"]));
+        // b's turn is next; c's consumer is cancelled and d's starts: b keeps its turn, d comes last.
+        assert_eq!(rr(&["a", "b", "d"], &mut turns), qs(&["b", "d", "a"]));
+        // The queue whose turn it is (d, last) goes away: the turn wraps to the first.
+        assert_eq!(rr(&["a", "b"], &mut turns), qs(&["a", "b"]));
+        assert_eq!(rr(&["a", "b"], &mut turns), qs(&["b", "a"]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Stored message payloads as Kombu reads them (pure): marking a restored message redelivered, reading
-//! an `unacked` entry (`[payload, exchange, routing_key]`), and the clock Kombu scores deliveries with.
+//! Stored message payloads as Kombu reads them (pure): marking a restored message redelivered, writing
+//! and reading an `unacked` entry (`[payload, exchange, routing_key]`), the delivery tags of new
+//! messages, and the clock Kombu scores deliveries with.
 
 use kombu_core::envelope::DELIVERY_COUNT;
 use serde_json::value::RawValue;
@@ -48,6 +49,49 @@ pub struct UnackedEntry {
     pub exchange: String,
     /// Its routing key.
     pub routing_key: String,
+}
+
+/// Writes an `unacked` entry, `[payload, exchange, routing_key]`, as the POP script writes it (and as
+/// [`parse_unacked`] reads it back exactly).
+///
+/// A payload that is a JSON object (a Kombu envelope) goes in as it is, as Kombu stores the message; any
+/// other payload goes in as a JSON string. Strings are escaped as Redis's cjson escapes them (`"`, `\`,
+/// `/`, control characters and DEL), bytes that are not UTF-8 passing through as they are.
+pub fn unacked_entry(payload: &[u8], exchange: &str, routing_key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + exchange.len() + routing_key.len() + 12);
+    out.push(b'[');
+    let object = payload.first() == Some(&b'{')
+        && payload.last() == Some(&b'}')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok();
+    if object {
+        out.extend_from_slice(payload);
+    } else {
+        json_string(&mut out, payload);
+    }
+    out.extend_from_slice(b", ");
+    json_string(&mut out, exchange.as_bytes());
+    out.extend_from_slice(b", ");
+    json_string(&mut out, routing_key.as_bytes());
+    out.push(b']');
+    out
+}
+
+/// Appends `bytes` as a JSON string the way Redis's cjson writes one (`cjson.encode`).
+fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' | b'/' => out.extend_from_slice(&[b'\\', b]),
+            8 => out.extend_from_slice(b"\\b"),
+            9 => out.extend_from_slice(b"\\t"),
+            10 => out.extend_from_slice(b"\\n"),
+            12 => out.extend_from_slice(b"\\f"),
+            13 => out.extend_from_slice(b"\\r"),
+            0..=31 | 127 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
 }
 
 /// Reads an `unacked` entry; `None` if it is not `[payload, exchange, routing_key]`.
@@ -136,6 +180,11 @@ pub fn now_secs() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// A time as an `unacked_index` score is written: seconds with six decimals.
+pub fn score(secs: f64) -> String {
+    format!("{secs:.6}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +229,38 @@ mod tests {
         assert!(parse_unacked(b"[\"\xff unterminated").is_none());
         assert!(parse_unacked(b"[1, 2]").is_none());
         assert!(now_secs() > 1.7e9);
+    }
+
+    #[test]
+    fn unacked_entries_round_trip() {
+        let awkward: &[&[u8]] = &[
+            PY.as_bytes(),
+            b"not json",
+            b"\"quoted\" \\ back\\slash / slash",
+            b"\xff\xfe\x00\x01\x7f\n\r\t\x08\x0c binary",
+            "caf\u{e9} \u{1F600}".as_bytes(),
+            b"\"a json string\"",
+            b"[1, 2]",
+            b"42",
+            b" {\"padded\": 1}",
+            b"{\"unclosed\": ",
+            b"",
+        ];
+        for payload in awkward {
+            for (ex, rk) in [("", "jobs"), ("ex \"q\" \\", "a/b\u{7}.\u{e9}")] {
+                let raw = unacked_entry(payload, ex, rk);
+                let e = parse_unacked(&raw).unwrap_or_else(|| panic!("{:?}", String::from_utf8_lossy(&raw)));
+                assert_eq!(e.payload, payload.to_vec(), "{:?}", String::from_utf8_lossy(&raw));
+                assert_eq!((e.exchange.as_str(), e.routing_key.as_str()), (ex, rk));
+            }
+        }
+        // An envelope goes in as Kombu stores it, not as a string.
+        assert_eq!(unacked_entry(PY.as_bytes(), "ex", "a.b"), format!(r#"[{PY}, "ex", "a.b"]"#).into_bytes());
+        let mut s = Vec::new();
+        json_string(&mut s, b"a\"b\\c/d\x01\x08\t\n\x0c\r\x7f\xff\xfe \xc3\xa9");
+        // The bytes Redis's `cjson.encode` gives for the same input (seen with EVAL on Redis 7).
+        assert_eq!(s, b"\"a\\\"b\\\\c\\/d\\u0001\\b\\t\\n\\f\\r\\u007f\xff\xfe \xc3\xa9\"".to_vec());
+        assert_eq!(score(1.5), "1.500000");
     }
 
     #[test]

@@ -72,6 +72,21 @@ impl FrameBuf {
     }
 }
 
+/// The channel Redis sends client-tracking invalidations to (what [`classify`] is given).
+pub const INVALIDATE: &[u8] = b"__redis__:invalidate";
+
+/// `CLIENT TRACKING ON` in broadcast mode for keys under `prefixes`, the invalidations sent to the
+/// connection `redirect` (the pub/sub socket subscribed to [`INVALIDATE`]), none for our own writes.
+pub fn tracking_on<P: AsRef<str>>(redirect: i64, prefixes: &[P]) -> Vec<u8> {
+    let id = redirect.to_string();
+    let mut args: Vec<&str> = vec!["TRACKING", "ON", "REDIRECT", &id, "BCAST", "NOLOOP"];
+    for p in prefixes {
+        args.push("PREFIX");
+        args.push(p.as_ref());
+    }
+    pack("CLIENT", &args)
+}
+
 /// What the pub/sub socket received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PubSub {
@@ -186,7 +201,7 @@ mod tests {
 
     #[test]
     fn pubsub_kinds() {
-        let inv = b"__redis__:invalidate";
+        let inv = INVALIDATE;
         let bulk = |s: &[u8]| Frame::BulkString(s.to_vec());
         let pm = Frame::Array(vec![bulk(b"pmessage"), bulk(b"/0.ex*"), bulk(b"/0.ex/k"), bulk(b"{}")]);
         assert_eq!(classify(pm, inv).unwrap(), PubSub::Message { channel: b"/0.ex/k".to_vec(), data: b"{}".to_vec() });
@@ -198,5 +213,13 @@ mod tests {
         assert_eq!(classify(sub, inv).unwrap(), PubSub::Other);
         assert!(classify(Frame::Error("ERR".into()), inv).is_err());
         assert_eq!(pack("PING", &[] as &[&str]), b"*1\r\n$4\r\nPING\r\n".to_vec());
+    }
+
+    #[test]
+    fn tracking_is_broadcast_by_prefix() {
+        let want =
+            pack("CLIENT", &["TRACKING", "ON", "REDIRECT", "7", "BCAST", "NOLOOP", "PREFIX", "a", "PREFIX", "b."]);
+        assert_eq!(tracking_on(7, &["a", "b."]), want);
+        assert_eq!(INVALIDATE, b"__redis__:invalidate");
     }
 }

@@ -12,7 +12,7 @@ use kombu_core::{ExchangeKind, FieldTable, Result};
 
 use crate::connection::{lock, Shared};
 use crate::keys;
-use crate::payload::{mark_redelivered, now_secs, parse_unacked};
+use crate::payload::{mark_redelivered, now_secs, parse_unacked, score};
 use crate::scripts::scripts;
 
 /// The binding set of an exchange, as the restore sweep routes by it.
@@ -133,7 +133,7 @@ fn sweep(shared: &Shared) -> Result<usize> {
         redis::cmd("ZRANGEBYSCORE")
             .arg(&o.unacked_index_key)
             .arg("-inf")
-            .arg(format!("{ceil:.6}"))
+            .arg(score(ceil))
             .arg("LIMIT")
             .arg(0)
             .arg(o.unacked_restore_limit)

@@ -12,6 +12,10 @@
 
 use std::sync::OnceLock;
 
+use crate::keys;
+use crate::options::RedisOptions;
+use crate::payload::score;
+
 /// Routes and pushes messages published with one routing key.
 ///
 /// KEYS\[1\]: the binding set. ARGV: kind (`direct`, `topic` or `all`), routing key, band suffix of the
@@ -146,6 +150,59 @@ end
 return out
 "#;
 
+/// The keys and arguments of one [`POP`] call, in the order the script reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PopCall {
+    /// KEYS: `unacked`, `unacked_index`, the in-flight hash, then each band's list of every queue.
+    pub keys: Vec<Vec<u8>>,
+    /// ARGV.
+    pub args: Vec<Vec<u8>>,
+}
+
+impl PopCall {
+    /// A request for up to `n` messages from `queues` (in the order to take from them), at `now`
+    /// (seconds), recorded in `unacked` if `record`, listed in `inflight` under `req` (empty: not listed).
+    pub fn new<Q: AsRef<str>>(
+        o: &RedisOptions,
+        inflight: &str,
+        queues: &[Q],
+        n: usize,
+        now: f64,
+        record: bool,
+        req: &str,
+    ) -> Self {
+        let mut keys = vec![o.unacked_key.as_bytes().to_vec(), o.unacked_index_key.as_bytes().to_vec()];
+        keys.push(inflight.as_bytes().to_vec());
+        for step in &o.priority_steps {
+            for q in queues {
+                keys.push(keys::queue_key(&o.global_keyprefix, q.as_ref(), *step, &o.sep).into_bytes());
+            }
+        }
+        let mut args = vec![
+            n.to_string().into_bytes(),
+            score(now).into_bytes(),
+            if record { b"1".to_vec() } else { b"0".to_vec() },
+            req.as_bytes().to_vec(),
+            (o.visibility_timeout.as_millis() as u64).to_string().into_bytes(),
+            queues.len().to_string().into_bytes(),
+            o.queue_order_strategy.pop_mode().to_vec(),
+        ];
+        args.extend(queues.iter().map(|q| q.as_ref().as_bytes().to_vec()));
+        PopCall { keys, args }
+    }
+
+    /// The call as one command: `EVALSHA` with the script's digest, or `EVAL` with its text when
+    /// `by_source` (the server's script cache was flushed).
+    pub fn pack(&self, by_source: bool) -> Vec<u8> {
+        let s = scripts();
+        let (name, first) = if by_source { ("EVAL", POP) } else { ("EVALSHA", s.pop.get_hash()) };
+        let numkeys = self.keys.len().to_string();
+        let mut parts: Vec<&[u8]> = vec![first.as_bytes(), numkeys.as_bytes()];
+        parts.extend(self.keys.iter().chain(&self.args).map(Vec::as_slice));
+        crate::resp::pack(name, &parts)
+    }
+}
+
 /// Restores one message if it is still recorded as unacknowledged.
 ///
 /// KEYS\[1\] `unacked`, KEYS\[2\] `unacked_index`, KEYS\[3..\] the lists to push to. ARGV: tag, payload,
@@ -222,5 +279,25 @@ mod tests {
             assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
         }
         assert_ne!(s.route.get_hash(), s.pop.get_hash());
+    }
+
+    #[test]
+    fn pop_calls_list_bands_then_queues() {
+        let o = RedisOptions { priority_steps: vec![0, 5], ..RedisOptions::default() };
+        let qs = ["a".to_owned(), "b".to_owned()];
+        let call = PopCall::new(&o, "infl", &qs, 7, 1.25, true, "1.2");
+        let text = |v: &[Vec<u8>]| v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>();
+        let sep = &o.sep;
+        assert_eq!(
+            text(&call.keys),
+            ["unacked", "unacked_index", "infl", "a", "b", &format!("a{sep}5"), &format!("b{sep}5")]
+        );
+        let ms = o.visibility_timeout.as_millis().to_string();
+        assert_eq!(text(&call.args), ["7", "1.250000", "1", "1.2", ms.as_str(), "2", "0", "a", "b"]);
+        let sha = call.pack(false);
+        let by_source = call.pack(true);
+        assert!(sha.windows(40).any(|w| w == scripts().pop.get_hash().as_bytes()));
+        assert!(by_source.windows(POP.len()).any(|w| w == POP.as_bytes()));
+        assert!(sha.ends_with(b"$1\r\nb\r\n") && by_source.ends_with(b"$1\r\nb\r\n"));
     }
 }

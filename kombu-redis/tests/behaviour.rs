@@ -158,6 +158,28 @@ fn reject_requeue_and_close_restore() {
 }
 
 #[test]
+fn recover_and_close_put_messages_back_in_delivery_order() {
+    let conn = open(URL);
+    let q = unique("order");
+    let ch = conn.channel().unwrap();
+    ch.declare(&Queue::new(&q)).unwrap();
+    let bodies = ["m1", "m2", "m3", "m4", "m5"];
+    for b in bodies {
+        publish(&ch, "", &q, b);
+    }
+    let take = |ch: &Arc<dyn kombu_core::Channel>| -> Vec<String> {
+        bodies.iter().map(|_| text(&ch.get(&q, false).unwrap().expect("message"))).collect()
+    };
+    assert_eq!(take(&ch), bodies);
+    ch.recover(true).unwrap();
+    assert_eq!(take(&ch), bodies, "after recover");
+    ch.close().unwrap();
+    let ch = conn.channel().unwrap();
+    assert_eq!(take(&ch), bodies, "after close");
+    ch.close().unwrap();
+}
+
+#[test]
 fn fanout_and_headers_exchanges() {
     let conn = open(URL);
     let ch = conn.channel().unwrap();
@@ -345,4 +367,52 @@ fn server_side_topic_routing_agrees_with_the_rust_matcher() {
             keys.iter().filter(|k| kombu_core::routing::topic_matches(p, k)).map(|k| k.to_string()).collect();
         assert_eq!(got, want, "pattern '{p}'");
     }
+}
+
+#[test]
+fn the_pop_script_writes_unacked_entries_as_the_rust_builder_does() {
+    use kombu_redis::payload::{parse_unacked, unacked_entry};
+    use kombu_redis::scripts::{PopCall, POP};
+    let own = unique("entry");
+    let mut o = kombu_redis::RedisOptions::default();
+    o.unacked_key = format!("{own}.unacked");
+    o.unacked_index_key = format!("{own}.unacked_index");
+    let q = unique("entry.q");
+    let (ex, rk) = ("ex \"q\" \\ /", "a/b.\u{e9}\u{1}");
+    let envelope = serde_json::json!({"body": "", "properties": {"delivery_tag": "t-envelope",
+        "delivery_info": {"exchange": ex, "routing_key": rk}}})
+    .to_string();
+    let junk: &[u8] = b"\"quoted\" \\ / \xff\xfe\x01\x7f";
+    let mut r = raw();
+    let _: () = r.lpush(&q, &[envelope.as_bytes(), junk]).unwrap();
+    let call = PopCall::new(&o, &format!("{own}.inflight"), std::slice::from_ref(&q), 10, 1.0, true, "");
+    let script = redis::Script::new(POP);
+    let mut inv = script.prepare_invoke();
+    for k in &call.keys {
+        inv.key(k);
+    }
+    for a in &call.args {
+        inv.arg(a);
+    }
+    let reply: Vec<redis::Value> = inv.invoke(&mut r).unwrap();
+    let mut seen = 0;
+    for triple in reply.chunks(3) {
+        let [_, redis::Value::BulkString(tag), redis::Value::BulkString(payload)] = triple else {
+            panic!("unexpected reply {triple:?}")
+        };
+        let stored: Vec<u8> = r.hget(&o.unacked_key, tag).unwrap();
+        let want = if payload == envelope.as_bytes() {
+            assert_eq!(tag, b"t-envelope");
+            unacked_entry(payload, ex, rk)
+        } else {
+            assert_eq!(payload, junk);
+            unacked_entry(payload, "", &q)
+        };
+        assert_eq!(String::from_utf8_lossy(&stored), String::from_utf8_lossy(&want));
+        assert_eq!(stored, want);
+        assert_eq!(parse_unacked(&stored).unwrap().payload, *payload);
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+    let _: () = r.del(&[&o.unacked_key, &o.unacked_index_key]).unwrap();
 }
