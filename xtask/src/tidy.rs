@@ -10,10 +10,6 @@ use crate::root;
 /// and benches are exempt.
 pub(crate) const MAX_LINES: usize = 650;
 
-/// TODO(issue 14): files over [`MAX_LINES`] that other branches are splitting; remove each entry when its
-/// split is merged (the list must end up empty, and then this constant goes).
-const TODO_OVER_LENGTH: &[&str] = &[];
-
 /// The crates that are backends: kombu-core's code names none of them.
 const BACKEND_CRATES: &[&str] = &["kombu_memory", "kombu_redis", "kombu_amqp"];
 
@@ -40,11 +36,6 @@ pub(crate) fn run() -> Result<(), String> {
         let rel = path.strip_prefix(&root).unwrap_or(path).to_string_lossy().replace('\\', "/");
         problems.extend(check_file(&rel, &text));
     }
-    for listed in TODO_OVER_LENGTH {
-        if !files.iter().any(|f| f.ends_with(listed)) {
-            problems.push(format!("{listed}: listed in TODO_OVER_LENGTH but gone: remove the entry"));
-        }
-    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -60,7 +51,7 @@ fn check_file(rel: &str, text: &str) -> Vec<String> {
         problems.push(format!("{rel}: no `//!` line saying what the file is for"));
     }
     let lines = text.lines().count();
-    if lines > MAX_LINES && length_checked(rel) && !TODO_OVER_LENGTH.contains(&rel) {
+    if lines > MAX_LINES && length_checked(rel) {
         problems.push(format!("{rel}: {lines} lines, more than {MAX_LINES}: split it by job"));
     }
     if rel.starts_with("kombu-core/src/") {
@@ -349,13 +340,12 @@ const AFTER: &str = "rediss";
     }
 
     #[test]
-    fn length_limit_applies_under_src_only_and_honours_the_todo_list() {
+    fn length_limit_applies_under_src_only() {
         let long = format!("//! Long.\n{}", "x\n".repeat(MAX_LINES));
         assert!(check_file("kombu-memory/src/big.rs", &long)[0].contains("lines, more than 650"));
         assert!(check_file("src/cli/big.rs", &long)[0].contains("split it by job"));
         assert!(check_file("kombu-redis/tests/big.rs", &long).is_empty());
         assert!(check_file("kombu-examples/examples/big.rs", &long).is_empty());
-        assert!(check_file(TODO_OVER_LENGTH[0], &long).is_empty());
         let short = format!("//! Short.\n{}", "x\n".repeat(MAX_LINES - 1));
         assert!(check_file("kombu-memory/src/ok.rs", &short).is_empty());
         assert_eq!(check_file("kombu-memory/src/ok.rs", "fn main() {}\n").len(), 1, "the `//!` line is checked");

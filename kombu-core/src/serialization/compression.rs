@@ -64,133 +64,136 @@ fn write_all<W: Write>(
         .map_err(|e| Error::serialization(format!("{name}: cannot compress body: {e}")))
 }
 
-/// zlib data, which Kombu labels `application/x-gzip` under the names `zlib` and `gzip`.
-struct Zlib;
-impl Compressor for Zlib {
+/// One of Kombu's compressions: its names, its header value, the kombu-core feature that builds it in, and
+/// its functions when that feature is on.
+#[derive(Clone, Copy)]
+struct Kombu {
+    aliases: &'static [&'static str],
+    content_type: &'static str,
+    feature: &'static str,
+    codec: Option<(Codec, Codec)>,
+}
+
+/// Compresses or decompresses a body.
+type Codec = fn(&[u8]) -> Result<Vec<u8>>;
+
+impl Compressor for Kombu {
     fn aliases(&self) -> &[&str] {
-        &["zlib", "gzip"]
+        self.aliases
     }
     fn content_type(&self) -> &str {
-        "application/x-gzip"
+        self.content_type
     }
     fn compress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        write_all("zlib", enc, body, |e| e.finish())
+        self.codec.map_or_else(|| Err(self.left_out()), |(compress, _)| compress(body))
     }
     fn decompress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        read_capped("zlib", flate2::read::ZlibDecoder::new(body))
+        self.codec.map_or_else(|| Err(self.left_out()), |(_, decompress)| decompress(body))
     }
 }
 
-/// bzip2 at level 9, as Python's `bz2.compress`; concatenated streams are read as one, as `bz2.decompress` does.
-#[cfg(feature = "bzip2")]
-struct Bzip2;
-#[cfg(feature = "bzip2")]
-impl Compressor for Bzip2 {
-    fn aliases(&self) -> &[&str] {
-        &["bzip2", "bzip"]
-    }
-    fn content_type(&self) -> &str {
-        "application/x-bz2"
-    }
-    fn compress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
-        write_all("bzip2", enc, body, |e| e.finish())
-    }
-    fn decompress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        read_capped("bzip2", bzip2::read::MultiBzDecoder::new(body))
+impl Kombu {
+    fn left_out(&self) -> Error {
+        Error::serialization(format!(
+            "compression '{}' is not built in: enable kombu's `{}` feature",
+            self.aliases[0], self.feature
+        ))
     }
 }
 
-/// xz at preset 6 with a CRC-64 check, as Python's `lzma.compress`; reads xz or legacy `.lzma` data, and
-/// concatenated streams, as `lzma.decompress` does.
-#[cfg(feature = "lzma")]
-struct Lzma;
-#[cfg(feature = "lzma")]
-impl Compressor for Lzma {
-    fn aliases(&self) -> &[&str] {
-        &["lzma", "xz"]
-    }
-    fn content_type(&self) -> &str {
-        "application/x-lzma"
-    }
-    fn compress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let stream = liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc64)
-            .map_err(|e| Error::serialization(format!("lzma: cannot compress body: {e}")))?;
-        let enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-        write_all("lzma", enc, body, |e| e.finish())
-    }
-    fn decompress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let stream = liblzma::stream::Stream::new_auto_decoder(u64::MAX, liblzma::stream::CONCATENATED)
-            .map_err(|e| Error::serialization(format!("lzma: cannot decompress body: {e}")))?;
-        read_capped("lzma", liblzma::read::XzDecoder::new_stream(body, stream))
-    }
-}
-
-/// brotli at quality 6 (Python's `brotli.compress` defaults to 11, several times slower for little gain;
-/// either reads the other's data) and a 4 MiB window.
-#[cfg(feature = "brotli")]
-struct Brotli;
-#[cfg(feature = "brotli")]
-impl Compressor for Brotli {
-    fn aliases(&self) -> &[&str] {
-        &["brotli"]
-    }
-    fn content_type(&self) -> &str {
-        "application/x-brotli"
-    }
-    fn compress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let enc = brotli::CompressorWriter::new(Vec::new(), 4096, 6, 22);
-        write_all("brotli", enc, body, |mut e| e.flush().map(|_| e.into_inner()))
-    }
-    fn decompress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        read_capped("brotli", brotli::Decompressor::new(body, 4096))
-    }
-}
-
-/// zstd at level 3 (Python's default), one frame that records its size; any number of frames read.
-#[cfg(feature = "zstd")]
-struct Zstd;
-#[cfg(feature = "zstd")]
-impl Compressor for Zstd {
-    fn aliases(&self) -> &[&str] {
-        &["zstd", "zstandard"]
-    }
-    fn content_type(&self) -> &str {
-        "application/zstd"
-    }
-    fn compress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        zstd::bulk::compress(body, 3).map_err(|e| Error::serialization(format!("zstd: cannot compress body: {e}")))
-    }
-    fn decompress(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let dec = zstd::stream::read::Decoder::new(body)
-            .map_err(|e| Error::serialization(format!("zstd: cannot decompress body: {e}")))?;
-        read_capped("zstd", dec)
-    }
-}
-
-#[allow(unused_mut)] // without the optional compressors' features
-fn built_in() -> Vec<Arc<dyn Compressor>> {
-    let mut all: Vec<Arc<dyn Compressor>> = vec![Arc::new(Zlib)];
-    #[cfg(feature = "bzip2")]
-    all.push(Arc::new(Bzip2));
-    #[cfg(feature = "lzma")]
-    all.push(Arc::new(Lzma));
-    #[cfg(feature = "brotli")]
-    all.push(Arc::new(Brotli));
-    #[cfg(feature = "zstd")]
-    all.push(Arc::new(Zstd));
-    all
-}
-
-/// Kombu's compressions and the Cargo feature of kombu-core that builds each in (for the error when one
-/// was left out).
-const KOMBU_COMPRESSIONS: &[(&str, &[&str], &str)] = &[
-    ("application/x-bz2", &["bzip2", "bzip"], "bzip2"),
-    ("application/x-lzma", &["lzma", "xz"], "lzma"),
-    ("application/x-brotli", &["brotli"], "brotli"),
-    ("application/zstd", &["zstd", "zstandard"], "zstd"),
+/// Kombu's compressions, in `kombu/compression.py`'s order. The writers follow Python's defaults where the
+/// other side cares: zlib at level 6; bzip2 at level 9 (`bz2.compress`), concatenated streams read as one;
+/// xz (not `.lzma`) at preset 6 with a CRC-64 check (`lzma.compress`), xz or legacy `.lzma` read; brotli at
+/// quality 6 (Python's 11 is several times slower for little gain; either reads the other's data) with a
+/// 4 MiB window; zstd at level 3 in one frame that records its size, any number of frames read.
+const KOMBU: &[Kombu] = &[
+    Kombu {
+        aliases: &["zlib", "gzip"],
+        content_type: "application/x-gzip",
+        feature: "",
+        codec: Some((
+            |body| {
+                let enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                write_all("zlib", enc, body, |e| e.finish())
+            },
+            |body| read_capped("zlib", flate2::read::ZlibDecoder::new(body)),
+        )),
+    },
+    Kombu {
+        aliases: &["bzip2", "bzip"],
+        content_type: "application/x-bz2",
+        feature: "bzip2",
+        #[cfg(feature = "bzip2")]
+        codec: Some((
+            |body| {
+                let enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+                write_all("bzip2", enc, body, |e| e.finish())
+            },
+            |body| read_capped("bzip2", bzip2::read::MultiBzDecoder::new(body)),
+        )),
+        #[cfg(not(feature = "bzip2"))]
+        codec: None,
+    },
+    Kombu {
+        aliases: &["lzma", "xz"],
+        content_type: "application/x-lzma",
+        feature: "lzma",
+        #[cfg(feature = "lzma")]
+        codec: Some((
+            |body| {
+                let stream = liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc64)
+                    .map_err(|e| Error::serialization(format!("lzma: cannot compress body: {e}")))?;
+                write_all("lzma", liblzma::write::XzEncoder::new_stream(Vec::new(), stream), body, |e| e.finish())
+            },
+            |body| {
+                let stream = liblzma::stream::Stream::new_auto_decoder(u64::MAX, liblzma::stream::CONCATENATED)
+                    .map_err(|e| Error::serialization(format!("lzma: cannot decompress body: {e}")))?;
+                read_capped("lzma", liblzma::read::XzDecoder::new_stream(body, stream))
+            },
+        )),
+        #[cfg(not(feature = "lzma"))]
+        codec: None,
+    },
+    Kombu {
+        aliases: &["brotli"],
+        content_type: "application/x-brotli",
+        feature: "brotli",
+        #[cfg(feature = "brotli")]
+        codec: Some((
+            |body| {
+                let enc = brotli::CompressorWriter::new(Vec::new(), 4096, 6, 22);
+                write_all("brotli", enc, body, |mut e| e.flush().map(|_| e.into_inner()))
+            },
+            |body| read_capped("brotli", brotli::Decompressor::new(body, 4096)),
+        )),
+        #[cfg(not(feature = "brotli"))]
+        codec: None,
+    },
+    Kombu {
+        aliases: &["zstd", "zstandard"],
+        content_type: "application/zstd",
+        feature: "zstd",
+        #[cfg(feature = "zstd")]
+        codec: Some((
+            |body| {
+                zstd::bulk::compress(body, 3)
+                    .map_err(|e| Error::serialization(format!("zstd: cannot compress body: {e}")))
+            },
+            |body| {
+                let dec = zstd::stream::read::Decoder::new(body)
+                    .map_err(|e| Error::serialization(format!("zstd: cannot decompress body: {e}")))?;
+                read_capped("zstd", dec)
+            },
+        )),
+        #[cfg(not(feature = "zstd"))]
+        codec: None,
+    },
 ];
+
+/// The compressions built in: Kombu's whose features are on.
+fn built_in() -> Vec<Arc<dyn Compressor>> {
+    KOMBU.iter().filter(|k| k.codec.is_some()).map(|k| Arc::new(*k) as Arc<dyn Compressor>).collect()
+}
 
 fn registry() -> &'static RwLock<Vec<Arc<dyn Compressor>>> {
     static REG: OnceLock<RwLock<Vec<Arc<dyn Compressor>>>> = OnceLock::new();
@@ -204,24 +207,16 @@ pub fn register_compressor(compressor: Arc<dyn Compressor>) {
 
 fn find(name_or_content_type: &str) -> Result<Arc<dyn Compressor>> {
     let reg = registry().read().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) =
-        reg.iter().find(|c| c.content_type() == name_or_content_type || c.aliases().contains(&name_or_content_type))
-    {
+    let named = |aliases: &[&str], ct: &str| ct == name_or_content_type || aliases.contains(&name_or_content_type);
+    if let Some(c) = reg.iter().find(|c| named(c.aliases(), c.content_type())) {
         return Ok(c.clone());
     }
-    let left_out = KOMBU_COMPRESSIONS
-        .iter()
-        .find(|(ct, names, _)| *ct == name_or_content_type || names.contains(&name_or_content_type));
-    Err(Error::serialization(match left_out {
-        Some((_, _, feature)) => {
-            format!("compression '{name_or_content_type}' is not built in: enable kombu's `{feature}` feature")
-        }
-        None => {
-            let mut known: Vec<&str> = reg.iter().flat_map(|c| c.aliases().iter().copied()).collect();
-            known.sort_unstable();
-            format!("unknown compression '{name_or_content_type}' (known: {})", known.join(", "))
-        }
-    }))
+    if let Some(k) = KOMBU.iter().find(|k| named(k.aliases, k.content_type)) {
+        return Err(k.left_out());
+    }
+    let mut known: Vec<&str> = reg.iter().flat_map(|c| c.aliases().iter().copied()).collect();
+    known.sort_unstable();
+    Err(Error::serialization(format!("unknown compression '{name_or_content_type}' (known: {})", known.join(", "))))
 }
 
 /// The names of every compressor available, sorted.
@@ -261,11 +256,7 @@ mod tests {
         let data = sample();
         let reg = built_in();
         if cfg!(all(feature = "bzip2", feature = "lzma", feature = "brotli", feature = "zstd")) {
-            assert_eq!(
-                reg.len(),
-                1 + KOMBU_COMPRESSIONS.len(),
-                "the default features build in every Kombu compression"
-            );
+            assert_eq!(reg.len(), KOMBU.len(), "the default features build in every Kombu compression");
         }
         for c in reg {
             for alias in c.aliases() {
