@@ -41,33 +41,23 @@ pub trait Serializer: Send + Sync + 'static {
     ) -> Result<()>;
 }
 
-struct Json;
-impl Serializer for Json {
-    fn name(&self) -> &str {
-        "json"
-    }
-    fn content_type(&self) -> &str {
-        "application/json"
-    }
-    fn content_encoding(&self) -> &str {
-        "utf-8"
-    }
-    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>> {
+/// JSON, the default: written compact, read strictly (nothing after the value).
+static JSON: formats::Format = formats::Format {
+    name: "json",
+    content_type: "application/json",
+    content_encoding: "utf-8",
+    write: |value| {
         let mut out = Vec::with_capacity(128);
         let mut ser = serde_json::Serializer::new(&mut out);
         erased_serde::serialize(value, &mut ser).map_err(|e| Error::serialization(format!("json: {e}")))?;
         Ok(out)
-    }
-    fn deserialize<'de>(
-        &self,
-        body: &'de [u8],
-        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<()>,
-    ) -> Result<()> {
+    },
+    read: |body, visit| {
         let mut de = serde_json::Deserializer::from_slice(body);
         visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))?;
         de.end().map_err(|e| Error::serialization(format!("json: {e}")))
-    }
-}
+    },
+};
 
 /// Text and raw bodies: strings (and, for raw, byte arrays) as they are.
 struct Plain {
@@ -118,21 +108,19 @@ impl Serializer for Plain {
     }
 }
 
-static JSON: Json = Json;
-
 fn registry() -> &'static RwLock<Vec<Arc<dyn Serializer>>> {
     static REG: OnceLock<RwLock<Vec<Arc<dyn Serializer>>>> = OnceLock::new();
     REG.get_or_init(|| {
         #[allow(unused_mut)] // without the optional serializers' features
         let mut all: Vec<Arc<dyn Serializer>> = vec![
-            Arc::new(Json),
+            Arc::new(JSON),
             Arc::new(Plain { name: "text", content_type: "text/plain", encoding: "utf-8" }),
             Arc::new(Plain { name: "raw", content_type: "application/data", encoding: "binary" }),
         ];
         #[cfg(feature = "msgpack")]
-        all.push(Arc::new(formats::Msgpack));
+        all.push(Arc::new(formats::MSGPACK));
         #[cfg(feature = "yaml")]
-        all.push(Arc::new(formats::Yaml));
+        all.push(Arc::new(formats::YAML));
         RwLock::new(all)
     })
 }
