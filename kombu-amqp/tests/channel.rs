@@ -103,6 +103,21 @@ fn publish_get_round_trip_keeps_body_headers_and_properties() {
 }
 
 #[test]
+fn a_user_id_other_than_the_connections_user_is_refused() {
+    let conn = connect();
+    let ch = conn.channel().unwrap();
+    let q = temp_queue(&unique("q"));
+    ch.declare(&q).unwrap();
+    let mut m = Message::new("x");
+    m.properties.user_id = Some("not-guest".into());
+    let err = ch.publish(m, "", &q.name, &confirmed()).unwrap_err();
+    assert!(err.message().contains("user_id") && err.message().contains("not-guest"), "{err}");
+    let ch = conn.channel().unwrap();
+    assert!(ch.get(&q.name, false).unwrap().is_none());
+    ch.delete_queue(&q.name, false, false).unwrap();
+}
+
+#[test]
 fn a_new_channel_does_not_see_an_acked_message_and_reject_requeue_redelivers() {
     let conn = connect();
     let ch = conn.channel().unwrap();
