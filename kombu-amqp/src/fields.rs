@@ -63,7 +63,6 @@ pub fn to_amqp_value(value: &FieldValue) -> Result<AMQPValue> {
             AMQPValue::FieldArray(FieldArray::from(items.iter().map(to_amqp_value).collect::<Result<Vec<_>>>()?))
         }
         FieldValue::Table(t) => AMQPValue::FieldTable(to_amqp_table(t)?),
-        other => return Err(Error::invalid(format!("field value {other:?} has no AMQP kind"))),
     })
 }
 

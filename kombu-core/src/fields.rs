@@ -56,11 +56,10 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// A header or argument value: one of AMQP 0-9-1's field kinds, as RabbitMQ and py-amqp use them.
 ///
-/// AMQP has no unsigned 64-bit kind that RabbitMQ accepts, so there is none here: a `u64` converts with
-/// [`TryFrom`]. Equality is exact (an `I32(1)` is not an `I64(1)`); comparing with a Rust number
+/// These are all of AMQP 0-9-1's kinds as RabbitMQ reads them. It has no unsigned 64-bit kind (RabbitMQ
+/// reads `l` and `L` as signed), so there is none here: a `u64` converts with [`TryFrom`]. Equality is exact (an `I32(1)` is not an `I64(1)`); comparing with a Rust number
 /// (`value == 5`) compares the number, whatever the integer kind.
 #[derive(Debug, Clone, PartialEq, Default)]
-#[non_exhaustive]
 pub enum FieldValue {
     /// No value (AMQP void `V`, JSON `null`, Python `None`).
     #[default]
@@ -610,7 +609,13 @@ impl Serialize for FieldValue {
                 seq.end()
             }
             FieldValue::Table(t) => t.serialize(s),
-            int => s.serialize_i64(int.as_i64().unwrap_or_default()),
+            FieldValue::I8(i) => s.serialize_i8(*i),
+            FieldValue::U8(i) => s.serialize_u8(*i),
+            FieldValue::I16(i) => s.serialize_i16(*i),
+            FieldValue::U16(i) => s.serialize_u16(*i),
+            FieldValue::I32(i) => s.serialize_i32(*i),
+            FieldValue::U32(i) => s.serialize_u32(*i),
+            FieldValue::I64(i) => s.serialize_i64(*i),
         }
     }
 }
