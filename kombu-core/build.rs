@@ -11,11 +11,12 @@ use std::path::Path;
 use std::process::Command;
 
 /// The files whose text makes the API fingerprint: the traits (`transport.rs`), the types their
-/// signatures use (entities, messages, errors, URLs, options, the Hub's sources and events), and the
+/// signatures use (entities, header values, messages, errors, URLs, options, the Hub's sources and events), and the
 /// plugin declaration and registrar themselves.
 const API_FILES: &[&str] = &[
     "src/transport.rs",
     "src/entity.rs",
+    "src/fields.rs",
     "src/message.rs",
     "src/error.rs",
     "src/url.rs",

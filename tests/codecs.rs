@@ -57,7 +57,7 @@ fn python_publishes_every_codec_and_rust_decodes_it() {
                 let what = format!("{url} {serializer} {compression:?}");
                 let m = ch.get(&name, false).unwrap().unwrap_or_else(|| panic!("{what}: no message"));
                 assert_eq!(
-                    m.headers.get("compression").and_then(Value::as_str),
+                    m.headers.get("compression").and_then(kombu::FieldValue::as_str),
                     python_compression_header(compression),
                     "{what}"
                 );

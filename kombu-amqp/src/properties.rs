@@ -2,9 +2,9 @@
 //!
 //! Kombu's `Message` fields map one to one onto AMQP basic properties (`headers` is py-amqp's
 //! `application_headers`). `expiration` travels as milliseconds in a string, as the AMQP spec and
-//! RabbitMQ want. Of [`Properties::extra`], the AMQP properties kombu has no field for are carried:
-//! `type`, `user_id`, `app_id` and `cluster_id` (strings); other keys have no place in AMQP and are
-//! dropped with a debug log.
+//! RabbitMQ want; AMQP `type` is [`Properties::message_type`]. [`Properties::extra`] has no place in
+//! AMQP: its keys are dropped with a debug log (an expiration that is not a number of milliseconds
+//! reads into it, under `expiration`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +13,8 @@ use bytes::Bytes;
 use kombu_core::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, Properties, Result};
 use lapin::types::ShortString;
 use lapin::BasicProperties;
-use serde_json::Value;
 
 use crate::fields::{from_amqp_table, short_string, to_amqp_table};
-
-/// Keys of [`Properties::extra`] that are AMQP basic properties.
-const EXTRA_KEYS: [&str; 4] = ["type", "user_id", "app_id", "cluster_id"];
 
 /// The AMQP basic properties of an outgoing message.
 pub fn to_basic_properties(message: &Message) -> Result<BasicProperties> {
@@ -54,22 +50,20 @@ pub fn to_basic_properties(message: &Message) -> Result<BasicProperties> {
     if let Some(ts) = props.timestamp {
         p = p.with_timestamp(ts);
     }
-    for (key, value) in &props.extra {
-        let Some(text) = value.as_str() else {
-            tracing::debug!("property '{key}' is not a string; AMQP has no place for it");
-            continue;
-        };
-        let s = short_string(text, key)?;
-        p = match key.as_str() {
-            "type" => p.with_type(s),
-            "user_id" => p.with_user_id(s),
-            "app_id" => p.with_app_id(s),
-            "cluster_id" => p.with_cluster_id(s),
-            other => {
-                tracing::debug!("property '{other}' is not an AMQP basic property; dropped");
-                p
-            }
-        };
+    if let Some(kind) = &props.message_type {
+        p = p.with_type(short_string(kind, "message type")?);
+    }
+    if let Some(id) = &props.app_id {
+        p = p.with_app_id(short_string(id, "app id")?);
+    }
+    if let Some(user) = &props.user_id {
+        p = p.with_user_id(short_string(user, "user id")?);
+    }
+    if let Some(id) = &props.cluster_id {
+        p = p.with_cluster_id(short_string(id, "cluster id")?);
+    }
+    for key in props.extra.keys() {
+        tracing::debug!("property '{key}' is not an AMQP basic property; dropped");
     }
     Ok(p)
 }
@@ -128,18 +122,16 @@ pub fn to_message(body: Vec<u8>, props: &BasicProperties, envelope: Envelope<'_>
         match exp.as_str().trim().parse::<u64>() {
             Ok(ms) => out.expiration = Some(Duration::from_millis(ms)),
             Err(_) => {
-                out.extra.insert("expiration".into(), Value::String(exp.as_str().to_owned()));
+                out.extra.insert("expiration", exp.as_str());
             }
         }
     }
     out.message_id = text(props.message_id());
     out.timestamp = *props.timestamp();
-    let extras = [props.kind(), props.user_id(), props.app_id(), props.cluster_id()];
-    for (key, value) in EXTRA_KEYS.iter().zip(extras) {
-        if let Some(v) = value {
-            out.extra.insert((*key).to_owned(), Value::String(v.as_str().to_owned()));
-        }
-    }
+    out.message_type = text(props.kind());
+    out.app_id = text(props.app_id());
+    out.user_id = text(props.user_id());
+    out.cluster_id = text(props.cluster_id());
     m.properties = out;
     let mut info = DeliveryInfo::default();
     info.exchange = share(&mut names.exchange, envelope.exchange);
@@ -147,7 +139,7 @@ pub fn to_message(body: Vec<u8>, props: &BasicProperties, envelope: Envelope<'_>
     info.redelivered = envelope.redelivered;
     // RabbitMQ counts deliveries on quorum queues (`x-delivery-count`, absent on the first one);
     // classic queues only say "redelivered".
-    info.redeliveries = match m.headers.get("x-delivery-count").and_then(Value::as_u64) {
+    info.redeliveries = match m.headers.get("x-delivery-count").and_then(kombu_core::FieldValue::as_u64) {
         Some(n) => Some(n.min(u64::from(u32::MAX)) as u32),
         None if !envelope.redelivered => Some(0),
         None => None,
@@ -165,6 +157,7 @@ fn text(s: &Option<ShortString>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kombu_core::{Decimal, FieldValue};
     use serde_json::json;
 
     fn full_message() -> Message {
@@ -173,6 +166,9 @@ mod tests {
             .content_encoding("utf-8")
             .header("h", "v")
             .header("n", json!({"deep": [1, 2.5, null]}))
+            .header("d", Decimal::new(1, 3))
+            .header("at", FieldValue::Timestamp(1_700_000_000))
+            .header("raw", vec![0u8, 0xff])
             .priority(7);
         m.properties.delivery_mode = Some(DeliveryMode::Persistent);
         m.properties.correlation_id = Some("corr".into());
@@ -180,9 +176,10 @@ mod tests {
         m.properties.expiration = Some(Duration::from_millis(1500));
         m.properties.message_id = Some("mid".into());
         m.properties.timestamp = Some(1_700_000_000);
-        for k in EXTRA_KEYS {
-            m.properties.extra.insert(k.into(), json!(format!("{k}-value")));
-        }
+        m.properties.message_type = Some("kind".into());
+        m.properties.app_id = Some("app".into());
+        m.properties.user_id = Some("guest".into());
+        m.properties.cluster_id = Some("cluster".into());
         m
     }
 
@@ -242,8 +239,10 @@ mod tests {
         let long = Message::new("").content_type("x".repeat(300));
         assert!(to_basic_properties(&long).is_err());
         let mut odd = Message::new("");
-        odd.properties.extra.insert("unknown".into(), json!("x"));
-        odd.properties.extra.insert("type".into(), json!(5));
+        odd.properties.extra.insert("unknown", "x");
         assert_eq!(to_basic_properties(&odd).unwrap(), BasicProperties::default());
+        let mut long = Message::new("");
+        long.properties.app_id = Some("a".repeat(256));
+        assert!(to_basic_properties(&long).is_err());
     }
 }

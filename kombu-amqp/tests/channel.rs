@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{connect, get_within, unique, url};
-use kombu_core::{Binding, Connection, DeliveryMode, ErrorKind, Exchange, Message, PublishOptions, Queue, RetryPolicy};
+use kombu_core::{
+    Binding, Connection, Decimal, DeliveryMode, ErrorKind, Exchange, FieldTable, FieldValue, Message, PublishOptions,
+    Queue, RetryPolicy,
+};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -34,11 +37,33 @@ fn publish_get_round_trip_keeps_body_headers_and_properties() {
         .content_encoding("binary")
         .header("s", "v")
         .header("i", 42)
-        .header("big", 1u64 << 40)
+        .header("big", 1i64 << 40)
         .header("f", 2.5)
         .header("b", true)
         .header("null", serde_json::Value::Null)
         .header("nested", json!({"list": [1, "two", {"three": 3.0}], "empty": {}}))
+        // Every AMQP field kind, read back as the kind it was sent as.
+        .header("i8", FieldValue::I8(-8))
+        .header("u8", FieldValue::U8(200))
+        .header("i16", FieldValue::I16(-30_000))
+        .header("u16", FieldValue::U16(60_000))
+        .header("u32", FieldValue::U32(u32::MAX))
+        .header("i64", FieldValue::I64(i64::MIN))
+        .header("f32", FieldValue::F32(0.5))
+        .header("decimal", Decimal::new(-35, 1))
+        .header("tiny", Decimal::new(1, 3))
+        .header("timestamp", FieldValue::Timestamp(1_700_000_000))
+        .header("bytes", vec![0u8, 0xff, 0x80])
+        .header("void", FieldValue::Void)
+        .header(
+            "table",
+            [
+                ("d", FieldValue::from(Decimal::new(7, 2))),
+                ("a", [FieldValue::Timestamp(0), vec![1u8].into()].into_iter().collect()),
+            ]
+            .into_iter()
+            .collect::<FieldTable>(),
+        )
         .priority(4);
     m.properties.delivery_mode = Some(DeliveryMode::Transient);
     m.properties.correlation_id = Some("corr-1".into());
@@ -46,7 +71,11 @@ fn publish_get_round_trip_keeps_body_headers_and_properties() {
     m.properties.message_id = Some("msg-1".into());
     m.properties.timestamp = Some(1_700_000_000);
     m.properties.expiration = Some(Duration::from_secs(60));
-    m.properties.extra.insert("app_id".into(), json!("kombu-rs-tests"));
+    m.properties.message_type = Some("kind-1".into());
+    m.properties.app_id = Some("kombu-rs-tests".into());
+    // RabbitMQ refuses a user id that is not the connection's user.
+    m.properties.user_id = Some("guest".into());
+    m.properties.cluster_id = Some("cluster-1".into());
     ch.publish(m.clone(), &ex.name, "rk", &PublishOptions::default()).unwrap();
 
     let got = get_within(ch.as_ref(), &q.name, WAIT).unwrap().expect("message");
@@ -71,6 +100,21 @@ fn publish_get_round_trip_keeps_body_headers_and_properties() {
     }
     ch.delete_queue(&q.name, false, false).unwrap();
     ch.delete_exchange(&ex.name, false).unwrap();
+}
+
+#[test]
+fn a_user_id_other_than_the_connections_user_is_refused() {
+    let conn = connect();
+    let ch = conn.channel().unwrap();
+    let q = temp_queue(&unique("q"));
+    ch.declare(&q).unwrap();
+    let mut m = Message::new("x");
+    m.properties.user_id = Some("not-guest".into());
+    let err = ch.publish(m, "", &q.name, &confirmed()).unwrap_err();
+    assert!(err.message().contains("user_id") && err.message().contains("not-guest"), "{err}");
+    let ch = conn.channel().unwrap();
+    assert!(ch.get(&q.name, false).unwrap().is_none());
+    ch.delete_queue(&q.name, false, false).unwrap();
 }
 
 #[test]
@@ -349,7 +393,8 @@ fn names_longer_than_amqp_allows_are_invalid_arguments() {
     assert_eq!(ch.declare_queue(&temp_queue(&long), false).unwrap_err().kind(), ErrorKind::InvalidArgument);
     let err = ch.publish(Message::new("x"), "", &long, &PublishOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    let err = ch.publish(Message::new("x").header("h", u64::MAX), "", "q", &PublishOptions::default()).unwrap_err();
+    let err =
+        ch.publish(Message::new("x").header("h".repeat(256), 1), "", "q", &PublishOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(ch.is_open());
 }

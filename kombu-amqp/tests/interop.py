@@ -2,15 +2,16 @@
 """Python Kombu (py-amqp) side of kombu-amqp's interop test.
 
 usage:
-  interop.py publish URL EXCHANGE ROUTING_KEY   publish the reference message (see MESSAGE below)
-  interop.py consume URL QUEUE                  consume one message, ack it, print it as JSON
+  interop.py publish URL EXCHANGE ROUTING_KEY   publish the reference message (BODY, HEADERS, TYPED)
+  interop.py consume URL QUEUE                  consume one message, ack it, print it as JSON (headers in
+                                                Kombu's JSON, so datetime, Decimal and bytes keep their type)
 """
-import json
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu.utils.json import dumps
 
 BODY = {"text": "héllo ✓", "n": 1, "list": [1, 2.5, None, True]}
 HEADERS = {
@@ -23,9 +24,17 @@ HEADERS = {
     "null": None,
     "nested": {"list": [1, "two", {"three": 3.0}], "empty": {}},
 }
-# Sent by publish only: py-amqp writes these as AMQP decimals (scale, signed 32-bit value); kombu-rs reads
-# them as floats (and writes floats back as doubles, so they are not part of the Rust-to-Python check).
-DECIMALS = {"dec_neg": Decimal("-3.5"), "dec_zero": Decimal("0"), "dec_pos": Decimal("1.25")}
+# Sent by publish only, the values JSON has no kind for: py-amqp writes AMQP decimals (scale, signed
+# 32-bit value), a timestamp (whole seconds) and bytes (as a long string, here not UTF-8).
+TYPED = {
+    "dec_neg": Decimal("-3.5"),
+    "dec_zero": Decimal("0"),
+    "dec_pos": Decimal("1.25"),
+    "tiny": Decimal("0.001"),
+    "at": datetime(2023, 11, 14, 22, 13, 20),
+    "raw": b"\x00\xff",
+    "deep": {"when": [datetime(1970, 1, 1)], "price": Decimal("12.50")},
+}
 
 
 def publish(url, exchange, routing_key):
@@ -35,7 +44,7 @@ def publish(url, exchange, routing_key):
             BODY,
             routing_key=routing_key,
             serializer="json",
-            headers={**HEADERS, **DECIMALS},
+            headers={**HEADERS, **TYPED},
             priority=3,
             correlation_id="corr-py",
             reply_to="reply-py",
@@ -44,6 +53,8 @@ def publish(url, exchange, routing_key):
             timestamp=1700000000,
             type="kind-py",
             app_id="app-py",
+            user_id="guest",
+            cluster_id="cluster-py",
             delivery_mode=2,
             declare=[],
         )
@@ -70,7 +81,7 @@ def consume(url, queue):
                 "body": body,
                 "content_type": message.content_type,
                 "content_encoding": message.content_encoding,
-                "headers": plain(message.headers),
+                "headers": message.headers,
                 "properties": plain({k: v for k, v in message.properties.items() if k != "application_headers"}),
                 "delivery_info": {
                     "exchange": message.delivery_info.get("exchange"),
@@ -86,7 +97,7 @@ def consume(url, queue):
         with Consumer(conn.channel(), [q], callbacks=[on_message], accept=["json"]):
             while not got:
                 conn.drain_events(timeout=10)
-    print(json.dumps(got[0], sort_keys=True))
+    print(dumps(got[0], sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -59,9 +59,8 @@ pub struct TaskMessage {
 }
 
 /// A header of `message` as a JSON value (`None` for a missing or null one).
-#[allow(clippy::useless_conversion)] // identity while headers are JSON values; keeps one place to adapt
 fn header(message: &Message, key: &str) -> Option<Value> {
-    message.headers.get(key).cloned().map(Value::from).filter(|v| !v.is_null())
+    message.headers.get(key).map(Value::from).filter(|v| !v.is_null())
 }
 
 fn text(v: Option<Value>) -> Option<String> {

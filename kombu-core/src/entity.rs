@@ -5,12 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-
-/// A table of named values: message headers and entity arguments.
-///
-/// JSON values are the common model of every backend: Kombu's Redis envelope stores headers as JSON,
-/// and the AMQP backend maps them to AMQP field values.
-pub type FieldTable = serde_json::Map<String, serde_json::Value>;
+use crate::fields::{FieldTable, FieldValue};
 
 /// How an exchange routes a message to its bound queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -123,8 +118,8 @@ impl Exchange {
         self
     }
     /// Adds an argument.
-    pub fn argument(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.arguments.insert(key.into(), value.into());
+    pub fn argument(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.arguments.insert(key, value);
         self
     }
     /// Whether this is the default exchange.
@@ -151,8 +146,8 @@ impl Binding {
         Binding { exchange, routing_key: routing_key.into(), arguments: FieldTable::new() }
     }
     /// Adds a binding argument (for a headers exchange: a header to match, or `x-match`).
-    pub fn argument(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.arguments.insert(key.into(), value.into());
+    pub fn argument(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.arguments.insert(key, value);
         self
     }
 }
@@ -260,8 +255,8 @@ impl Queue {
         self
     }
     /// Adds an argument.
-    pub fn argument(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.arguments.insert(key.into(), value.into());
+    pub fn argument(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.arguments.insert(key, value);
         self
     }
 
@@ -270,22 +265,28 @@ impl Queue {
     pub fn amqp_arguments(&self) -> FieldTable {
         let mut args = self.arguments.clone();
         if let Some(p) = self.max_priority {
-            args.insert("x-max-priority".into(), p.into());
+            args.insert("x-max-priority", i32::from(p));
         }
         if let Some(ttl) = self.message_ttl {
-            args.insert("x-message-ttl".into(), (ttl.as_millis() as u64).into());
+            args.insert("x-message-ttl", millis(ttl));
         }
         if let Some(exp) = self.expires {
-            args.insert("x-expires".into(), (exp.as_millis() as u64).into());
+            args.insert("x-expires", millis(exp));
         }
         if let Some(dlx) = &self.dead_letter_exchange {
-            args.insert("x-dead-letter-exchange".into(), dlx.clone().into());
+            args.insert("x-dead-letter-exchange", dlx);
         }
         if let Some(rk) = &self.dead_letter_routing_key {
-            args.insert("x-dead-letter-routing-key".into(), rk.clone().into());
+            args.insert("x-dead-letter-routing-key", rk);
         }
         args
     }
+}
+
+/// A duration in whole milliseconds, as AMQP's `x-` arguments take it, of the integer kind py-amqp
+/// writes (so a queue Python declared is declared again with equal arguments).
+fn millis(d: Duration) -> FieldValue {
+    FieldValue::int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What a broker reports about a declared queue.

@@ -16,8 +16,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::entity::FieldTable;
 use crate::error::{Error, Result};
+use crate::fields::FieldTable;
 use crate::message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, Properties};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -78,6 +78,18 @@ pub struct EnvelopeProperties {
     /// Timestamp, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<serde_json::Number>,
+    /// AMQP `type` (Kombu's Producer keeps every property under its AMQP name).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// AMQP `app_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// AMQP `user_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// AMQP `cluster_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// Any other properties, kept as they are.
     #[serde(flatten)]
     pub extra: FieldTable,
@@ -133,6 +145,14 @@ struct PropertiesOut<'a> {
     message_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<u64>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    message_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<&'a str>,
     #[serde(flatten)]
     extra: &'a FieldTable,
 }
@@ -189,6 +209,10 @@ impl Envelope {
                 expiration: p.expiration.map(|d| d.as_millis().to_string()),
                 message_id: p.message_id.as_deref(),
                 timestamp: p.timestamp,
+                message_type: p.message_type.as_deref(),
+                app_id: p.app_id.as_deref(),
+                user_id: p.user_id.as_deref(),
+                cluster_id: p.cluster_id.as_deref(),
                 extra: &p.extra,
             },
         };
@@ -237,6 +261,10 @@ impl Envelope {
                 expiration: p.expiration.map(|d| d.as_millis().to_string()),
                 message_id: p.message_id.clone(),
                 timestamp: p.timestamp.map(serde_json::Number::from),
+                message_type: p.message_type.clone(),
+                app_id: p.app_id.clone(),
+                user_id: p.user_id.clone(),
+                cluster_id: p.cluster_id.clone(),
                 extra: p.extra.clone(),
             },
         }
@@ -299,6 +327,10 @@ impl Envelope {
             expiration,
             message_id: p.message_id,
             timestamp: p.timestamp.and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f.max(0.0) as u64))),
+            message_type: p.message_type,
+            app_id: p.app_id,
+            user_id: p.user_id,
+            cluster_id: p.cluster_id,
             extra: p.extra,
         };
         message.delivery_info = DeliveryInfo {
@@ -352,6 +384,33 @@ mod tests {
         assert!(!m.delivery_info.redelivered);
     }
 
+    // Python Kombu 5.7 on Redis: publish({'hello': 1}, headers={'at': datetime(2023, 11, 14, 22, 13, 20),
+    // 'd': Decimal('0.001'), 'b': b'\x00\xff', 't': b'abc'}, type='kind', app_id='app', user_id='guest',
+    // cluster_id='c1', priority=3).
+    const PY_TYPED: &str = r#"{"body": "eyJoZWxsbyI6IDF9", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"at": {"__type__": "datetime", "__value__": "2023-11-14T22:13:20"}, "d": {"__type__": "decimal", "__value__": "0.001"}, "b": {"__type__": "base64", "__value__": "AP8="}, "t": {"__type__": "bytes", "__value__": "abc"}}, "properties": {"type": "kind", "app_id": "app", "user_id": "guest", "cluster_id": "c1", "delivery_mode": 2, "delivery_info": {"exchange": "probe_hdr_ex", "routing_key": "k"}, "priority": 3, "body_encoding": "base64", "delivery_tag": "22dd704e-4533-432b-98a9-3976f09d5e47"}}"#;
+
+    #[test]
+    fn typed_headers_and_every_property_as_python_writes_them() {
+        use crate::{Decimal, FieldValue};
+        let m = Envelope::parse(PY_TYPED.as_bytes()).unwrap().into_message().unwrap();
+        assert_eq!(m.headers["at"], FieldValue::Timestamp(1_700_000_000));
+        assert_eq!(m.headers["d"], FieldValue::Decimal(Decimal::new(1, 3)));
+        assert_eq!(m.headers["b"], FieldValue::Bytes(vec![0, 0xff]));
+        assert_eq!(m.headers["t"], FieldValue::Bytes(b"abc".to_vec()));
+        let p = &m.properties;
+        assert_eq!(p.message_type.as_deref(), Some("kind"));
+        assert_eq!(p.app_id.as_deref(), Some("app"));
+        assert_eq!(p.user_id.as_deref(), Some("guest"));
+        assert_eq!(p.cluster_id.as_deref(), Some("c1"));
+        assert!(p.extra.is_empty(), "{:?}", p.extra);
+        // Written again, it is the JSON Python wrote.
+        let mut out = Vec::new();
+        Envelope::write_message(&m, "probe_hdr_ex", "k", "22dd704e-4533-432b-98a9-3976f09d5e47", &mut out).unwrap();
+        let ours: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let theirs: serde_json::Value = serde_json::from_str(PY_TYPED).unwrap();
+        assert_eq!(ours, theirs);
+    }
+
     #[test]
     fn writes_what_python_writes() {
         let m = Message::new(&br#"{"hello": 1}"#[..])
@@ -372,7 +431,14 @@ mod tests {
         m.properties.correlation_id = Some("c".into());
         m.properties.expiration = Some(Duration::from_millis(1500));
         m.properties.timestamp = Some(5);
-        m.properties.extra.insert("custom".into(), serde_json::json!([1, {"a": null}]));
+        m.properties.extra.insert("custom", serde_json::json!([1, {"a": null}]));
+        m.properties.message_type = Some("kind".into());
+        m.properties.app_id = Some("app".into());
+        m.properties.user_id = Some("guest".into());
+        m.properties.cluster_id = Some("c1".into());
+        m.headers.insert("d", crate::Decimal::new(1, 3));
+        m.headers.insert("at", crate::FieldValue::Timestamp(1_700_000_000));
+        m.headers.insert("raw", vec![0u8, 0xff]);
         let mut fast = Vec::new();
         Envelope::write_message(&m, "ex", "rk", "tag-9", &mut fast).unwrap();
         assert_eq!(fast, Envelope::from_message(&m, "ex", "rk", "tag-9").to_vec());

@@ -1,6 +1,7 @@
 //! kombu-core: the broker-independent heart of kombu-rs.
 //!
-//! It defines the entities ([`Exchange`], [`Queue`], [`Binding`], [`Message`]), Kombu's JSON
+//! It defines the entities ([`Exchange`], [`Queue`], [`Binding`], [`Message`]), typed header values
+//! ([`fields`]), Kombu's JSON
 //! [`envelope`], [`routing`] for virtual exchanges, [`serialization`], the [`transport`] traits every
 //! backend implements, the [`Registry`] of transports by URL scheme, the user API ([`Connection`],
 //! [`Producer`], [`Consumer`] and its [`Subscription`], [`SimpleQueue`], [`RpcClient`]) and the [`Hub`] event loop. It knows no broker: backends
@@ -19,6 +20,7 @@ mod driver;
 mod entity;
 pub mod envelope;
 mod error;
+pub mod fields;
 pub mod hub;
 mod message;
 pub mod options;
@@ -40,8 +42,9 @@ pub mod testing;
 
 pub use connection::{Connection, ConnectionBuilder, FailoverStrategy, RetryPolicy};
 pub use consumer::{Consumer, Subscription};
-pub use entity::{Binding, Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
+pub use entity::{Binding, Exchange, ExchangeKind, Queue, QueueInfo};
 pub use error::{Error, ErrorKind, Report, Result};
+pub use fields::{Decimal, FieldTable, FieldValue};
 pub use hub::{Hub, Stopper, TimerHandle};
 pub use message::{DeliveryInfo, DeliveryMode, DeliveryTag, Message, MessageState, Properties};
 pub use options::{OptionKind, OptionSpec, Options};

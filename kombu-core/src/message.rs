@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::entity::FieldTable;
 use crate::error::{Error, Result};
+use crate::fields::{FieldTable, FieldValue};
 use crate::serialization;
 use crate::transport::Channel;
 
@@ -66,7 +66,7 @@ impl fmt::Display for DeliveryTag {
     }
 }
 
-/// Message properties (the AMQP basic properties that Kombu uses).
+/// Message properties: the AMQP basic properties (headers, content type and encoding are on [`Message`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Properties {
@@ -84,7 +84,17 @@ pub struct Properties {
     pub message_id: Option<String>,
     /// Seconds since the Unix epoch.
     pub timestamp: Option<u64>,
-    /// Other properties, kept as they came (round-tripped through Kombu's envelope).
+    /// The message type name (AMQP `type`; `type` is a Rust keyword).
+    pub message_type: Option<String>,
+    /// The publishing application (AMQP `app_id`).
+    pub app_id: Option<String>,
+    /// The publishing user (AMQP `user_id`); RabbitMQ refuses a message whose `user_id` is not the
+    /// connection's user.
+    pub user_id: Option<String>,
+    /// AMQP `cluster_id` (deprecated in AMQP 0-9-1, carried as it came).
+    pub cluster_id: Option<String>,
+    /// Other properties, kept as they came (round-tripped through Kombu's envelope; AMQP has no place
+    /// for them).
     pub extra: FieldTable,
 }
 
@@ -232,8 +242,8 @@ impl Message {
         self
     }
     /// Adds a header.
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.headers.insert(key.into(), value.into());
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.headers.insert(key, value);
         self
     }
     /// Sets the priority.

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::connection::Connection;
-use crate::entity::{Exchange, FieldTable, Queue};
+use crate::entity::{Exchange, Queue};
 use crate::error::{Error, Result};
+use crate::fields::{FieldTable, FieldValue};
 use crate::message::{DeliveryMode, Message};
 use crate::serialization;
 use crate::transport::{Channel, Outgoing, PublishOptions};
@@ -318,8 +319,8 @@ impl<'a, T: ?Sized> Publish<'a, T> {
         self
     }
     /// Adds a header.
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.message.headers.insert(key.into(), value.into());
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.message.headers.insert(key, value);
         self
     }
     /// Adds headers.
@@ -360,6 +361,26 @@ impl<'a, T: ?Sized> Publish<'a, T> {
     /// The timestamp (seconds since the epoch).
     pub fn timestamp(mut self, seconds: u64) -> Self {
         self.message.properties.timestamp = Some(seconds);
+        self
+    }
+    /// The message type name (AMQP `type`).
+    pub fn message_type(mut self, name: impl Into<String>) -> Self {
+        self.message.properties.message_type = Some(name.into());
+        self
+    }
+    /// The publishing application (AMQP `app_id`).
+    pub fn app_id(mut self, id: impl Into<String>) -> Self {
+        self.message.properties.app_id = Some(id.into());
+        self
+    }
+    /// The publishing user (AMQP `user_id`; RabbitMQ requires the connection's user).
+    pub fn user_id(mut self, user: impl Into<String>) -> Self {
+        self.message.properties.user_id = Some(user.into());
+        self
+    }
+    /// AMQP `cluster_id`.
+    pub fn cluster_id(mut self, id: impl Into<String>) -> Self {
+        self.message.properties.cluster_id = Some(id.into());
         self
     }
     /// Declares `queue` (and its bindings) before publishing, once per producer.
@@ -408,7 +429,7 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
             message.body = match self.compression.or(p.compression.as_deref()) {
                 Some(name) => {
                     let (z, header) = serialization::compress(name, &body)?;
-                    message.headers.insert("compression".into(), header.into());
+                    message.headers.insert("compression", header);
                     z
                 }
                 None => body,

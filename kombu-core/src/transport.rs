@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::entity::{Exchange, ExchangeKind, FieldTable, Queue, QueueInfo};
+use crate::entity::{Exchange, ExchangeKind, Queue, QueueInfo};
 use crate::error::Result;
+use crate::fields::FieldTable;
 use crate::hub::{Event, Sources};
 use crate::message::{DeliveryTag, Message};
 use crate::options::OptionSpec;
@@ -302,8 +303,8 @@ pub trait Channel: Send + Sync {
 pub fn dead_letter_by_copy<C: Channel + ?Sized>(channel: &C, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
     channel.declare_queue(&Queue::new(target.to), false)?;
     let mut copy = message.detached();
-    copy.headers.insert("x-kombu-dead-letter-reason".into(), target.reason.into());
-    copy.headers.insert("x-kombu-dead-letter-queue".into(), target.queue.into());
+    copy.headers.insert("x-kombu-dead-letter-reason", target.reason);
+    copy.headers.insert("x-kombu-dead-letter-queue", target.queue);
     let options = PublishOptions { confirm_timeout: Some(DEAD_LETTER_CONFIRM), ..Default::default() };
     channel.publish(copy, "", target.to, &options)?;
     channel.ack(&message.delivery_info.delivery_tag)

@@ -1,9 +1,9 @@
-//! Property tests of the pure wire code: URL parsing, topic matching, Kombu's envelope. Arbitrary input
-//! never panics, and what is written reads back the same.
+//! Property tests of the pure wire code: URL parsing, topic matching, Kombu's envelope, header values'
+//! JSON form. Arbitrary input never panics, and what is written reads back the same.
 
 use kombu_core::envelope::Envelope;
 use kombu_core::routing::{headers_match, topic_matches};
-use kombu_core::{BrokerUrl, FieldTable, Message};
+use kombu_core::{BrokerUrl, Decimal, FieldTable, FieldValue, Message};
 use proptest::prelude::*;
 
 /// A plain recursive reading of AMQP's topic rules, to check the matcher against.
@@ -14,6 +14,28 @@ fn reference(pattern: &[&str], key: &[&str]) -> bool {
         Some((&"*", rest)) => !key.is_empty() && reference(rest, &key[1..]),
         Some((word, rest)) => key.first() == Some(word) && reference(rest, &key[1..]),
     }
+}
+
+/// Header values of the kinds whose JSON form reads back as the same kind (see `kombu_core::fields`).
+fn json_stable_value() -> impl Strategy<Value = FieldValue> {
+    let leaf = prop_oneof![
+        Just(FieldValue::Void),
+        any::<bool>().prop_map(FieldValue::Bool),
+        any::<i32>().prop_map(FieldValue::I32),
+        any::<i64>().prop_filter("beyond i32", |i| i32::try_from(*i).is_err()).prop_map(FieldValue::I64),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(FieldValue::F64),
+        (any::<i32>(), any::<u8>()).prop_map(|(v, s)| FieldValue::Decimal(Decimal::new(v, s))),
+        "\\PC{0,8}".prop_map(FieldValue::String),
+        prop::collection::vec(any::<u8>(), 0..8).prop_map(FieldValue::Bytes),
+        (0u64..=253_402_300_799).prop_map(FieldValue::Timestamp),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(FieldValue::Array),
+            prop::collection::vec(("[a-z][a-z_]{0,8}", inner), 0..4)
+                .prop_map(|entries| FieldValue::Table(entries.into_iter().collect())),
+        ]
+    })
 }
 
 fn words(max: usize, with_wildcards: bool) -> impl Strategy<Value = Vec<String>> {
@@ -71,7 +93,7 @@ proptest! {
     ) {
         let mut m = Message::new(body.clone()).content_type(ct.as_str()).content_encoding("binary").priority(priority);
         for (k, v) in &headers {
-            m.headers.insert(k.clone(), v.clone().into());
+            m.headers.insert(k.clone(), v.clone());
         }
         let env = Envelope::from_message(&m, "ex", &key, "tag-1");
         let back = Envelope::parse(&env.to_vec()).unwrap().into_message().unwrap();
@@ -92,14 +114,22 @@ proptest! {
     #[test]
     fn headers_match_never_panics(keys in prop::collection::vec("[a-z-]{1,4}", 0..6), any_mode in any::<bool>()) {
         let mut bind = FieldTable::new();
-        bind.insert("x-match".into(), if any_mode { "any" } else { "all" }.into());
+        bind.insert("x-match", if any_mode { "any" } else { "all" });
         let mut msg = FieldTable::new();
         for (i, k) in keys.iter().enumerate() {
-            bind.insert(k.clone(), i.into());
+            bind.insert(k.clone(), i as i64);
             if i % 2 == 0 {
-                msg.insert(k.clone(), i.into());
+                msg.insert(k.clone(), i as i32);
             }
         }
         let _ = headers_match(&bind, &msg);
+    }
+
+    #[test]
+    fn header_values_round_trip_through_json(value in json_stable_value()) {
+        let text = serde_json::to_string(&value).unwrap();
+        let back: FieldValue = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(&back, &value, "{}", text);
+        prop_assert_eq!(serde_json::Value::from(&back), serde_json::from_str::<serde_json::Value>(&text).unwrap());
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use kombu_core::transport::PublishOptions;
-use kombu_core::{Consumer, Exchange, Message, Queue};
+use kombu_core::{Consumer, Decimal, Exchange, FieldTable, FieldValue, Message, Queue};
 use serde_json::{json, Value};
 
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py_helper.py");
@@ -115,7 +115,7 @@ fn rust_publishes_python_consumes_topic_headers_priorities_binary() {
         let m = Message::new(body.clone())
             .content_type("application/octet-stream")
             .content_encoding("binary")
-            .header("i", i as u64)
+            .header("i", i as i64)
             .priority(*p);
         ch.publish(m, &ex.name, "a.b.c", &PublishOptions::default()).unwrap();
     }
@@ -274,4 +274,77 @@ fn fanout_with_global_keyprefix_from_python() {
         let _ = conn.drain_events(Some(Duration::from_millis(200)));
     }
     assert_eq!(*seen.lock().unwrap(), vec!["prefixed fanout".to_string()]);
+}
+
+/// Typed headers Python Kombu gives its own types: `datetime`, `Decimal` and `bytes`, nested too.
+fn typed_headers() -> FieldTable {
+    let mut nested = FieldTable::new();
+    nested.insert("when", FieldValue::Array(vec![FieldValue::Timestamp(0)]));
+    nested.insert("price", Decimal::new(1250, 2));
+    [
+        ("tiny", FieldValue::Decimal(Decimal::new(1, 3))),
+        ("neg", Decimal::new(-35, 1).into()),
+        ("at", FieldValue::Timestamp(1_700_000_000)),
+        ("raw", vec![0u8, 0xff].into()),
+        ("text_bytes", b"abc".as_slice().into()),
+        ("void", FieldValue::Void),
+        ("big", i64::MIN.into()),
+        ("nested", nested.into()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+#[test]
+fn typed_headers_and_properties_keep_their_python_types_both_ways() {
+    let conn = open(URL);
+    let ch = conn.channel().unwrap();
+    let ex = Exchange::direct(unique("rs.typed"));
+    let q = unique("rs.typedq");
+    ch.declare(&Queue::with_exchange(&q, ex.clone(), "k")).unwrap();
+    let mut m = Message::new("typed").header("plain", "v");
+    m.headers.extend(typed_headers());
+    m.properties.message_type = Some("kind-rs".into());
+    m.properties.app_id = Some("app-rs".into());
+    m.properties.user_id = Some("user-rs".into());
+    m.properties.cluster_id = Some("cluster-rs".into());
+    ch.publish(m.clone(), &ex.name, "k", &PublishOptions::default()).unwrap();
+    let got = python(json!({"op": "consume", "url": URL, "exchange": ex.name, "type": "direct", "queue": q,
+        "binding": "k", "count": 1, "timeout": 10}));
+    assert_eq!(got.len(), 1, "{got:?}");
+    let types = &got[0]["header_types"];
+    for (k, t) in [
+        ("tiny", "Decimal"),
+        ("neg", "Decimal"),
+        ("at", "datetime"),
+        ("raw", "bytes"),
+        ("text_bytes", "bytes"),
+        ("void", "NoneType"),
+        ("big", "int"),
+        ("nested", "dict"),
+        ("plain", "str"),
+    ] {
+        assert_eq!(types[k], t, "Python's type of header {k}: {types}");
+    }
+    let theirs: FieldTable = serde_json::from_value(got[0]["headers"].clone()).unwrap();
+    assert_eq!(theirs, m.headers);
+    assert_eq!(
+        got[0]["properties"],
+        json!({"type": "kind-rs", "app_id": "app-rs", "user_id": "user-rs",
+        "cluster_id": "cluster-rs"})
+    );
+
+    // Python publishes the same values as Python objects; Rust reads them typed.
+    python(json!({"op": "publish", "url": URL, "exchange": ex.name, "type": "direct", "queue": q, "binding": "k",
+        "messages": [{"body_b64": b64(b"from python"), "routing_key": "k", "headers": Value::from(&typed_headers()),
+            "properties": {"type": "kind-py", "app_id": "app-py", "user_id": "user-py", "cluster_id": "cluster-py"}}]}));
+    let back = ch.get(&q, false).unwrap().expect("python's message");
+    assert_eq!(back.headers, typed_headers());
+    let p = &back.properties;
+    assert_eq!(
+        (p.message_type.as_deref(), p.app_id.as_deref(), p.user_id.as_deref(), p.cluster_id.as_deref()),
+        (Some("kind-py"), Some("app-py"), Some("user-py"), Some("cluster-py"))
+    );
+    assert!(p.extra.is_empty(), "{:?}", p.extra);
+    back.ack().unwrap();
 }

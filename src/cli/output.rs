@@ -5,8 +5,9 @@ use kombu_core::{DeliveryTag, Message};
 use serde_json::{Map, Value};
 
 /// A message as one JSON object: body (decompressed; text when it is UTF-8, base64 otherwise, or a JSON value
-/// with `decode_json` and a JSON, msgpack or yaml content type), `body_encoding` saying which, content type and encoding,
-/// headers, properties and delivery info.
+/// with `decode_json` and a JSON, msgpack or yaml content type), `body_encoding` saying which, content type and
+/// encoding, headers (in Kombu's JSON: a decimal, timestamp or bytes value as its `{"__type__", "__value__"}`
+/// object), properties and delivery info.
 pub fn message_json(message: &Message, decode_json: bool) -> Value {
     // A body whose compression header is wrong is shown as it came rather than not at all.
     let body = message.decompressed_body().unwrap_or_else(|_| message.body.clone());
@@ -28,7 +29,7 @@ pub fn message_json(message: &Message, decode_json: bool) -> Value {
     out.insert("body_encoding".into(), encoding.into());
     out.insert("content_type".into(), opt_str(message.content_type.as_deref()));
     out.insert("content_encoding".into(), opt_str(message.content_encoding.as_deref()));
-    out.insert("headers".into(), Value::Object(message.headers.clone()));
+    out.insert("headers".into(), Value::from(&message.headers));
     out.insert("properties".into(), Value::Object(properties(message)));
     out.insert("delivery_info".into(), Value::Object(delivery_info(message)));
     Value::Object(out)
@@ -63,8 +64,15 @@ fn properties(message: &Message) -> Map<String, Value> {
     if let Some(ts) = p.timestamp {
         out.insert("timestamp".into(), ts.into());
     }
+    let names =
+        [("type", &p.message_type), ("app_id", &p.app_id), ("user_id", &p.user_id), ("cluster_id", &p.cluster_id)];
+    for (name, value) in names {
+        if let Some(v) = value {
+            out.insert(name.into(), v.clone().into());
+        }
+    }
     for (k, v) in &p.extra {
-        out.entry(k.clone()).or_insert_with(|| v.clone());
+        out.entry(k).or_insert_with(|| Value::from(v));
     }
     out
 }
@@ -93,11 +101,13 @@ mod tests {
     #[test]
     fn text_body_with_everything() {
         let mut m = Message::new(r#"{"a": 1}"#).content_type("application/json").content_encoding("utf-8");
-        m.headers.insert("h".into(), "v".into());
+        m.headers.insert("h", "v");
+        m.headers.insert("d", kombu_core::Decimal::new(1, 3));
+        m.properties.message_type = Some("kind".into());
         m.properties.priority = Some(5);
         m.properties.delivery_mode = Some(DeliveryMode::Persistent);
         m.properties.expiration = Some(Duration::from_millis(1500));
-        m.properties.extra.insert("body_encoding".into(), "base64".into());
+        m.properties.extra.insert("body_encoding", "base64");
         m.delivery_info = DeliveryInfo::new("ex", "rk");
         m.delivery_info.delivery_tag = DeliveryTag::Text("abc".into());
         let j = message_json(&m, false);
@@ -106,6 +116,8 @@ mod tests {
         assert_eq!(j["content_type"], "application/json");
         assert_eq!(j["content_encoding"], "utf-8");
         assert_eq!(j["headers"]["h"], "v");
+        assert_eq!(j["headers"]["d"], serde_json::json!({"__type__": "decimal", "__value__": "0.001"}));
+        assert_eq!(j["properties"]["type"], "kind");
         assert_eq!(j["properties"]["priority"], 5);
         assert_eq!(j["properties"]["delivery_mode"], 2);
         assert_eq!(j["properties"]["expiration"], 1.5);

@@ -1,6 +1,6 @@
 //! `kombu publish`: sends a body from the command line or stdin to an exchange, with headers and properties.
 
-use kombu_core::{DeliveryMode, Error, Exchange, FieldTable, Producer, Queue};
+use kombu_core::{DeliveryMode, Error, Exchange, FieldTable, FieldValue, Producer, Queue};
 
 use super::args::{ExchangeOpts, PublishArgs, QueueOpts, SerializerArg};
 use super::{key_value, Io, Outcome, EXIT_OK};
@@ -111,18 +111,19 @@ pub(crate) fn encode_body(body: Vec<u8>, serializer: SerializerArg) -> Result<(V
     Ok((body, ct, enc))
 }
 
-/// A field table (headers, binding arguments) from `KEY=VALUE` strings and `KEY=JSON` values.
+/// A field table (headers, binding arguments) from `KEY=VALUE` strings and `KEY=JSON` values (in Kombu's
+/// JSON, so `{"__type__": "decimal", "__value__": "0.001"}` is a decimal).
 pub(crate) fn fields(what: &str, strings: &[String], json: &[String]) -> Result<FieldTable, Error> {
     let mut out = FieldTable::new();
     for h in strings {
         let (k, v) = key_value(what, h)?;
-        out.insert(k.to_owned(), v.into());
+        out.insert(k, v);
     }
     for h in json {
         let (k, v) = key_value(what, h)?;
-        let value =
+        let value: FieldValue =
             serde_json::from_str(v).map_err(|e| Error::invalid(format!("{what} '{k}': '{v}' is not JSON: {e}")))?;
-        out.insert(k.to_owned(), value);
+        out.insert(k, value);
     }
     Ok(out)
 }
@@ -178,6 +179,8 @@ mod tests {
         assert_eq!(h["b"], "x=y");
         assert_eq!(h["n"], 3);
         assert_eq!(h["l"][1], "z");
+        let typed = fields("header", &[], &[r#"d={"__type__": "decimal", "__value__": "0.001"}"#.into()]).unwrap();
+        assert_eq!(typed["d"], FieldValue::Decimal(kombu_core::Decimal::new(1, 3)));
         assert!(fields("header", &["novalue".into()], &[]).is_err());
         let e = fields("header", &[], &["n=oops".into()]).unwrap_err();
         assert!(e.to_string().contains("header 'n'"), "{e}");

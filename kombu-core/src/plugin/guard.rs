@@ -22,8 +22,9 @@ use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::entity::{Exchange, FieldTable, Queue, QueueInfo};
+use crate::entity::{Exchange, Queue, QueueInfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fields::FieldTable;
 use crate::hub::{Event, Sources};
 use crate::message::{DeliveryTag, Message};
 use crate::options::OptionSpec;

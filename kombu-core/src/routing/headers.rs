@@ -1,17 +1,18 @@
 //! Headers exchanges: match message headers against a binding's arguments (`x-match` `all` or `any`).
 
-use crate::entity::FieldTable;
+use crate::fields::{FieldTable, FieldValue};
 
 /// Whether `headers` satisfy a headers-exchange binding with `binding_args`.
 ///
 /// `x-match` is `all` (the default: every bound header must be present and equal) or `any` (at least
-/// one). Arguments starting with `x-` are not matched; a bound value of JSON `null` only asks for presence.
+/// one). Arguments starting with `x-` are not matched; a bound `Void` only asks for presence. Values
+/// compare with [`FieldValue::same_value`] (integers by value, whatever their kind).
 ///
 /// ```
 /// use kombu_core::routing::headers_match;
-/// use serde_json::json;
-/// let bind = json!({"x-match": "any", "a": 1, "b": 2}).as_object().unwrap().clone();
-/// let msg = json!({"b": 2}).as_object().unwrap().clone();
+/// use kombu_core::{FieldTable, FieldValue};
+/// let bind: FieldTable = [("x-match", FieldValue::from("any")), ("a", 1.into()), ("b", 2.into())].into_iter().collect();
+/// let msg: FieldTable = [("b", 2i64)].into_iter().collect();
 /// assert!(headers_match(&bind, &msg));
 /// ```
 pub fn headers_match(binding_args: &FieldTable, headers: &FieldTable) -> bool {
@@ -20,8 +21,8 @@ pub fn headers_match(binding_args: &FieldTable, headers: &FieldTable) -> bool {
     if wanted.peek().is_none() {
         return !any;
     }
-    let mut hit = |(k, v): (&String, &serde_json::Value)| match headers.get(k) {
-        Some(have) => v.is_null() || have == v,
+    let mut hit = |(k, v): (&str, &FieldValue)| match headers.get(k) {
+        Some(have) => v.is_void() || have.same_value(v),
         None => false,
     };
     if any {
@@ -37,7 +38,7 @@ mod tests {
     use serde_json::json;
 
     fn t(v: serde_json::Value) -> FieldTable {
-        v.as_object().cloned().unwrap_or_default()
+        v.as_object().cloned().unwrap_or_default().into()
     }
 
     #[test]
@@ -55,5 +56,10 @@ mod tests {
         let presence = t(json!({"a": null}));
         assert!(headers_match(&presence, &t(json!({"a": 5}))));
         assert!(!headers_match(&presence, &t(json!({}))));
+        // An integer matches whatever its kind; a float or string of the same number does not.
+        let narrow: FieldTable = [("a", FieldValue::U8(1))].into_iter().collect();
+        assert!(headers_match(&narrow, &t(json!({"a": 1}))));
+        assert!(!headers_match(&narrow, &t(json!({"a": 1.0}))));
+        assert!(!headers_match(&narrow, &t(json!({"a": "1"}))));
     }
 }

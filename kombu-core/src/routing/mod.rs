@@ -7,7 +7,8 @@ mod topic;
 pub use headers::headers_match;
 pub use topic::topic_matches;
 
-use crate::entity::{ExchangeKind, FieldTable};
+use crate::entity::ExchangeKind;
+use crate::fields::FieldTable;
 
 /// Whether a binding of `kind` with `binding_key` and `binding_args` takes a message published with
 /// `routing_key` and `headers`.

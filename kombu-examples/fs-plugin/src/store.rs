@@ -102,7 +102,7 @@ impl StoredBinding {
         Some(StoredBinding {
             queue: v.get("queue")?.as_str()?.to_owned(),
             routing_key: v.get("routing_key")?.as_str()?.to_owned(),
-            arguments: v.get("arguments").and_then(Value::as_object).cloned().unwrap_or_default(),
+            arguments: v.get("arguments").and_then(Value::as_object).cloned().unwrap_or_default().into(),
         })
     }
 }
@@ -213,7 +213,7 @@ impl Store {
     }
 
     fn binding_path(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<PathBuf> {
-        let args_json = Value::Object(args.clone()).to_string();
+        let args_json = Value::from(args).to_string();
         let hash = names::fnv(&[key.as_bytes(), args_json.as_bytes()]);
         let file = format!("{}~{hash:016x}.json", names::encode("queue", queue)?);
         Ok(self.exchange_dir(exchange)?.join("bindings").join(file))

@@ -17,8 +17,18 @@ pub(super) fn round_trip(ctx: &Ctx) -> Check<Verdict> {
     ];
     for (what, body, ct, enc) in samples {
         let mut m = Message::new(body.clone()).content_type(ct).content_encoding(enc).header("h", "v").header("n", 7);
-        m.headers.insert("nested".into(), serde_json::json!({"list": [1, "two", true], "x": null}));
+        m.headers.insert("nested", serde_json::json!({"list": [1, "two", true], "x": null}));
+        // The typed kinds every backend keeps (on Redis through Kombu's JSON markers).
+        m.headers.insert("decimal", Decimal::new(1, 3));
+        m.headers.insert("timestamp", FieldValue::Timestamp(1_700_000_000));
+        m.headers.insert("bytes", vec![0u8, 0xff]);
+        m.headers.insert("big", i64::MAX);
+        m.headers.insert("float", 2.5);
+        m.headers.insert("void", FieldValue::Void);
         m.properties.correlation_id = Some("corr-1".into());
+        m.properties.message_type = Some("kind-1".into());
+        m.properties.app_id = Some("app-1".into());
+        m.properties.cluster_id = Some("cluster-1".into());
         m.properties.reply_to = Some("replies".into());
         m.properties.message_id = Some("mid-1".into());
         m.properties.timestamp = Some(1_700_000_000);
@@ -47,6 +57,9 @@ pub(super) fn round_trip(ctx: &Ctx) -> Check<Verdict> {
             || a.message_id != b.message_id
             || a.timestamp != b.timestamp
             || a.delivery_mode != b.delivery_mode
+            || a.message_type != b.message_type
+            || a.app_id != b.app_id
+            || a.cluster_id != b.cluster_id
         {
             return fail(format!("{what}: properties changed: sent {a:?}, got {b:?}"));
         }
