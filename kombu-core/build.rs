@@ -16,7 +16,8 @@ use std::process::Command;
 const API_FILES: &[&str] = &[
     "src/transport.rs",
     "src/entity.rs",
-    "src/fields.rs",
+    "src/fields/mod.rs",
+    "src/fields/json.rs",
     "src/message.rs",
     "src/error.rs",
     "src/url.rs",
