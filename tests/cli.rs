@@ -562,3 +562,50 @@ fn get_takes_one_message_and_acks_or_requeues_it() {
         kombu(&["delete", "queue", url, &q]).ok();
     }
 }
+
+/// The CLI sends tasks a real Celery worker runs, results read from the Redis result backend (`celery result`,
+/// and `send --wait --backend`).
+#[cfg(all(feature = "celery", feature = "redis"))]
+#[path = "../kombu-celery/tests/common/mod.rs"]
+mod celery_worker;
+
+#[cfg(all(feature = "celery", feature = "redis"))]
+#[test]
+fn celery_tasks_sent_from_the_cli_run_on_a_real_worker() {
+    let redis = "redis://127.0.0.1:6379/0";
+    let worker = celery_worker::Worker::start(redis, redis);
+    let sent =
+        kombu(&["celery", "send", redis, "kombu_rs.add", "2", "40", "-q", &worker.queue, "--countdown", "1"]).ok();
+    let id = sent.stdout.trim().to_owned();
+    let run = kombu(&["celery", "result", redis, &id, "--timeout", "30"]).ok();
+    let r = &run.json_lines()[0];
+    assert_eq!(
+        (r["id"].as_str(), r["state"].as_str(), &r["result"]),
+        (Some(id.as_str()), Some("SUCCESS"), &serde_json::json!(42)),
+        "{run:?}"
+    );
+    let run = kombu(&[
+        "celery",
+        "send",
+        redis,
+        "kombu_rs.echo",
+        "a",
+        r#"{"n": 1}"#,
+        "--kwargs",
+        r#"{"k": true}"#,
+        "-q",
+        &worker.queue,
+        "--wait",
+        "30",
+        "--backend",
+        redis,
+    ])
+    .ok();
+    let echoed = &run.json_lines()[0]["result"];
+    assert_eq!(echoed["args"], serde_json::json!(["a", {"n": 1}]), "{run:?}");
+    assert_eq!(echoed["kwargs"], serde_json::json!({"k": true}), "{run:?}");
+    let none = kombu(&["celery", "result", redis, "no-such-task"]);
+    assert_eq!(none.code, 3, "{none:?}");
+    let bad = kombu(&["celery", "send", redis, "kombu_rs.add", "--kwargs", "[1]"]).one_line_error();
+    assert!(bad.stderr.contains("kwargs must be an object"), "{bad:?}");
+}

@@ -40,6 +40,7 @@ pub enum State {
 
 impl State {
     fn from_name(name: &str) -> State {
+        // The inverse of `name`.
         match name {
             "PENDING" => State::Pending,
             "RECEIVED" => State::Received,
@@ -49,6 +50,20 @@ impl State {
             "RETRY" => State::Retry,
             "REVOKED" => State::Revoked,
             other => State::Other(other.to_owned()),
+        }
+    }
+
+    /// Celery's name of the state (`SUCCESS`, `FAILURE`, ...).
+    pub fn name(&self) -> &str {
+        match self {
+            State::Pending => "PENDING",
+            State::Received => "RECEIVED",
+            State::Started => "STARTED",
+            State::Success => "SUCCESS",
+            State::Failure => "FAILURE",
+            State::Retry => "RETRY",
+            State::Revoked => "REVOKED",
+            State::Other(name) => name,
         }
     }
 

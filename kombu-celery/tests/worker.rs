@@ -2,11 +2,12 @@
 //! Redis and RabbitMQ, and the results come back through Celery's Redis result backend and `rpc://`;
 //! tasks sent by Celery's own `send_task` are read by the parser.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
+
+use common::{app_dir, unique, Worker};
 
 use kombu_celery::{Protocol, RedisBackend, RpcBackend, State, Task, TaskMessage};
 use kombu_core::{Connection, Producer};
@@ -17,65 +18,10 @@ kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);
 
 const REDIS: &str = "redis://127.0.0.1:6379/0";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
-const TESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
 const WAIT: Duration = Duration::from_secs(30);
-
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("kombu-rs.celery.{what}.{}.{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 fn open(url: &str) -> Connection {
     Connection::open(url).unwrap()
-}
-
-/// A Celery worker on its own queue; killed (by its pid) when dropped.
-struct Worker {
-    child: Child,
-    queue: String,
-}
-
-impl Worker {
-    /// Starts a worker and returns once it says it is ready.
-    fn start(broker: &str, backend: &str) -> Worker {
-        let queue = unique("q");
-        let mut child = Command::new("python3")
-            .args(["-m", "celery", "-A", "celery_app", "worker", "--pool=solo", "--loglevel=INFO"])
-            .args(["--without-heartbeat", "--without-gossip", "--without-mingle", "-Q", &queue])
-            .arg(format!("--hostname={queue}@localhost"))
-            .current_dir(TESTS)
-            .env("KOMBU_RS_BROKER", broker)
-            .env("KOMBU_RS_BACKEND", backend)
-            .env("KOMBU_RS_QUEUE", &queue)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 -m celery runs (pip install celery)");
-        let stderr = child.stderr.take().expect("stderr");
-        let (ready_tx, ready) = mpsc::channel();
-        // The worker's log is read to its end (so it never blocks on a full pipe) and echoed for failures.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                eprintln!("[celery] {line}");
-                if line.contains(" ready.") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let mut worker = Worker { child, queue };
-        if ready.recv_timeout(Duration::from_secs(60)).is_err() {
-            let status = worker.child.try_wait();
-            panic!("the Celery worker did not get ready in 60 s (exit: {status:?})");
-        }
-        worker
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Sends the same tasks through `send` and waits through `wait`: add, kwargs and options, countdown,
@@ -166,7 +112,7 @@ fn what_celerys_send_task_publishes_is_parsed() {
                           "countdown": 30, "expires": 60, "priority": 4});
         let out = Command::new("python3")
             .args(["celery_app.py", "send_task", &spec.to_string()])
-            .current_dir(TESTS)
+            .current_dir(app_dir())
             .env("KOMBU_RS_BROKER", url)
             .output()
             .unwrap();

@@ -42,6 +42,10 @@ pub enum Command {
     /// Publish a message (or several copies of it) to an exchange.
     #[command(after_help = PUBLISH_AFTER_HELP)]
     Publish(Box<PublishArgs>),
+    /// Send Celery tasks and read their results.
+    #[cfg(feature = "celery")]
+    #[command(subcommand)]
+    Celery(CeleryCommand),
     /// Take one message from a queue (declaring nothing), print it as JSON, and acknowledge or requeue it.
     #[command(after_help = GET_AFTER_HELP)]
     Get(GetArgs),
@@ -542,3 +546,76 @@ mod tests {
         assert!(err.to_string().contains("expected direct, topic, fanout or headers"), "{err}");
     }
 }
+
+/// `kombu celery`.
+#[cfg(feature = "celery")]
+#[derive(Debug, Subcommand)]
+pub enum CeleryCommand {
+    /// Send a task (protocol 2, as Celery's `apply_async`) and print its id, or with --wait its result.
+    #[command(after_help = CELERY_SEND_AFTER_HELP)]
+    Send(Box<CelerySendArgs>),
+    /// Print the result of a task from Celery's Redis result backend (`celery-task-meta-<id>`).
+    #[cfg(feature = "redis")]
+    Result(CeleryResultArgs),
+}
+
+/// `kombu celery send`.
+#[cfg(feature = "celery")]
+#[derive(Debug, Args)]
+pub struct CelerySendArgs {
+    /// Broker URL (the worker's `broker_url`).
+    pub url: String,
+    /// The task's name, as the worker registered it (`tasks.add`).
+    pub task: String,
+    /// Positional arguments, each JSON (`2`, `"x"`, `[1,2]`) or else taken as a string.
+    pub args: Vec<String>,
+    /// Keyword arguments, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub kwargs: Option<String>,
+    /// The queue (also exchange and routing key) the worker reads.
+    #[arg(short, long, default_value = "celery")]
+    pub queue: String,
+    /// The task id (default: a new UUID).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Run no earlier than SECS from now.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub countdown: Option<Duration>,
+    /// Drop the task if it has not started SECS from now.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub expires: Option<Duration>,
+    /// Message priority (0-255; Celery on Redis uses 0-9).
+    #[arg(short, long, value_name = "N")]
+    pub priority: Option<u8>,
+    /// Wait up to SECS for the result and print it; exit status 3 if none came.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub wait: Option<Duration>,
+    /// Where --wait reads the result: `rpc://` (replies to this client; the worker's `result_backend` must be
+    /// `rpc://`) or the Redis result backend's URL (with the `redis` feature).
+    #[arg(long, value_name = "URL", default_value = "rpc://", requires = "wait")]
+    pub backend: String,
+}
+
+/// `kombu celery result`.
+#[cfg(all(feature = "celery", feature = "redis"))]
+#[derive(Debug, Args)]
+pub struct CeleryResultArgs {
+    /// The Redis result backend's URL (the worker's `result_backend`).
+    pub backend: String,
+    /// The task id.
+    pub id: String,
+    /// Wait up to SECS for a final result (default: print what is stored now; exit status 3 if nothing).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+}
+
+#[cfg(feature = "celery")]
+const CELERY_SEND_AFTER_HELP: &str = "\
+Arguments are JSON when they parse as JSON, strings otherwise. Prints the task id; with --wait, one line of
+JSON: {\"id\", \"state\", \"result\", \"traceback\", \"date_done\"}.
+
+Examples:
+  kombu celery send redis://localhost:6379/0 tasks.add 2 3
+  kombu celery send amqp://guest:guest@localhost:5672// tasks.add 2 3 --countdown 5 --wait 30
+  kombu celery send redis://localhost:6379/0 tasks.mail --kwargs '{\"to\": \"ops\"}' -q mail -p 5
+  kombu celery result redis://localhost:6379/1 5f0c6a8e-...";

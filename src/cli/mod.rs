@@ -7,6 +7,8 @@
 
 mod args;
 mod bench;
+#[cfg(feature = "celery")]
+mod celery;
 mod consume;
 mod entities;
 mod get;
@@ -99,6 +101,8 @@ where
     }
     let outcome = match cli.command {
         args::Command::Publish(a) => publish::run(&a, io),
+        #[cfg(feature = "celery")]
+        args::Command::Celery(c) => celery::run(&c, io),
         args::Command::Get(a) => get::run(&a, io),
         args::Command::Consume(a) => consume::run(&a, io),
         args::Command::Declare(c) => manage::declare(&c, io),
