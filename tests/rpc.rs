@@ -30,11 +30,14 @@ fn serve(conn: &Connection, queue: &str, slow: Duration) -> kombu::Subscription 
 
 #[test]
 fn calls_get_their_own_replies_on_every_backend() {
-    for url in URLS {
+    for (url, own_queue) in URLS.iter().map(|u| (*u, false)).chain([(URLS[2], true)]) {
         let conn = Connection::open(url).unwrap();
         let queue = unique("double");
         let _server = serve(&conn, &queue, Duration::from_millis(300));
-        let rpc = RpcClient::new(&conn).unwrap();
+        let rpc = if own_queue { RpcClient::with_reply_queue(&conn) } else { RpcClient::new(&conn) }.unwrap();
+        // RabbitMQ's direct reply-to unless asked for a queue of its own; a reply queue elsewhere.
+        let direct = url.starts_with("amqp") && !own_queue;
+        assert_eq!(rpc.reply_to() == "amq.rabbitmq.reply-to", direct, "{url}: {}", rpc.reply_to());
         for n in [1u64, 20, 300] {
             let reply = rpc.call(rpc.producer().publish(&n).routing_key(&queue), Duration::from_secs(10)).unwrap();
             assert_eq!(reply.decode::<u64>().unwrap(), n * 2, "{url}");
@@ -58,7 +61,7 @@ fn rabbitmqs_direct_reply_to_needs_no_reply_queue() {
     let conn = Connection::open("amqp://guest:guest@127.0.0.1:5672//").unwrap();
     let queue = unique("direct");
     let _server = serve(&conn, &queue, Duration::ZERO);
-    let rpc = RpcClient::direct(&conn, "amq.rabbitmq.reply-to").unwrap();
+    let rpc = RpcClient::new(&conn).unwrap();
     let reply = rpc.call(rpc.producer().publish(&5u64).routing_key(&queue), Duration::from_secs(10)).unwrap();
     assert_eq!(reply.decode::<u64>().unwrap(), 10);
     // RabbitMQ names the reply-to per channel: the reply came through the pseudo-queue, no queue declared.

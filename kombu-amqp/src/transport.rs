@@ -46,6 +46,7 @@ impl Transport for AmqpTransport {
             .heartbeats(true)
             .event_driven(true)
             .external_broker(true)
+            .direct_reply_to("amq.rabbitmq.reply-to")
     }
 
     fn options(&self) -> Option<&'static [OptionSpec]> {

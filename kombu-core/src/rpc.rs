@@ -62,9 +62,19 @@ impl std::fmt::Debug for RpcClient {
 }
 
 impl RpcClient {
+    /// A client on the broker's direct reply-to where the transport has one
+    /// ([`Capabilities::direct_reply_to`](crate::Capabilities::direct_reply_to)), else on a reply queue of its
+    /// own ([`with_reply_queue`](RpcClient::with_reply_queue)).
+    pub fn new(connection: &Connection) -> Result<RpcClient> {
+        match connection.capabilities().direct_reply_to {
+            Some(pseudo_queue) => Self::direct(connection, pseudo_queue),
+            None => Self::with_reply_queue(connection),
+        }
+    }
+
     /// A client with a reply queue of its own (`kombu-rs.rpc.<uuid>`: not durable, deleted when the client
     /// goes, expiring ten minutes after it is last used where the broker supports it).
-    pub fn new(connection: &Connection) -> Result<RpcClient> {
+    pub fn with_reply_queue(connection: &Connection) -> Result<RpcClient> {
         let name = format!("kombu-rs.rpc.{}", uuid::Uuid::new_v4());
         let queue = Queue::new(&name).durable(false).auto_delete(true).expires(REPLY_QUEUE_EXPIRES);
         let channel = connection.channel()?;

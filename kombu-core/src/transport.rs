@@ -44,6 +44,9 @@ pub struct Capabilities {
     pub event_driven: bool,
     /// The broker is a separate server that can be restarted while clients run.
     pub external_broker: bool,
+    /// A queue the broker answers replies on directly, neither declared nor acknowledged (RabbitMQ's
+    /// direct reply-to, `amq.rabbitmq.reply-to`); [`RpcClient::new`](crate::RpcClient::new) uses it.
+    pub direct_reply_to: Option<&'static str>,
 }
 
 impl Capabilities {
@@ -57,6 +60,7 @@ impl Capabilities {
             heartbeats: false,
             event_driven: true,
             external_broker: false,
+            direct_reply_to: None,
         }
     }
     /// Sets the exchange types.
@@ -92,6 +96,11 @@ impl Capabilities {
     /// Sets whether the broker is an external, restartable server.
     pub fn external_broker(mut self, yes: bool) -> Self {
         self.external_broker = yes;
+        self
+    }
+    /// Sets the queue the broker answers replies on directly.
+    pub fn direct_reply_to(mut self, queue: &'static str) -> Self {
+        self.direct_reply_to = Some(queue);
         self
     }
     /// Whether it routes this exchange type.
