@@ -529,10 +529,14 @@ impl Channel for AmqpChannel {
     }
 
     fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()> {
+        self.consume_with(queue, consumer_tag, no_ack, &FieldTable::new())
+    }
+
+    fn consume_with(&self, queue: &str, consumer_tag: &str, no_ack: bool, arguments: &FieldTable) -> Result<()> {
         let q = short_string(queue, "queue name")?;
         let tag = short_string(consumer_tag, "consumer tag")?;
         let options = BasicConsumeOptions { no_ack, ..Default::default() };
-        let fut = self.ch.basic_consume(q, tag, options, lapin::types::FieldTable::default());
+        let fut = self.ch.basic_consume(q, tag, options, to_amqp_table(arguments)?);
         let stream = self.call(fut, || format!("basic.consume '{queue}'"))?;
         self.deliveries.add(Entry::new(Arc::from(consumer_tag), stream, self.arc()?, (*self.ch).clone(), no_ack));
         Ok(())

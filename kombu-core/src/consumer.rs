@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::connection::{Connection, ConsumerSpec};
 use crate::entity::Queue;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fields::{FieldTable, FieldValue};
 use crate::message::Message;
 use crate::poison::PoisonPolicy;
 use crate::serialization::Accept;
@@ -42,6 +43,7 @@ pub struct Consumer {
     accept: Accept,
     prefetch: Option<u16>,
     no_ack: bool,
+    arguments: FieldTable,
     auto_declare: bool,
     on_message: Option<Arc<Mutex<MessageFn>>>,
     on_error: Option<Arc<Mutex<ErrorFn>>>,
@@ -65,6 +67,7 @@ impl Consumer {
             accept: Accept::any(),
             prefetch: None,
             no_ack: false,
+            arguments: FieldTable::new(),
             auto_declare: true,
             on_message: None,
             on_error: None,
@@ -87,6 +90,21 @@ impl Consumer {
         self.prefetch = Some(n);
         self
     }
+    /// Adds a consumer argument, given to the broker with each queue's consume: on RabbitMQ a stream's
+    /// starting point (`x-stream-offset`: `"first"`, `"last"`, `"next"`, an offset, or a timestamp) or the
+    /// consumer's priority (`x-priority`). A transport that takes none refuses the consume with an error.
+    ///
+    /// ```no_run
+    /// # let conn = kombu_core::Connection::open("amqp://localhost//").unwrap();
+    /// let consumer = kombu_core::Consumer::new(&conn, [kombu_core::Queue::stream("events")])
+    ///     .prefetch(100) // RabbitMQ requires a prefetch to consume a stream
+    ///     .argument("x-stream-offset", "first");
+    /// ```
+    pub fn argument(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.arguments.insert(key, value);
+        self
+    }
+
     /// The broker forgets messages as it delivers them (no ack needed, none possible).
     pub fn no_ack(mut self, yes: bool) -> Self {
         self.no_ack = yes;
@@ -195,6 +213,7 @@ impl Consumer {
             queues: self.queues.clone(),
             tags: tags.clone(),
             no_ack: self.no_ack,
+            arguments: self.arguments.clone(),
             prefetch: self.prefetch,
             declare: self.auto_declare,
             default_channel,

@@ -260,6 +260,25 @@ impl Queue {
         self
     }
 
+    /// A replicated quorum queue (`x-queue-type: quorum`, durable), on brokers that have them (RabbitMQ);
+    /// it counts deliveries (`x-delivery-count`), which the [`PoisonPolicy`](crate::PoisonPolicy) reads.
+    pub fn quorum(name: impl Into<String>) -> Self {
+        Queue::new(name).durable(true).argument("x-queue-type", "quorum")
+    }
+
+    /// A stream (`x-queue-type: stream`, durable): an append-only log that consumers read from an offset
+    /// ([`Consumer::argument`](crate::Consumer::argument) `x-stream-offset`) with a prefetch set; messages
+    /// stay after they are acknowledged.
+    pub fn stream(name: impl Into<String>) -> Self {
+        Queue::new(name).durable(true).argument("x-queue-type", "stream")
+    }
+
+    /// A quorum queue's redelivery limit (`x-delivery-limit`): the broker drops or dead-letters a message
+    /// delivered more often.
+    pub fn delivery_limit(self, limit: u32) -> Self {
+        self.argument("x-delivery-limit", i64::from(limit))
+    }
+
     /// The queue's arguments in AMQP form: `arguments` plus `x-max-priority`, `x-message-ttl`, `x-expires`
     /// and the dead-letter settings.
     pub fn amqp_arguments(&self) -> FieldTable {

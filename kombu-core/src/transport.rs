@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::entity::{Exchange, ExchangeKind, Queue, QueueInfo};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fields::FieldTable;
 use crate::hub::{Event, Sources};
 use crate::message::{DeliveryTag, Message};
@@ -257,6 +257,19 @@ pub trait Channel: Send + Sync {
     fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Message>>;
     /// Starts delivering messages from `queue` to the consumer `consumer_tag` (through the connection's poller).
     fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()>;
+    /// [`consume`](Channel::consume) with consumer arguments (AMQP's `basic.consume` table: a stream's
+    /// `x-stream-offset`, a consumer's `x-priority`). The default takes none: arguments given to a transport
+    /// that has no use for them are an error, never dropped.
+    fn consume_with(&self, queue: &str, consumer_tag: &str, no_ack: bool, arguments: &FieldTable) -> Result<()> {
+        if arguments.is_empty() {
+            return self.consume(queue, consumer_tag, no_ack);
+        }
+        let keys: Vec<&str> = arguments.iter().map(|(k, _)| k).collect();
+        Err(Error::unsupported(format!(
+            "consumer on '{queue}': this transport takes no consumer arguments ({})",
+            keys.join(", ")
+        )))
+    }
     /// Stops a consumer; messages not yet delivered stay in the queue.
     fn cancel(&self, consumer_tag: &str) -> Result<()>;
     /// Acknowledges a delivery; when it returns, the acknowledgement has left this process (on Redis: the

@@ -69,3 +69,13 @@ fn a_publish_takes_its_routing_key_as_its_producer_does() {
         assert_eq!(&got.body[..], body.as_bytes());
     }
 }
+
+#[test]
+fn consumer_arguments_are_refused_by_a_transport_that_takes_none() {
+    let conn = open("api-consumer-arguments");
+    let q = Queue::new("args").durable(false);
+    conn.channel().unwrap().declare(&q).unwrap();
+    let err = kombu_core::Consumer::new(&conn, [q]).argument("x-priority", 5).on_message(|_| {}).consume().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("x-priority"), "{err}");
+}

@@ -68,6 +68,8 @@ pub(crate) struct ConsumerSpec {
     pub(crate) queues: Vec<crate::entity::Queue>,
     pub(crate) tags: Vec<Arc<str>>,
     pub(crate) no_ack: bool,
+    /// Consumer arguments (`x-stream-offset`, `x-priority`), given to every queue's consume.
+    pub(crate) arguments: crate::fields::FieldTable,
     pub(crate) prefetch: Option<u16>,
     pub(crate) declare: bool,
     /// On the connection's default channel (otherwise on a channel of its own).
@@ -92,7 +94,7 @@ impl ConsumerSpec {
             channel.qos(n)?;
         }
         for (q, tag) in self.queues.iter().zip(&self.tags) {
-            channel.consume(&q.name, tag, self.no_ack)?;
+            channel.consume_with(&q.name, tag, self.no_ack, &self.arguments)?;
         }
         Ok(())
     }

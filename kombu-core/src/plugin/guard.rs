@@ -234,6 +234,9 @@ impl Channel for GuardedChannel {
     fn consume(&self, queue: &str, consumer_tag: &str, no_ack: bool) -> Result<()> {
         self.guarded("Channel::consume", |c| c.consume(queue, consumer_tag, no_ack))
     }
+    fn consume_with(&self, queue: &str, consumer_tag: &str, no_ack: bool, arguments: &FieldTable) -> Result<()> {
+        self.guarded("Channel::consume_with", |c| c.consume_with(queue, consumer_tag, no_ack, arguments))
+    }
     fn cancel(&self, consumer_tag: &str) -> Result<()> {
         self.guarded("Channel::cancel", |c| c.cancel(consumer_tag))
     }
