@@ -11,7 +11,8 @@ use crate::options::RedisOptions;
 
 /// Turns a `redis` crate error into a kombu error: socket trouble, and a server that cannot serve yet
 /// (`LOADING` while it reads its data after a restart, `TRYAGAIN`, `MASTERDOWN`), is a (recoverable)
-/// connection error, a refused command a channel error. The message is `context`; the redis error is the
+/// connection error, refused credentials or rights (`NOPERM`) an access-refused error, another refused
+/// command a channel error. The message is `context`; the redis error is the
 /// cause (opaque: its own text already includes its causes).
 pub fn map_err(context: &str, e: redis::RedisError) -> Error {
     let kind = if e.is_timeout() {
@@ -22,7 +23,11 @@ pub fn map_err(context: &str, e: redis::RedisError) -> Error {
         || matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
     {
         ErrorKind::Connection
-    } else if matches!(e.kind(), redis::ErrorKind::AuthenticationFailed) {
+    } else if matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+    ) {
+        // A wrong password, and an ACL user without the rights a command needs.
         ErrorKind::AccessRefused
     } else {
         ErrorKind::Channel
