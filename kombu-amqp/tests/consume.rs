@@ -36,15 +36,8 @@ fn collecting(conn: &kombu_core::Connection, queue: &Queue, ack: bool) -> (Consu
 }
 
 fn drain_until(conn: &kombu_core::Connection, inbox: &Inbox, n: usize, within: Duration) {
-    let deadline = Instant::now() + within;
-    while inbox.lock().expect("inbox").len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", inbox.lock().expect("inbox").len());
-        match conn.drain_events(Some(Duration::from_millis(200))) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Timeout => {}
-            Err(e) => panic!("drain_events: {e}"),
-        }
-    }
+    let count = || inbox.lock().expect("inbox").len();
+    common::drain_until(conn, within, || format!("only {} of {n} messages arrived", count()), || count() >= n);
 }
 
 #[test]

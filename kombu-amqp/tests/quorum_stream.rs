@@ -5,22 +5,14 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{connect, get_within, unique};
-use kombu_core::{Consumer, ErrorKind, Message, PoisonPolicy, Queue};
+use kombu_core::{Consumer, Message, PoisonPolicy, Queue};
 
 /// Runs `drain_events` until `done` or 15 s pass.
 fn drain_until(conn: &kombu_core::Connection, done: impl Fn() -> bool) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < end, "timed out");
-        match conn.drain_events(Some(Duration::from_millis(100))) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Timeout => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
+    common::drain_until(conn, Duration::from_secs(15), || "timed out".to_owned(), done);
 }
 
 #[test]

@@ -42,3 +42,16 @@ pub fn get_within(channel: &dyn Channel, queue: &str, timeout: Duration) -> Resu
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Runs `drain_events` until `done` says so; panics with `what` after `within`.
+pub fn drain_until(conn: &Connection, within: Duration, what: impl Fn() -> String, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", what());
+        match conn.drain_events(Some(Duration::from_millis(100))) {
+            Ok(_) => {}
+            Err(e) if e.kind() == kombu_core::ErrorKind::Timeout => {}
+            Err(e) => panic!("drain_events: {e}"),
+        }
+    }
+}
