@@ -39,14 +39,15 @@ use crate::errors::{from_lapin, kind_of_amqp};
 use crate::fields::{short_string, to_amqp_table};
 use crate::poller::{Deliveries, Entry};
 use crate::properties::{to_basic_properties, to_message, Envelope, SharedNames};
+use crate::outcome::{confirmed, earlier, lost_or_refused, nacked, not_sent, unconfirmed};
 use crate::reasons::CloseReasons;
 use crate::runtime::{block_on, join_all, poll_once, start};
 
 /// Started publishes not known to be sent (or confirmed) yet.
-type InFlight = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+pub(crate) type InFlight = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// How many pipelined operations a channel keeps before the caller waits for the oldest.
-const WINDOW: usize = 512;
+pub(crate) const WINDOW: usize = 512;
 
 /// How long an error on a channel the broker closed waits for the broker's reason to be reported.
 const REASON_WAIT: Duration = Duration::from_millis(250);
@@ -58,15 +59,15 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a `mandatory` (or `confirm_publish`) publish without a `confirm_timeout` waits for the broker.
-const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A kombu channel on a lapin channel.
 pub struct AmqpChannel {
-    ch: Arc<lapin::Channel>,
+    pub(crate) ch: Arc<lapin::Channel>,
     deliveries: Arc<Deliveries>,
     me: Weak<AmqpChannel>,
-    confirms: AtomicBool,
-    confirm_publish: bool,
+    pub(crate) confirms: AtomicBool,
+    pub(crate) confirm_publish: bool,
     inflight: Mutex<VecDeque<InFlight>>,
     reasons: Arc<CloseReasons>,
     /// Why the broker closed this channel, once known.
@@ -80,7 +81,7 @@ pub struct AmqpChannel {
 }
 
 /// How long an ack or reject may wait for lapin to write it.
-const SETTLE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const SETTLE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for AmqpChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,39 +99,13 @@ fn kind(kind: ExchangeKind) -> lapin::ExchangeKind {
     }
 }
 
-fn tag_number(tag: &DeliveryTag) -> Result<u64> {
+pub(crate) fn tag_number(tag: &DeliveryTag) -> Result<u64> {
     match tag {
         DeliveryTag::Number(n) => Ok(*n),
         other => Err(Error::invalid(format!("delivery tag '{other}' is not an AMQP delivery tag (a number)"))),
     }
 }
 
-/// The error for a message the broker returned (mandatory, and no queue took it).
-fn returned(msg: &lapin::message::BasicReturnMessage) -> Error {
-    Error::not_found(format!(
-        "message returned by the broker: {} {} (exchange '{}', routing key '{}')",
-        msg.reply_code, msg.reply_text, msg.delivery.exchange, msg.delivery.routing_key
-    ))
-}
-
-/// An error of an earlier pipelined operation, reported by a later call: it says nothing of whether the
-/// later call's message reached the broker (it was not sent).
-fn earlier(e: Error) -> Error {
-    e.with_may_have_reached_broker(false)
-}
-
-/// An error of a publish after lapin took it: a lost connection may have come after the frames were
-/// written; a refusal (a closed channel, the broker's answer) means the message is not on the broker.
-fn lost_or_refused(e: Error) -> Error {
-    let maybe = e.is_recoverable();
-    e.with_may_have_reached_broker(maybe)
-}
-
-/// The broker nacked a message: RabbitMQ does so on an internal error, when some of the queues may have
-/// taken it, so whether it is on the broker is unknown.
-fn nacked() -> Error {
-    Error::channel("the broker refused (nacked) a published message").with_may_have_reached_broker(true)
-}
 
 impl AmqpChannel {
     pub(crate) fn new(
@@ -185,7 +160,7 @@ impl AmqpChannel {
     }
 
     /// A `State` error once the program closed the channel.
-    fn check_not_closed_by_us(&self) -> Result<()> {
+    pub(crate) fn check_not_closed_by_us(&self) -> Result<()> {
         if self.closed_by_us.load(Ordering::Acquire) {
             return Err(Error::state(format!("channel {} is closed", self.ch.id())));
         }
@@ -197,7 +172,7 @@ impl AmqpChannel {
     }
 
     /// An error met on a channel the broker closed gets the broker's reason.
-    fn explain(&self, err: Error) -> Error {
+    pub(crate) fn explain(&self, err: Error) -> Error {
         if err.kind() != kombu_core::ErrorKind::Channel || self.ch.status().connected() {
             return err;
         }
@@ -213,7 +188,7 @@ impl AmqpChannel {
         }
     }
 
-    fn inflight(&self) -> MutexGuard<'_, VecDeque<InFlight>> {
+    pub(crate) fn inflight(&self) -> MutexGuard<'_, VecDeque<InFlight>> {
         self.inflight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -313,7 +288,7 @@ impl AmqpChannel {
         Ok(())
     }
 
-    fn prepare(
+    pub(crate) fn prepare(
         message: &Message,
         exchange: &str,
         routing_key: &str,
@@ -327,11 +302,16 @@ impl AmqpChannel {
 
     /// A publish that waits for nothing beyond its place in the window.
     fn publish_pipelined(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
+        self.start(self.pipelined(message, exchange, routing_key)?)
+    }
+
+    /// The operation of a pipelined publish (not started: the first poll queues its frames).
+    pub(crate) fn pipelined(&self, message: Message, exchange: &str, routing_key: &str) -> Result<InFlight> {
         let (ex, rk, props) = Self::prepare(&message, exchange, routing_key)?;
         let ch = self.ch.clone();
         let confirms = self.confirms.load(Ordering::Acquire);
         let body = message.body;
-        self.start(Box::pin(async move {
+        Ok(Box::pin(async move {
             let confirm = ch
                 .basic_publish(ex, rk, BasicPublishOptions::default(), &body, props)
                 .await
@@ -344,6 +324,30 @@ impl AmqpChannel {
             }
             Ok(())
         }))
+    }
+
+    /// Starts a pipelined operation if the window has room, without waiting; gives it back otherwise
+    /// (the async API then awaits the oldest, [`take_oldest`](Self::take_oldest), and tries again).
+    pub(crate) fn start_if_room(&self, mut op: InFlight) -> Result<Option<InFlight>> {
+        self.check_not_closed_by_us()?;
+        let mut q = self.inflight();
+        // Drops what is done; never waits (the window holds at most WINDOW + 1).
+        Self::settle(&mut q, WINDOW + 1).map_err(|e| self.explain(earlier(e)))?;
+        if q.len() >= WINDOW {
+            return Ok(Some(op));
+        }
+        match poll_once(&mut op) {
+            Poll::Ready(r) => r.map(|()| None).map_err(|e| self.explain(e)),
+            Poll::Pending => {
+                q.push_back(op);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The oldest pipelined operation, taken out of the window for the caller to await.
+    pub(crate) fn take_oldest(&self) -> Option<InFlight> {
+        self.inflight().pop_front()
     }
 
     /// Publishes a batch and waits for all of the broker's confirms within `timeout`.
@@ -376,33 +380,15 @@ impl AmqpChannel {
         let sent = join_all(sends, Some(timeout)).ok_or_else(timed_out)?;
         // A message lapin refused to send (a closed channel) was not sent; others of the batch may have been.
         let any_sent = sent.iter().any(Result::is_ok);
-        let confirms = sent.into_iter().map(|r| r.map(start)).collect::<lapin::Result<Vec<_>>>().map_err(|e| {
-            let e = from_lapin(e, "basic.publish");
-            let maybe = any_sent || e.is_recoverable();
-            e.with_may_have_reached_broker(maybe)
-        })?;
+        let confirms =
+            sent.into_iter().map(|r| r.map(start)).collect::<lapin::Result<Vec<_>>>().map_err(|e| not_sent(e, any_sent))?;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let results = join_all(confirms, Some(left))
             .ok_or_else(timed_out)?
             .into_iter()
             .collect::<lapin::Result<Vec<_>>>()
-            .map_err(|e| {
-                // Sent: lost on the way (maybe there), or refused by the broker (not there, but for a batch
-                // the other messages may be).
-                let e = from_lapin(e, "basic.publish");
-                let maybe = several || e.is_recoverable();
-                e.with_may_have_reached_broker(maybe)
-            })?;
-        for r in results {
-            match r {
-                Confirmation::Ack(Some(msg)) | Confirmation::Nack(Some(msg)) => {
-                    return Err(returned(&msg).with_may_have_reached_broker(several))
-                }
-                Confirmation::Nack(None) => return Err(nacked()),
-                Confirmation::Ack(None) | Confirmation::NotRequested => {}
-            }
-        }
-        Ok(())
+            .map_err(|e| unconfirmed(e, several))?;
+        results.into_iter().try_for_each(|r| confirmed(r, several))
     }
 }
 
@@ -622,5 +608,10 @@ impl Channel for AmqpChannel {
 
     fn is_open(&self) -> bool {
         self.ch.status().connected()
+    }
+
+    /// lapin is async underneath: publishes, acks and rejects are awaited (see `nonblocking.rs`).
+    fn nonblocking(&self) -> Option<&dyn kombu_core::AsyncChannel> {
+        Some(self)
     }
 }

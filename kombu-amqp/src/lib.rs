@@ -25,6 +25,8 @@
 pub mod bench;
 mod channel;
 mod connection;
+mod nonblocking;
+mod outcome;
 pub mod errors;
 pub mod fields;
 pub mod options;

@@ -1,7 +1,8 @@
 //! Where lapin runs, and how kombu's synchronous calls wait for it.
 //!
 //! lapin does its socket I/O on a thread of its own per connection; its timers (heartbeats) and small
-//! internal tasks run on one process-wide tokio runtime with a single worker thread, made on first use.
+//! internal tasks run on the caller's tokio runtime when the connection is made through the async API,
+//! and otherwise on one process-wide tokio runtime with a single worker thread, made on first use.
 //! kombu's `Channel` methods are synchronous: they wait for lapin's futures on the caller's thread with
 //! [`block_on`], which parks the thread until lapin's I/O thread wakes it, and never runs on lapin's threads.
 
@@ -17,8 +18,14 @@ use kombu_core::{Error, Result};
 /// The runtime lapin's connections use.
 pub type LapinRuntime = async_rs::TokioRuntime;
 
-/// The process-wide runtime for lapin's timers and tasks.
+/// The runtime for lapin's timers and tasks: the caller's, when the call comes from the async API
+/// (which runs it on a thread of the caller's tokio runtime), else one process-wide runtime of our own.
 pub fn runtime() -> Result<LapinRuntime> {
+    if kombu_core::transport::from_async_api() {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            return Ok(async_rs::Runtime::tokio_with_handle(handle));
+        }
+    }
     static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     let rt = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()

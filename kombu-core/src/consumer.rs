@@ -21,6 +21,9 @@ type MessageFn = Box<dyn FnMut(Message) -> std::result::Result<(), Box<(Error, M
 /// What the connection's consumer table calls: a message, and why the backend could not read it.
 type HandlerFn = Box<dyn FnMut(Message, Option<Error>) -> Result<()> + Send>;
 type ErrorFn = Box<dyn FnMut(Error, Message) + Send>;
+/// Takes a message the poison policy refuses (with its queue and the reason) in place of dead-lettering
+/// it on the loop's thread: the async API dead-letters it where blocking is allowed.
+pub(crate) type RefusalFn = Arc<dyn Fn(Message, &str, String) + Send + Sync>;
 
 /// Consumes from queues: build it, then [`consume`](Consumer::consume), which returns the
 /// [`Subscription`] that keeps it consuming until dropped or [cancelled](Subscription::cancel).
@@ -48,6 +51,7 @@ pub struct Consumer {
     on_message: Option<Arc<Mutex<MessageFn>>>,
     on_error: Option<Arc<Mutex<ErrorFn>>>,
     poison: PoisonPolicy,
+    refusals: Option<RefusalFn>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -72,6 +76,7 @@ impl Consumer {
             on_message: None,
             on_error: None,
             poison: PoisonPolicy::default(),
+            refusals: None,
         }
     }
 
@@ -158,6 +163,21 @@ impl Consumer {
         self
     }
 
+    /// Hands messages the poison policy refuses to `refusals` instead of dead-lettering them in the
+    /// callback (which blocks).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn refusals(mut self, refusals: RefusalFn) -> Self {
+        self.refusals = Some(refusals);
+        self
+    }
+
+    /// Sets the consumer arguments as a whole.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn arguments(mut self, arguments: FieldTable) -> Self {
+        self.arguments = arguments;
+        self
+    }
+
     /// Declares the queues (unless `auto_declare(false)`), sets QoS, and starts consuming. Messages
     /// arrive while the returned [`Subscription`] lives: dropping it, or [`Subscription::cancel`], stops
     /// them. The consumer can consume again afterwards, with the same callbacks.
@@ -173,16 +193,24 @@ impl Consumer {
         let accept = self.accept.clone();
         let on_error = self.on_error.clone();
         let poison = self.poison.clone();
+        let refusals = self.refusals.clone();
         let tags: Vec<Arc<str>> = self.queues.iter().map(|_| self.connection.new_consumer_tag()).collect();
         let queue_of: HashMap<Arc<str>, String> =
             tags.iter().cloned().zip(self.queues.iter().map(|q| q.name.clone())).collect();
         let handler: HandlerFn = Box::new(move |m: Message, unreadable: Option<Error>| {
             let queue = m.delivery_info.consumer_tag.as_ref().and_then(|t| queue_of.get(t)).map_or("", |q| q.as_str());
+            let turn_down = |err: Error, m: Message| refuse(on_error.as_deref(), refusals.as_ref(), &poison, queue, err, m);
             if let Some(err) = unreadable {
-                return refuse(on_error.as_deref(), &poison, queue, err, m);
+                return turn_down(err, m);
             }
             if let Some(reason) = poison.over_limit(&m) {
-                return poison.dead_letter(&m, queue, &reason);
+                return match &refusals {
+                    Some(hand_over) => {
+                        hand_over(m, queue, reason);
+                        Ok(())
+                    }
+                    None => poison.dead_letter(&m, queue, &reason),
+                };
             }
             if !accept.allows(m.content_type.as_deref()) {
                 let err = Error::new(
@@ -193,14 +221,14 @@ impl Consumer {
                         m.content_type.as_deref().unwrap_or("")
                     ),
                 );
-                return refuse(on_error.as_deref(), &poison, queue, err, m);
+                return turn_down(err, m);
             }
             let handled = (*on_message.lock().unwrap_or_else(|e| e.into_inner()))(m);
             match handled {
                 Ok(()) => Ok(()),
                 Err(refused) => {
                     let (err, m) = *refused;
-                    refuse(on_error.as_deref(), &poison, queue, err, m)
+                    turn_down(err, m)
                 }
             }
         });
@@ -254,6 +282,12 @@ impl Subscription {
         self.spec.as_ref().map_or(&[], |s| &s.tags)
     }
 
+    /// The channel it consumes on now (a new one after a reconnect).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn channel(&self) -> Option<Arc<dyn Channel>> {
+        self.spec.as_ref().map(|s| s.channel())
+    }
+
     /// Stops consuming; messages not yet delivered stay in their queues. The connection forgets the
     /// consumer even when the broker's cancel fails (the error says why), so it is never restarted.
     pub fn cancel(mut self) -> Result<()> {
@@ -293,6 +327,7 @@ impl Drop for Subscription {
 /// A message the consumer cannot handle: to the error handler, or by the poison policy.
 fn refuse(
     on_error: Option<&Mutex<ErrorFn>>,
+    refusals: Option<&RefusalFn>,
     poison: &PoisonPolicy,
     queue: &str,
     err: Error,
@@ -310,6 +345,12 @@ fn refuse(
             );
             Ok(())
         }
-        None => poison.dead_letter(&message, queue, &err.report().to_string()),
+        None => match refusals {
+            Some(hand_over) => {
+                hand_over(message, queue, err.report().to_string());
+                Ok(())
+            }
+            None => poison.dead_letter(&message, queue, &err.report().to_string()),
+        },
     }
 }

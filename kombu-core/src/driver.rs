@@ -22,6 +22,10 @@ use crate::Connection;
 /// A connection attempt on its own thread: a prepared poller, or why there is none.
 type Attempt = mpsc::Receiver<Result<Box<dyn Poller>>>;
 
+/// Where a connection attempt runs: by default a thread of its own; the async API hands it to its
+/// runtime's blocking pool (so that a backend on tokio finds the caller's runtime there).
+pub(crate) type AttemptRunner = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
+
 pub(crate) struct ConnectionDriver {
     poller: Option<Box<dyn Poller>>,
     connection: Weak<Inner>,
@@ -37,6 +41,7 @@ pub(crate) struct ConnectionDriver {
     lost: bool,
     /// It stopped retrying (the retry policy ran out, or the error cannot be helped by a retry).
     gave_up: bool,
+    runner: Option<AttemptRunner>,
 }
 
 impl ConnectionDriver {
@@ -45,6 +50,7 @@ impl ConnectionDriver {
         consumers: Arc<ConsumerTable>,
         closed: Arc<AtomicBool>,
         poller: Option<Box<dyn Poller>>,
+        runner: Option<AttemptRunner>,
     ) -> ConnectionDriver {
         ConnectionDriver {
             poller,
@@ -57,6 +63,7 @@ impl ConnectionDriver {
             retries: 0,
             lost: false,
             gave_up: false,
+            runner,
         }
     }
 
@@ -67,7 +74,7 @@ impl ConnectionDriver {
         let (tx, rx) = mpsc::channel();
         let weak = self.connection.clone();
         let reset = self.lost;
-        let spawned = std::thread::Builder::new().name("kombu-connect".into()).spawn(move || {
+        let job = move || {
             let result = weak.upgrade().ok_or_else(|| Error::state("connection dropped")).and_then(|inner| {
                 let conn = Connection { inner };
                 if reset {
@@ -80,8 +87,13 @@ impl ConnectionDriver {
             // The driver may be gone (its loop dropped): nobody to tell.
             let _ = tx.send(result);
             wake.wake();
-        });
-        match spawned {
+        };
+        if let Some(run) = &self.runner {
+            run(Box::new(job));
+            self.attempt = Some(rx);
+            return;
+        }
+        match std::thread::Builder::new().name("kombu-connect".into()).spawn(job) {
             Ok(_) => self.attempt = Some(rx),
             Err(e) => tracing::error!("cannot start a connection attempt: {e}"),
         }

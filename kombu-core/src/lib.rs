@@ -14,6 +14,8 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "tokio")]
+pub mod aio;
 mod connection;
 mod consumer;
 mod driver;
@@ -57,7 +59,7 @@ pub use rpc::{RpcClient, MAX_CALL_TIMEOUT};
 pub use serialization::Accept;
 pub use simple::SimpleQueue;
 pub use transport::{
-    BrokerConnection, Capabilities, Channel, DeadLetter, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions,
+    AsyncChannel, BrokerConnection, Capabilities, Channel, DeadLetter, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions,
     Transport,
 };
 pub use url::BrokerUrl;

@@ -276,6 +276,17 @@ impl Message {
     }
 
     fn settle_with(&self, to: MessageState, op: impl FnOnce(&dyn Channel, &DeliveryTag) -> Result<()>) -> Result<()> {
+        let (bound, state) = self.claim(to)?;
+        let res = op(bound.as_ref(), &self.delivery_info.delivery_tag);
+        if res.is_err() {
+            state.store(MessageState::Received as u8, Ordering::Release);
+        }
+        res
+    }
+
+    /// Marks the message settled as `to` (the first settle of any clone wins) and returns its channel and
+    /// state, for the caller to settle it on the broker (and to put the state back if that fails).
+    pub(crate) fn claim(&self, to: MessageState) -> Result<(&Arc<dyn Channel>, &AtomicU8)> {
         let (bound, state) = self
             .settle
             .as_ref()
@@ -288,11 +299,7 @@ impl Message {
                 MessageState::from_u8(prev)
             )));
         }
-        let res = op(bound.as_ref(), &self.delivery_info.delivery_tag);
-        if res.is_err() {
-            state.store(received, Ordering::Release);
-        }
-        res
+        Ok((bound, state))
     }
 
     /// Acknowledges the message: the broker forgets it. When this returns the acknowledgement is done

@@ -155,16 +155,31 @@ impl Producer {
     /// declared is declared again). A publish that fails is not repeated (that could publish twice): its
     /// error says whether a retry can help, and the next publish goes to the new connection.
     fn live_channel(&self) -> Result<Arc<dyn Channel>> {
-        let channel = self.channel();
-        if channel.is_open() {
-            return Ok(channel);
+        match self.channel_now() {
+            Ok(channel) => Ok(channel),
+            Err(conn) => {
+                let fresh = conn.default_channel()?;
+                self.use_channel(fresh.clone());
+                Ok(fresh)
+            }
         }
-        let Some(conn) = &self.connection else { return Ok(channel) };
-        let fresh = conn.default_channel()?;
-        *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+    }
+
+    /// The channel to publish on if it is usable now; otherwise the connection to open a new one on
+    /// (opening may block: the async API does it where blocking is allowed).
+    fn channel_now(&self) -> std::result::Result<Arc<dyn Channel>, &Connection> {
+        let channel = self.channel();
+        match &self.connection {
+            Some(conn) if !channel.is_open() => Err(conn),
+            _ => Ok(channel),
+        }
+    }
+
+    /// Publishes on `fresh` from now on (a channel of a new connection): what was declared is declared again.
+    fn use_channel(&self, fresh: Arc<dyn Channel>) {
+        *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         *self.declared.lock().unwrap_or_else(|e| e.into_inner()) = Declared::default();
         self.own_declared.store(false, Ordering::Release);
-        Ok(fresh)
     }
 
     /// Starts a publish of `body`, serialized with the producer's serializer. Finish with
@@ -193,6 +208,10 @@ impl Producer {
     /// # }
     /// ```
     pub fn forward(&self, message: &Message) -> Publish<'_, ()> {
+        self.forward_as(message)
+    }
+
+    pub(crate) fn forward_as<M>(&self, message: &Message) -> Publish<'_, (), M> {
         let mut publish = Publish::new(self, Body::Forward);
         publish.message = message.detached();
         publish
@@ -207,32 +226,48 @@ impl Producer {
     }
 
     fn maybe_declare_exchange(&self, channel: &Arc<dyn Channel>, exchange: Option<&Exchange>) -> Result<()> {
-        let ex = exchange.unwrap_or(&self.exchange);
-        let own = exchange.is_none_or(|e| std::ptr::eq(e, &self.exchange));
-        if ex.is_default()
-            || (exchange.is_none() && !self.auto_declare)
-            || (own && self.own_declared.load(Ordering::Acquire))
-        {
-            return Ok(());
-        }
-        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).exchanges.contains(&ex.name) {
-            return Ok(());
-        }
-        channel.declare_exchange(ex, false)?;
-        self.declared.lock().unwrap_or_else(|e| e.into_inner()).exchanges.insert(ex.name.clone());
-        if own {
-            self.own_declared.store(true, Ordering::Release);
+        if let Some(ex) = self.exchange_to_declare(exchange) {
+            channel.declare_exchange(ex, false)?;
+            self.exchange_declared(ex);
         }
         Ok(())
     }
 
-    fn maybe_declare_queue(&self, channel: &Arc<dyn Channel>, queue: &Queue) -> Result<()> {
-        if self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.contains(&queue.name) {
-            return Ok(());
+    /// The exchange a publish to `exchange` (the producer's own with `None`) must declare first, if any.
+    fn exchange_to_declare<'e>(&'e self, exchange: Option<&'e Exchange>) -> Option<&'e Exchange> {
+        let ex = exchange.unwrap_or(&self.exchange);
+        let own = std::ptr::eq(ex, &self.exchange);
+        if ex.is_default()
+            || (exchange.is_none() && !self.auto_declare)
+            || (own && self.own_declared.load(Ordering::Acquire))
+            || self.declared.lock().unwrap_or_else(|e| e.into_inner()).exchanges.contains(&ex.name)
+        {
+            return None;
         }
-        channel.declare(queue)?;
-        self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.insert(queue.name.clone());
+        Some(ex)
+    }
+
+    fn exchange_declared(&self, ex: &Exchange) {
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).exchanges.insert(ex.name.clone());
+        if ex.name == self.exchange.name {
+            self.own_declared.store(true, Ordering::Release);
+        }
+    }
+
+    fn maybe_declare_queue(&self, channel: &Arc<dyn Channel>, queue: &Queue) -> Result<()> {
+        if !self.queue_declared(queue) {
+            channel.declare(queue)?;
+            self.mark_queue_declared(queue);
+        }
         Ok(())
+    }
+
+    fn queue_declared(&self, queue: &Queue) -> bool {
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.contains(&queue.name)
+    }
+
+    fn mark_queue_declared(&self, queue: &Queue) {
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).queues.insert(queue.name.clone());
     }
 }
 
@@ -241,16 +276,27 @@ fn not_sent(e: Error) -> Error {
     e.with_may_have_reached_broker(false)
 }
 
-enum Body<'a, T: ?Sized> {
+pub(crate) enum Body<'a, T: ?Sized> {
     Value(&'a T),
     Raw(Bytes),
     /// The publish's message is complete already (see [`Producer::forward`]).
     Forward,
 }
 
-/// One publish being prepared; [`send`](Publish::send) publishes it.
+/// How a [`Publish`] is sent: [`send`](Publish::send) blocks until done (`Blocking`, the default), or
+/// is awaited (`Async`, the async API's `kombu::aio::Publish`).
+#[derive(Debug)]
+pub enum Blocking {}
+
+/// The async API's mode of a [`Publish`]: its `send` is awaited (see `kombu::aio::Producer`).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub enum Async {}
+
+/// One publish being prepared; [`send`](Publish::send) publishes it. `M` says whether `send` blocks
+/// ([`Blocking`]) or is awaited (`Async`); the setters are the same.
 #[must_use = "a publish does nothing until .send() is called"]
-pub struct Publish<'a, T: ?Sized> {
+pub struct Publish<'a, T: ?Sized, M = Blocking> {
     producer: &'a Producer,
     body: Body<'a, T>,
     exchange: Option<&'a Exchange>,
@@ -261,9 +307,10 @@ pub struct Publish<'a, T: ?Sized> {
     declare: Vec<&'a Queue>,
     message: Message,
     options: PublishOptions,
+    mode: std::marker::PhantomData<fn() -> M>,
 }
 
-impl<T: ?Sized> std::fmt::Debug for Publish<'_, T> {
+impl<T: ?Sized, M> std::fmt::Debug for Publish<'_, T, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publish")
             .field("exchange", &self.exchange.map(|e| &e.name))
@@ -273,8 +320,8 @@ impl<T: ?Sized> std::fmt::Debug for Publish<'_, T> {
     }
 }
 
-impl<'a, T: ?Sized> Publish<'a, T> {
-    fn new(producer: &'a Producer, body: Body<'a, T>) -> Self {
+impl<'a, T: ?Sized, M> Publish<'a, T, M> {
+    pub(crate) fn new(producer: &'a Producer, body: Body<'a, T>) -> Self {
         let mut message = Message::default();
         message.properties.delivery_mode = Some(producer.delivery_mode);
         let options = PublishOptions { confirm_timeout: producer.confirm_timeout, ..PublishOptions::default() };
@@ -289,6 +336,7 @@ impl<'a, T: ?Sized> Publish<'a, T> {
             declare: Vec::new(),
             message,
             options,
+            mode: std::marker::PhantomData,
         }
     }
 
@@ -401,7 +449,7 @@ impl<'a, T: ?Sized> Publish<'a, T> {
     }
 }
 
-impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
+impl<'a, T: Serialize + ?Sized, M> Publish<'a, T, M> {
     /// Builds the message without publishing it (for [`Producer::send_batch`]).
     pub fn into_outgoing(self) -> Result<Outgoing> {
         let p = self.prepare()?;
@@ -449,6 +497,9 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T> {
         })
     }
 
+}
+
+impl<'a, T: Serialize + ?Sized> Publish<'a, T, Blocking> {
     /// Publishes the message.
     ///
     /// An error says whether the message may have reached the broker
@@ -474,4 +525,84 @@ struct Prepared<'a> {
     options: PublishOptions,
     declare_exchange: Option<&'a Exchange>,
     declare_queues: Vec<&'a Queue>,
+}
+
+#[cfg(feature = "tokio")]
+impl<'a, T: Serialize + ?Sized> Publish<'a, T, Async> {
+    /// Publishes the message: resolves when the broker confirmed it (with confirms, the default), or
+    /// when it was handed to the connection (`confirm_timeout(None)`); the outcome means what it means
+    /// for the blocking [`Publish::send`] (see [`Producer`]). The body is serialized before this
+    /// returns, so the future borrows nothing of it.
+    ///
+    /// Many `send` futures of one producer may be in flight at once (spawned, or joined); where the
+    /// backend is asynchronous underneath (AMQP) they are pipelined on one channel.
+    ///
+    /// Dropping the future before it resolves: the message was then published once or not at all, and
+    /// which of the two is not known (as for a publish whose confirm never came,
+    /// [`may_have_reached_broker`](crate::Error::may_have_reached_broker)). To know, await it to the end
+    /// (a time-out is better given with [`confirm_timeout`](Publish::confirm_timeout) than by dropping).
+    pub fn send(self) -> impl std::future::Future<Output = Result<()>> + Send + 'a {
+        let producer = self.producer;
+        let prepared = self.prepare();
+        async move { producer.send_async(prepared.map_err(not_sent)?).await }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Producer {
+    async fn send_async(&self, p: Prepared<'_>) -> Result<()> {
+        let ch = self.channel_for_async().await.map_err(not_sent)?;
+        let exchange = self.exchange_to_declare(p.declare_exchange).cloned();
+        let queues: Vec<Queue> =
+            p.declare_queues.iter().filter(|q| !self.queue_declared(q)).map(|q| (*q).clone()).collect();
+        if exchange.is_some() || !queues.is_empty() {
+            let (c, ex, qs) = (ch.clone(), exchange.clone(), queues.clone());
+            crate::aio::blocking(move || {
+                if let Some(ex) = &ex {
+                    c.declare_exchange(ex, false)?;
+                }
+                qs.iter().try_for_each(|q| c.declare(q).map(|_| ()))
+            })
+            .await
+            .map_err(not_sent)?;
+            if let Some(ex) = &exchange {
+                self.exchange_declared(ex);
+            }
+            queues.iter().for_each(|q| self.mark_queue_declared(q));
+        }
+        if let Some(nonblocking) = ch.nonblocking() {
+            return nonblocking.publish(p.message, p.exchange, &p.routing_key, &p.options).await;
+        }
+        let (message, exchange, key, options) = (p.message, p.exchange.to_owned(), p.routing_key.into_owned(), p.options);
+        crate::aio::blocking(move || ch.publish(message, &exchange, &key, &options)).await
+    }
+
+    /// The channel to publish on, a new one (opened where blocking is allowed) after a lost connection.
+    async fn channel_for_async(&self) -> Result<Arc<dyn Channel>> {
+        match self.channel_now() {
+            Ok(channel) => Ok(channel),
+            Err(conn) => {
+                let conn = conn.clone();
+                let fresh = crate::aio::blocking(move || conn.default_channel()).await?;
+                self.use_channel(fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// [`send_batch`](Producer::send_batch), awaited.
+    pub(crate) async fn send_batch_async(&self, batch: Vec<Outgoing>) -> Result<()> {
+        let ch = self.channel_for_async().await.map_err(not_sent)?;
+        if let Some(ex) = self.exchange_to_declare(None).cloned() {
+            let c = ch.clone();
+            let declared = ex.clone();
+            crate::aio::blocking(move || c.declare_exchange(&declared, false)).await.map_err(not_sent)?;
+            self.exchange_declared(&ex);
+        }
+        let options = PublishOptions { confirm_timeout: self.confirm_timeout, ..PublishOptions::default() };
+        if let Some(nonblocking) = ch.nonblocking() {
+            return nonblocking.publish_batch(batch, &options).await;
+        }
+        crate::aio::blocking(move || ch.publish_batch(batch, &options)).await
+    }
 }

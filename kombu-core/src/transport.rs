@@ -302,6 +302,15 @@ pub trait Channel: Send + Sync {
     /// Whether the channel is usable.
     fn is_open(&self) -> bool;
 
+    /// The channel's non-blocking side, for the async API, where it has one: `None` (the default) means
+    /// every call may block, and an async caller runs it on a thread where blocking is allowed (tokio's
+    /// blocking pool). A backend returns `Some(self)` when its hot calls (publish, ack, reject) can be
+    /// awaited without blocking a runtime thread: because they are in-process (memory) or because the
+    /// backend is async underneath (lapin).
+    fn nonblocking(&self) -> Option<&dyn AsyncChannel> {
+        None
+    }
+
     /// Declares a queue with its bindings, and the exchanges they name (Kombu's `Queue.declare`).
     fn declare(&self, queue: &Queue) -> Result<QueueInfo> {
         for b in &queue.bindings {
@@ -334,6 +343,50 @@ pub fn dead_letter_by_copy<C: Channel + ?Sized>(channel: &C, message: &Message, 
 
 /// How long dead-lettering by copy waits for the broker to confirm the copy.
 const DEAD_LETTER_CONFIRM: Duration = Duration::from_secs(30);
+
+/// The calls of a [`Channel`] that an async caller awaits: each keeps the meaning of the blocking call of
+/// the same name (`Ok` means done: a confirmed publish is on the broker, an ack has been sent) and must
+/// never block the thread that polls it. Returned by [`Channel::nonblocking`].
+///
+/// Cancellation: a future dropped before it resolves has done its work once or not at all (a publish is
+/// then as a publish whose confirm never came: it may be on the broker).
+#[async_trait::async_trait]
+pub trait AsyncChannel: Send + Sync {
+    /// [`Channel::publish`], awaited.
+    async fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions)
+        -> Result<()>;
+    /// [`Channel::publish_batch`], awaited: by default one publish after another.
+    async fn publish_batch(&self, batch: Vec<Outgoing>, options: &PublishOptions) -> Result<()> {
+        for o in batch {
+            self.publish(o.message, &o.exchange, &o.routing_key, options).await?;
+        }
+        Ok(())
+    }
+    /// [`Channel::ack`], awaited.
+    async fn ack(&self, tag: &DeliveryTag) -> Result<()>;
+    /// [`Channel::reject`], awaited.
+    async fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()>;
+}
+
+thread_local! {
+    static FROM_ASYNC_API: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current call comes from the async API (`aio`, feature `tokio`): it then runs on a thread
+/// of the caller's tokio runtime (its blocking pool, or a connection attempt entered into the runtime), so
+/// a backend that runs on tokio may use `tokio::runtime::Handle::current()` instead of a runtime of its own.
+pub fn from_async_api() -> bool {
+    FROM_ASYNC_API.with(|f| f.get())
+}
+
+/// Runs `f` marked as coming from the async API (see [`from_async_api`]).
+#[cfg(feature = "tokio")]
+pub(crate) fn as_async_api<T>(f: impl FnOnce() -> T) -> T {
+    let before = FROM_ASYNC_API.with(|flag| flag.replace(true));
+    let out = f();
+    FROM_ASYNC_API.with(|flag| flag.set(before));
+    out
+}
 
 /// Wakes a connection's consumers: registers the connection's event sources (sockets, or a waker for
 /// sources on other threads) with a [`Hub`](crate::Hub), and turns their readiness into deliveries.

@@ -99,6 +99,12 @@ pub(crate) fn forget(shared: &Shared, tags: &[&str]) -> Result<()> {
     if tags.is_empty() {
         return Ok(());
     }
+    let p = forget_pipe(shared, tags);
+    shared.pool.run("ack", |c| p.query::<()>(c))
+}
+
+/// The one ack transaction: `MULTI ZREM HDEL EXEC` of `tags` (in chunks of 1,000).
+pub(crate) fn forget_pipe(shared: &Shared, tags: &[&str]) -> redis::Pipeline {
     let o = &shared.opts;
     let mut p = redis::pipe();
     p.atomic();
@@ -106,5 +112,5 @@ pub(crate) fn forget(shared: &Shared, tags: &[&str]) -> Result<()> {
         p.cmd("ZREM").arg(&o.unacked_index_key).arg(chunk).ignore();
         p.cmd("HDEL").arg(&o.unacked_key).arg(chunk).ignore();
     }
-    shared.pool.run("ack", |c| p.query::<()>(c))
+    p
 }

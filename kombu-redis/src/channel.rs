@@ -31,6 +31,15 @@ pub(crate) struct Held {
 /// A channel's consumers, its deliveries held unsettled by tag (Kombu's text tags), and its prefetch
 /// limit, refilled in batches (a pop request costs a round trip).
 #[derive(Debug)]
+/// An ack under way: the delivery taken out of the unacked table, to be put back if the ack fails.
+pub(crate) struct PendingAck {
+    pub(crate) key: String,
+    entry: Option<Held>,
+    room: bool,
+    /// Whether the server holds it in `unacked` (else there is nothing to send).
+    pub(crate) recorded: bool,
+}
+
 pub(crate) struct ChanState {
     pub(crate) consumers: Consumers,
     pub(crate) qos: Qos,
@@ -174,7 +183,26 @@ impl RedisChannel {
 
     /// Forgets a delivery here and, if it was recorded in `unacked`, on the server with `forget`; wakes the
     /// poller when that made room worth a request. On failure the delivery is kept.
+    /// A message of a channel the program closed went back to its queue with it: settling it is an error.
+    fn check_not_closed(&self) -> Result<()> {
+        if self.open.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::state("redis channel is closed: its unacknowledged messages went back to their queues"))
+        }
+    }
+
     fn settle_ack(&self, tag: &DeliveryTag, forget: impl FnOnce(&str) -> Result<()>) -> Result<()> {
+        let ack = self.begin_ack(tag)?;
+        let res = if ack.recorded { forget(ack.key.as_str()) } else { Ok(()) };
+        self.end_ack(ack, &res);
+        res
+    }
+
+    /// Takes a delivery out of the channel's unacked table for an ack; [`end_ack`](Self::end_ack) puts
+    /// it back if the ack failed.
+    pub(crate) fn begin_ack(&self, tag: &DeliveryTag) -> Result<PendingAck> {
+        self.check_not_closed()?;
         let key = tag.to_string();
         let (entry, room) = {
             let mut st = self.state();
@@ -184,15 +212,21 @@ impl RedisChannel {
             (entry, room)
         };
         let recorded = entry.as_ref().map(|u| u.recorded).unwrap_or(self.shared.opts.ack_emulation);
-        let res = if recorded { forget(key.as_str()) } else { Ok(()) };
+        Ok(PendingAck { key, entry, room, recorded })
+    }
+
+    pub(crate) fn end_ack(&self, ack: PendingAck, res: &Result<()>) {
         if res.is_err() {
-            if let Some(u) = entry {
-                self.state().unacked.insert(Arc::from(key.as_str()), u);
+            if let Some(u) = ack.entry {
+                self.state().unacked.insert(Arc::from(ack.key.as_str()), u);
             }
-        } else if room {
+        } else if ack.room {
             self.shared.waker.wake();
         }
-        res
+    }
+
+    pub(crate) fn arc(&self) -> Result<Arc<RedisChannel>> {
+        self.me.upgrade().ok_or_else(|| Error::state("redis channel was dropped"))
     }
 
     fn queue_size(&self, name: &str) -> Result<u64> {
@@ -466,6 +500,7 @@ impl Channel for RedisChannel {
     }
 
     fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()> {
+        self.check_not_closed()?;
         let key: Arc<str> = Arc::from(tag.to_string());
         let (entry, limited) = {
             let mut st = self.state();
@@ -537,6 +572,11 @@ impl Channel for RedisChannel {
         self.shared.waker.wake();
         self.restore(entries, true)?;
         settled
+    }
+
+    /// Publishes and acks are awaited on the connection's pipelined async link (see `nonblocking.rs`).
+    fn nonblocking(&self) -> Option<&dyn kombu_core::AsyncChannel> {
+        Some(self)
     }
 
     fn is_open(&self) -> bool {

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     next_channel: AtomicU64,
     /// Names this connection's in-flight hash, unique per connection.
     pub(crate) session: String,
+    /// The pipelined async connection of the async API's publishes and acks, made on first use.
+    pub(crate) aio: crate::nonblocking::AsyncLink,
 }
 
 impl Shared {
@@ -88,6 +90,7 @@ impl RedisConnection {
                 acks: Default::default(),
                 next_channel: AtomicU64::new(1),
                 session: uuid::Uuid::new_v4().to_string(),
+                aio: crate::nonblocking::AsyncLink::default(),
             }),
         };
         crate::restore::recover_parked(&conn.shared);

@@ -89,6 +89,7 @@ mod client;
 mod connection;
 pub mod cycle;
 pub mod keys;
+mod nonblocking;
 mod options;
 pub mod payload;
 mod poller;

@@ -219,14 +219,24 @@ pub(crate) fn publish_one(
 ) -> Result<()> {
     let kind = shared.exchange_kind(exchange);
     let dest = destination(shared, message, exchange, routing_key, kind, None)?;
-    let commands = match Run::new(dest, &shared.opts.global_keyprefix, &shared.opts.sep) {
+    publisher.send(shared, &commands_to(shared, dest, message, exchange, routing_key)?, wait)
+}
+
+/// The commands that publish one message to `dest` (none: it is dropped).
+pub(crate) fn commands_to(
+    shared: &Shared,
+    dest: Destination,
+    message: &Message,
+    exchange: &str,
+    routing_key: &str,
+) -> Result<Vec<redis::Cmd>> {
+    Ok(match Run::new(dest, &shared.opts.global_keyprefix, &shared.opts.sep) {
         Some(mut run) => {
             run.push(message, exchange, routing_key, &mut Vec::new())?;
             run.into_commands()
         }
         None => Vec::new(),
-    };
-    publisher.send(shared, &commands, wait)
+    })
 }
 
 /// Most publishes whose replies are not read yet.
@@ -254,12 +264,12 @@ impl std::fmt::Debug for Publisher {
 /// An error met after this call's commands were written: a lost connection or a time-out may have come
 /// after the server ran them (and they stay unanswered, to be sent again), so the messages may be on the
 /// server; a refusal (an error reply) means the command did not run.
-fn after_write(e: kombu_core::Error) -> kombu_core::Error {
+pub(crate) fn after_write(e: kombu_core::Error) -> kombu_core::Error {
     let maybe = e.is_recoverable();
     e.with_may_have_reached_broker(maybe)
 }
 
-fn is_socket_error(e: &redis::RedisError) -> bool {
+pub(crate) fn is_socket_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
 }
 

@@ -16,7 +16,7 @@ pub(crate) use consumers::{ConsumerSpec, ConsumerTable};
 use link::Link;
 pub use retry::{FailoverStrategy, RetryPolicy};
 
-use crate::driver::ConnectionDriver;
+use crate::driver::{AttemptRunner, ConnectionDriver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::reactor::{Driver, Reactor};
 use crate::hub::Hub;
@@ -199,7 +199,7 @@ impl Connection {
     /// A driver for this connection: with `connect_now`, connected (and its poller prepared) on this
     /// thread first, so that connection errors are returned here; otherwise it connects on a thread of
     /// its own once registered.
-    fn driver(&self, connect_now: bool) -> Result<Box<dyn Driver>> {
+    fn driver(&self, connect_now: bool, runner: Option<AttemptRunner>) -> Result<Box<dyn Driver>> {
         let poller = if connect_now {
             let mut p = self.poller()?;
             p.prepare()?;
@@ -212,22 +212,33 @@ impl Connection {
             self.inner.consumers.clone(),
             self.inner.closed.clone(),
             poller,
+            runner,
         )))
     }
 
     /// Hands this connection to `hub`: from now on the hub's loop delivers its consumers' messages.
     pub fn register_with_event_loop(&self, hub: &mut Hub) -> Result<()> {
+        self.hand_to_loop(None, |driver| hub.add_driver(driver).map(|_| ()))
+    }
+
+    /// Hands this connection's driver to an event loop (a Hub, or the async API's engine) with `add`;
+    /// the driver connects in the background (with `runner`, where that says).
+    pub(crate) fn hand_to_loop(
+        &self,
+        runner: Option<AttemptRunner>,
+        add: impl FnOnce(Box<dyn Driver>) -> Result<()>,
+    ) -> Result<()> {
         // A private loop left by earlier drain_events calls stops driving this connection.
         let private = self.inner.reactor.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(private);
         if self.inner.in_hub.swap(true, Ordering::AcqRel) {
             return Err(Error::state("connection is already registered with an event loop"));
         }
-        let result = self.driver(false).and_then(|d| hub.add_driver(d));
+        let result = self.driver(false, runner).and_then(add);
         if result.is_err() {
             self.inner.in_hub.store(false, Ordering::Release);
         }
-        result.map(|_| ())
+        result
     }
 
     /// Waits for messages and hands them to their consumers' callbacks. Returns how many were delivered,
@@ -240,7 +251,7 @@ impl Connection {
         let mut guard = self.inner.reactor.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             let mut reactor = Reactor::new()?;
-            reactor.add_driver(self.driver(true)?)?;
+            reactor.add_driver(self.driver(true, None)?)?;
             *guard = Some(reactor);
         }
         let reactor = guard.as_mut().ok_or_else(|| Error::state("no reactor"))?;

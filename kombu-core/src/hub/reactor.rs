@@ -40,6 +40,13 @@ impl std::fmt::Debug for Reactor {
     }
 }
 
+/// The poll's own descriptor: readable while events wait (the async API watches it with tokio).
+impl std::os::fd::AsRawFd for Reactor {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.poll.as_raw_fd()
+    }
+}
+
 impl Reactor {
     pub(crate) fn new() -> Result<Reactor> {
         let poll =
@@ -95,6 +102,12 @@ impl Reactor {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.drivers.is_empty()
+    }
+
+    /// Whether the last turn took as many events as it can hold (more may be waiting).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn saturated(&self) -> bool {
+        self.events.iter().count() >= self.events.capacity()
     }
 
     /// When the next poller timer is due.

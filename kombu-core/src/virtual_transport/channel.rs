@@ -13,7 +13,7 @@ use super::entities::Entities;
 use super::ledger::Ledger;
 use super::tags::TagHasher;
 use super::wake::WakeSlot;
-use crate::transport::{dead_letter_by_copy, Channel, DeadLetter, Delivery, PublishOptions};
+use crate::transport::{dead_letter_by_copy, AsyncChannel, Channel, DeadLetter, Delivery, PublishOptions};
 use crate::{DeliveryTag, Error, Exchange, FieldTable, Message, Queue, QueueInfo, Result};
 
 /// Most messages one consumer is offered per turn before the next consumer's turn.
@@ -272,7 +272,7 @@ impl<B: Backend> Channel for VirtualChannel<B> {
     /// copy to `target.to`.
     fn dead_letter(&self, message: &Message, target: &DeadLetter<'_>) -> Result<()> {
         if self.backend().dead_letters_itself(target.queue) {
-            return self.reject(&message.delivery_info.delivery_tag, false);
+            return Channel::reject(self, &message.delivery_info.delivery_tag, false);
         }
         dead_letter_by_copy(self, message, target)
     }
@@ -303,6 +303,39 @@ impl<B: Backend> Channel for VirtualChannel<B> {
     fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire) && self.conn.is_open()
     }
+
+    /// A backend keeps its queues in this process (memory) or on a local disk, and its calls are short:
+    /// the async API awaits them in place.
+    fn nonblocking(&self) -> Option<&dyn AsyncChannel> {
+        Some(self)
+    }
+}
+
+/// The calls run in place (see `nonblocking`). Under tokio each takes a unit of the task's cooperative
+/// budget, so a loop of publishes that never waits still lets the runtime's other tasks run.
+#[async_trait::async_trait]
+impl<B: Backend> AsyncChannel for VirtualChannel<B> {
+    async fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions) -> Result<()> {
+        cooperate().await;
+        Channel::publish(self, message, exchange, routing_key, options)
+    }
+    async fn publish_batch(&self, batch: Vec<crate::Outgoing>, options: &PublishOptions) -> Result<()> {
+        cooperate().await;
+        Channel::publish_batch(self, batch, options)
+    }
+    async fn ack(&self, tag: &DeliveryTag) -> Result<()> {
+        cooperate().await;
+        Channel::ack(self, tag)
+    }
+    async fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()> {
+        cooperate().await;
+        Channel::reject(self, tag, requeue)
+    }
+}
+
+async fn cooperate() {
+    #[cfg(feature = "tokio")]
+    tokio::task::consume_budget().await;
 }
 
 impl<B: Backend> Drop for VirtualChannel<B> {

@@ -92,7 +92,7 @@ pub(super) fn drain_timeout(ctx: &Ctx) -> Check<Verdict> {
 }
 
 /// A loopback listener that accepts connections and never answers, for `for_how_long`; its port.
-fn silent_listener(for_how_long: Duration) -> Check<u16> {
+pub(super) fn silent_listener(for_how_long: Duration) -> Check<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind a silent listener: {e}"))?;
     let port = listener.local_addr().map_err(|e| format!("silent listener address: {e}"))?.port();
     listener.set_nonblocking(true).map_err(|e| format!("silent listener: {e}"))?;

@@ -1,6 +1,8 @@
 //! The cases of CONFORMANCE.md, one function each, in one table.
 //! The cases live in one file per topic; this file has the table and the helpers they share.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod api;
 mod connecting;
 mod content;
@@ -28,6 +30,8 @@ use crate::producer::Producer;
 use crate::serialization::Accept;
 use crate::transport::{Channel, PriorityOrder, PublishOptions};
 
+#[cfg(feature = "tokio")]
+use aio::*;
 use api::*;
 use connecting::*;
 use content::*;
@@ -45,8 +49,26 @@ pub(crate) struct Case {
 
 macro_rules! cases {
     ($($n:literal $name:literal $f:ident),* $(,)?) => {
-        pub(crate) const CASES: &[Case] = &[$(Case { number: $n, name: $name, run: $f }),*];
+        const BLOCKING: &[Case] = &[$(Case { number: $n, name: $name, run: $f }),*];
     };
+}
+
+/// The async API's cases (feature `tokio`), numbered from 40.
+#[cfg(feature = "tokio")]
+const ASYNC: &[Case] = &[
+    Case { number: 40, name: "async publish, stream, ack and reject round trip", run: aio_round_trip },
+    Case { number: 41, name: "async calls never block the runtime", run: aio_never_blocks },
+    Case { number: 42, name: "async publishers and consumers on a multi-thread runtime count every message once", run: aio_concurrent },
+    Case { number: 43, name: "async cancel returns what was not handed out, a dropped stream its unacked", run: aio_cancel_and_drop },
+    Case { number: 44, name: "async stream holds at most the prefetch window", run: aio_back_pressure },
+    Case { number: 45, name: "async SimpleQueue get with a time-out", run: aio_simple_queue },
+];
+#[cfg(not(feature = "tokio"))]
+const ASYNC: &[Case] = &[];
+
+/// Every case, blocking then async.
+pub(crate) fn all() -> impl Iterator<Item = &'static Case> {
+    BLOCKING.iter().chain(ASYNC)
 }
 
 cases! {
