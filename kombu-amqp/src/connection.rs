@@ -4,7 +4,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use kombu_core::{BrokerConnection, Channel, Error, Poller, Result};
-use lapin::tcp::OwnedTLSConfig;
 use lapin::types::LongString;
 use lapin::ConnectionProperties;
 
@@ -15,6 +14,8 @@ use crate::options::ConnectParams;
 use crate::poller::{AmqpPoller, Deliveries};
 use crate::reasons::CloseReasons;
 use crate::runtime::{block_on, runtime};
+#[cfg(feature = "tls")]
+use crate::tls::TlsConnector;
 
 /// How long opening a channel or closing the connection may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,13 +54,10 @@ impl AmqpConnection {
         for (k, v) in &params.client_properties {
             props = props.with_client_property(short_string(k, "client property")?, LongString::from(v.as_bytes()));
         }
-        let mut tls = OwnedTLSConfig::default();
-        if let Some(path) = &params.ca_certs {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| Error::invalid(format!("ssl_ca_certs: cannot read '{path}': {e}")))?;
-            tls.cert_chain = Some(pem);
-        }
-        let fut = lapin::Connection::connect_uri_with_config(params.uri.clone(), props, tls, runtime()?);
+        #[cfg(feature = "tls")]
+        let fut = connect_tls(params, props)?;
+        #[cfg(not(feature = "tls"))]
+        let fut = lapin::Connection::connect_uri_with_config(params.uri.clone(), props, Default::default(), runtime()?);
         let conn = match block_on(fut, Some(params.connect_timeout)) {
             Some(Ok(c)) => c,
             Some(Err(e)) => {
@@ -111,6 +109,28 @@ impl AmqpConnection {
             None => Err(Error::timeout(format!("opening a channel on {}: no answer", self.target))),
         }
     }
+}
+
+/// The connect future: lapin's plain TCP, or TCP and the TLS layer of [`TlsConnector`] (made here, so a bad
+/// file is an error before any connection is tried).
+#[cfg(feature = "tls")]
+fn connect_tls(
+    params: &ConnectParams,
+    props: ConnectionProperties,
+) -> Result<impl std::future::Future<Output = lapin::Result<lapin::Connection>>> {
+    let tls = match params.tls() {
+        true => Some(std::sync::Arc::new(TlsConnector::new(&params.tls_options, &params.uri.authority.host)?)),
+        false => None,
+    };
+    let connect = async move |uri: lapin::uri::AMQPUri, rt: crate::runtime::LapinRuntime| {
+        let addrs = rt.to_socket_addrs((uri.authority.host.clone(), uri.authority.port));
+        let stream = lapin::tcp::AsyncTcpStream::connect(&rt, addrs).await?;
+        match &tls {
+            Some(tls) => Ok(tls.connect(stream).await?),
+            None => Ok(stream),
+        }
+    };
+    Ok(lapin::Connection::connector(params.uri.clone(), runtime()?, connect, props))
 }
 
 impl BrokerConnection for AmqpConnection {

@@ -6,6 +6,12 @@
 //! `NOT_ALLOWED` are [`ErrorKind::AccessRefused`], `NOT_IMPLEMENTED` is [`ErrorKind::Unsupported`]; other
 //! connection-level (hard) errors, I/O errors and lost heartbeats are [`ErrorKind::Connection`]
 //! (recoverable by reconnecting), and an operation on a channel the broker closed is [`ErrorKind::Channel`].
+//!
+//! A TLS handshake that fails over a certificate is [`ErrorKind::AccessRefused`], like refused credentials:
+//! a server certificate this side does not trust (unknown issuer, expired, another name), and a client
+//! certificate the server refuses or misses (its alert: bad, unknown CA, expired, required, or a TLS 1.2
+//! `handshake_failure`). A retry cannot help, so the connection's driver reports it instead of reconnecting
+//! forever. Other TLS failures (a plain port answering garbage, say) stay [`ErrorKind::Connection`].
 
 use kombu_core::{Error, ErrorKind};
 use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSoftError};
@@ -48,10 +54,47 @@ pub fn from_lapin(err: lapin::Error, context: &str) -> Error {
             (ErrorKind::Connection, format!("{context}: the connection is {state:?}"))
         }
         LapinKind::AuthProviderError(why) => (ErrorKind::AccessRefused, format!("{context}: {why}")),
-        LapinKind::IOError(io) => return Error::with_source(ErrorKind::Connection, context, io.clone()),
+        LapinKind::IOError(io) => {
+            if let Some(refusal) = tls_refusal(io) {
+                return Error::with_source(ErrorKind::AccessRefused, format!("{context}: {refusal}"), io.clone());
+            }
+            return Error::with_source(ErrorKind::Connection, context, io.clone());
+        }
         _ => return Error::with_opaque_source(ErrorKind::Connection, context, err),
     };
     Error::new(kind, message)
+}
+
+/// What a certificate failure of the TLS handshake means, if `io` is one (see the module docs).
+#[cfg(feature = "tls")]
+fn tls_refusal(io: &std::io::Error) -> Option<&'static str> {
+    use rustls::AlertDescription as A;
+    match io.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidCertRevocationList(_) => {
+            Some("the server's TLS certificate is not trusted (see ssl_ca_certs, ssl_server_hostname)")
+        }
+        rustls::Error::NoCertificatesPresented => Some("the server presented no TLS certificate"),
+        rustls::Error::AlertReceived(
+            A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateRequired
+            | A::NoCertificate
+            | A::HandshakeFailure,
+        ) => Some(
+            "the server refused the TLS handshake: a client certificate it does not accept, or none (see ssl_certfile)",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_refusal(_io: &std::io::Error) -> Option<&'static str> {
+    None
 }
 
 #[cfg(test)]
@@ -95,5 +138,35 @@ mod tests {
         assert!(e.is_recoverable());
         assert_eq!(e.report().to_string(), "connection error: basic.get: reset");
         assert!(!from_lapin(protocol(404, "x"), "y").is_recoverable());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn certificate_failures_are_refusals_not_retried() {
+        use std::io;
+        let tls = |e: rustls::Error| -> lapin::Error { io::Error::new(io::ErrorKind::InvalidData, e).into() };
+        let cases = [
+            (tls(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)), ErrorKind::AccessRefused),
+            (tls(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)), ErrorKind::AccessRefused),
+            (
+                tls(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)),
+                ErrorKind::AccessRefused,
+            ),
+            (tls(rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA)), ErrorKind::AccessRefused),
+            (tls(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)), ErrorKind::AccessRefused),
+            (tls(rustls::Error::DecryptError), ErrorKind::Connection),
+        ];
+        for (err, kind) in cases {
+            let e = from_lapin(err, "connecting to amqps://h:5671/");
+            assert_eq!(e.kind(), kind, "{e:#}");
+            assert_eq!(e.is_recoverable(), kind == ErrorKind::Connection);
+            assert!(e.message().starts_with("connecting to amqps://h:5671/"), "{e}");
+        }
+        let e = from_lapin(tls(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)), "op");
+        assert_eq!(
+            e.report().to_string(),
+            "access refused: op: the server's TLS certificate is not trusted (see ssl_ca_certs, ssl_server_hostname): \
+             invalid peer certificate: UnknownIssuer"
+        );
     }
 }

@@ -15,8 +15,12 @@
 //! producer.publish(&serde_json::json!({"n": 1})).routing_key("tasks").declare(&queue).send().unwrap();
 //! ```
 //!
+//! TLS (`amqps://`, feature `tls`) is rustls with the `ssl_*` options of [`options`]: client certificates,
+//! `login_method=EXTERNAL`, and certificate failures as `AccessRefused` errors that are not retried.
+//!
 //! Layout: [`fields`], [`properties`], [`errors`] and [`options`] are pure value mappings (tested without
-//! a broker); `connection`, `channel` and `poller` move bytes through lapin; [`bench`](mod@bench) is the BENCH.md
+//! a broker); `connection`, `channel` and `poller` move bytes through lapin; `tls` builds the TLS client
+//! configuration from the PEM files; [`bench`](mod@bench) is the BENCH.md
 //! workload on raw lapin, the ceiling `cargo xtask bench` measures kombu-amqp against.
 
 #![deny(missing_docs)]
@@ -34,6 +38,8 @@ mod poller;
 pub mod properties;
 mod reasons;
 mod runtime;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use channel::AmqpChannel;

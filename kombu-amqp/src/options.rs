@@ -10,9 +10,20 @@
 //! - `heartbeat` (seconds, 0 to 65535; `0` turns heartbeats off; unset: the broker's proposal),
 //! - `connect_timeout` (seconds, fractions allowed, 0.001 to 3600; default 5),
 //! - `channel_max` (0 to 65535), `frame_max` (0 to 4294967295), negotiated down from the broker's proposal,
-//! - `login_method` (`PLAIN`, `AMQPLAIN`, `EXTERNAL`, `ANONYMOUS`, `RABBIT-CR-DEMO`),
-//! - `ssl` (`true` makes `amqp://` use TLS; `amqps://` always does), `ssl_ca_certs` (a PEM file of CA
-//!   certificates to trust besides the built-in roots),
+//! - `login_method` (`PLAIN`, `AMQPLAIN`, `EXTERNAL`, `ANONYMOUS`, `RABBIT-CR-DEMO`; Kombu's and py-amqp's
+//!   name), or `auth_mechanism` (lapin's name for the same; both may be given only if they agree).
+//!   `EXTERNAL` logs in with the client certificate (RabbitMQ's `rabbitmq_auth_mechanism_ssl`), so it needs
+//!   TLS and `ssl_certfile`; the URL's user and password are then not sent,
+//! - `ssl` (`true` makes `amqp://` use TLS; `amqps://` always does), and for TLS only (on a plain URL
+//!   each is an error, never ignored), with the names of Kombu's URL options:
+//!   `ssl_ca_certs` (a PEM file of CA certificates to trust besides the built-in roots),
+//!   `ssl_certfile` (a PEM file: the client certificate, then its chain; it may hold the key too, as
+//!   Python's `load_cert_chain` allows) and `ssl_keyfile` (a PEM file with the key: PKCS#8, PKCS#1 or SEC1),
+//!   `ssl_cert_reqs` (`required`, the default, or `none`; also Kombu's `CERT_REQUIRED` and `CERT_NONE`, and
+//!   `optional`/`CERT_OPTIONAL`, which on a client means `required`, as in Python's `ssl`): `none` accepts
+//!   any server certificate (the handshake's signatures are still checked, the chain and name are not),
+//!   `ssl_server_hostname` (the name the server certificate must carry and that is sent as SNI; default the
+//!   URL's host),
 //! - `connection_name`, and `client_properties` (a JSON object) for the client properties the broker shows,
 //! - `confirm_publish` (Kombu's transport option: `true` makes every publish wait for the broker's confirm,
 //!   30 seconds at most unless the publish sets its own `confirm_timeout`).
@@ -34,7 +45,15 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::count("channel_max", 0, u16::MAX as u64),
     OptionSpec::count("frame_max", 0, u32::MAX as u64),
     OptionSpec::choice("login_method", &["PLAIN", "AMQPLAIN", "EXTERNAL", "ANONYMOUS", "RABBIT-CR-DEMO"]),
+    OptionSpec::choice("auth_mechanism", &["PLAIN", "AMQPLAIN", "EXTERNAL", "ANONYMOUS", "RABBIT-CR-DEMO"]),
     OptionSpec::text("ssl_ca_certs"),
+    OptionSpec::text("ssl_certfile"),
+    OptionSpec::text("ssl_keyfile"),
+    OptionSpec::choice(
+        "ssl_cert_reqs",
+        &["required", "none", "optional", "CERT_REQUIRED", "CERT_NONE", "CERT_OPTIONAL"],
+    ),
+    OptionSpec::text("ssl_server_hostname"),
     OptionSpec::text("connection_name"),
     OptionSpec::text("client_properties"),
     OptionSpec::flag("confirm_publish"),
@@ -47,12 +66,27 @@ pub struct ConnectParams {
     pub uri: AMQPUri,
     /// How long connecting may take.
     pub connect_timeout: Duration,
-    /// A PEM file of extra CA certificates (TLS only).
-    pub ca_certs: Option<String>,
+    /// The TLS settings (used when [`ConnectParams::tls`] says so).
+    pub tls_options: TlsOptions,
     /// Client properties shown by the broker (`connection_name` among them).
     pub client_properties: Vec<(String, String)>,
     /// Every publish waits for the broker's confirm.
     pub confirm_publish: bool,
+}
+
+/// What a TLS connection trusts and presents, from the `ssl_*` options (files are read when connecting).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsOptions {
+    /// A PEM file of CA certificates to trust besides the built-in roots (`ssl_ca_certs`).
+    pub ca_certs: Option<String>,
+    /// A PEM file with the client certificate and its chain (`ssl_certfile`).
+    pub certfile: Option<String>,
+    /// A PEM file with the client's private key (`ssl_keyfile`; unset: the key is in `certfile`).
+    pub keyfile: Option<String>,
+    /// Whether the server's certificate is verified (`ssl_cert_reqs`; `none` turns it off).
+    pub verify: bool,
+    /// The name the server certificate is checked against and sent as SNI (`ssl_server_hostname`).
+    pub server_hostname: Option<String>,
 }
 
 impl ConnectParams {
@@ -73,10 +107,18 @@ pub fn parse(url: &BrokerUrl) -> Result<ConnectParams> {
     let tls = tls || q.flag("ssl")?.unwrap_or(false);
     let heartbeat = q.seconds("heartbeat")?.map(|d| d.as_secs_f64().round().min(f64::from(u16::MAX)) as u16);
     let connect_timeout = q.seconds("connect_timeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let auth_mechanism = match q.choice("login_method")? {
-        None => None,
-        Some(m) => Some(m.parse::<SASLMechanism>().map_err(|e| Error::invalid(format!("login_method: {e}")))?),
+    let auth_mechanism = match (q.choice("login_method")?, q.choice("auth_mechanism")?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Error::invalid(format!(
+                "login_method={a} and auth_mechanism={b} disagree (they are two names of one option)"
+            )))
+        }
+        (None, None) => None,
+        (Some(m), _) | (None, Some(m)) => {
+            Some(m.parse::<SASLMechanism>().map_err(|e| Error::invalid(format!("login_method: {e}")))?)
+        }
     };
+    let tls_options = tls_options(&q, tls, auth_mechanism == Some(SASLMechanism::External))?;
     let query = AMQPQueryString {
         frame_max: q.count("frame_max")?.and_then(|n| u32::try_from(n).ok()),
         channel_max: q.count("channel_max")?.and_then(|n| u16::try_from(n).ok()),
@@ -115,10 +157,50 @@ pub fn parse(url: &BrokerUrl) -> Result<ConnectParams> {
     Ok(ConnectParams {
         uri,
         connect_timeout,
-        ca_certs: q.text("ssl_ca_certs")?.map(str::to_owned),
+        tls_options,
         client_properties,
         confirm_publish: q.flag("confirm_publish")?.unwrap_or(false),
     })
+}
+
+/// The `ssl_*` options: only on a TLS URL, a key file only with a certificate, EXTERNAL only with one.
+fn tls_options(q: &Options<'_>, tls: bool, external: bool) -> Result<TlsOptions> {
+    let text = |name| q.text(name).map(|v| v.map(str::to_owned));
+    let verify = match q.choice("ssl_cert_reqs")? {
+        Some(v) => !v.eq_ignore_ascii_case("none") && !v.eq_ignore_ascii_case("CERT_NONE"),
+        None => true,
+    };
+    let opts = TlsOptions {
+        ca_certs: text("ssl_ca_certs")?,
+        certfile: text("ssl_certfile")?,
+        keyfile: text("ssl_keyfile")?,
+        verify,
+        server_hostname: text("ssl_server_hostname")?,
+    };
+    if !tls {
+        let given = ["ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_server_hostname"]
+            .into_iter()
+            .filter(|name| matches!(q.get(name), Ok(Some(_))))
+            .collect::<Vec<_>>();
+        if !given.is_empty() {
+            return Err(Error::invalid(format!(
+                "{} only apply to TLS: use an amqps:// URL (or ssl=true)",
+                given.join(", ")
+            )));
+        }
+    }
+    if opts.keyfile.is_some() && opts.certfile.is_none() {
+        return Err(Error::invalid("ssl_keyfile needs ssl_certfile (the certificate the key belongs to)"));
+    }
+    if opts.server_hostname.as_deref() == Some("") {
+        return Err(Error::invalid("ssl_server_hostname is empty"));
+    }
+    if external && (!tls || opts.certfile.is_none()) {
+        return Err(Error::invalid(
+            "login_method EXTERNAL logs in with the client certificate: it needs an amqps:// URL with ssl_certfile",
+        ));
+    }
+    Ok(opts)
 }
 
 #[cfg(test)]
@@ -164,7 +246,7 @@ mod tests {
     fn options() {
         let p = params(
             "amqp://h//?heartbeat=10&connect_timeout=0.5&channel_max=16&frame_max=131072&login_method=AMQPLAIN\
-             &connection_name=worker-1&client_properties=%7B%22team%22%3A%22ops%22%2C%22n%22%3A3%7D&ssl_ca_certs=/ca.pem",
+             &connection_name=worker-1&client_properties=%7B%22team%22%3A%22ops%22%2C%22n%22%3A3%7D&ssl_ca_certs=/ca.pem&ssl=1",
         )
         .unwrap();
         assert_eq!(p.uri.query.heartbeat, Some(10));
@@ -173,7 +255,8 @@ mod tests {
         assert_eq!(p.uri.query.channel_max, Some(16));
         assert_eq!(p.uri.query.frame_max, Some(131072));
         assert_eq!(p.uri.query.auth_mechanism, Some(SASLMechanism::AMQPlain));
-        assert_eq!(p.ca_certs.as_deref(), Some("/ca.pem"));
+        assert_eq!(p.tls_options.ca_certs.as_deref(), Some("/ca.pem"));
+        assert!(p.tls_options.verify);
         assert!(p.client_properties.contains(&("connection_name".into(), "worker-1".into())));
         assert!(p.client_properties.contains(&("team".into(), "ops".into())));
         assert!(p.client_properties.contains(&("n".into(), "3".into())));
@@ -213,6 +296,41 @@ mod tests {
             params("amqp://h//?login_method=amqplain").unwrap().uri.query.auth_mechanism,
             Some(SASLMechanism::AMQPlain)
         );
+    }
+
+    #[test]
+    fn tls_options_and_external() {
+        let p = params(
+            "amqps://h//?ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_cert_reqs=CERT_NONE&ssl_server_hostname=b.example\
+             &login_method=EXTERNAL",
+        )
+        .unwrap();
+        assert_eq!(p.tls_options.certfile.as_deref(), Some("/c.pem"));
+        assert_eq!(p.tls_options.keyfile.as_deref(), Some("/k.pem"));
+        assert!(!p.tls_options.verify);
+        assert_eq!(p.tls_options.server_hostname.as_deref(), Some("b.example"));
+        assert_eq!(p.uri.query.auth_mechanism, Some(SASLMechanism::External));
+        for (reqs, verify) in [("required", true), ("optional", true), ("CERT_REQUIRED", true), ("none", false)] {
+            assert_eq!(params(&format!("amqps://h//?ssl_cert_reqs={reqs}")).unwrap().tls_options.verify, verify);
+        }
+        let p = params("amqps://h//?ssl_certfile=/both.pem&auth_mechanism=external").unwrap();
+        assert_eq!(p.tls_options.keyfile, None, "the key may be in the certificate file");
+        assert_eq!(p.uri.query.auth_mechanism, Some(SASLMechanism::External));
+        assert!(params("amqps://h//?auth_mechanism=plain&login_method=PLAIN").is_ok());
+        for (bad, says) in [
+            ("amqp://h//?ssl_certfile=/c.pem", "ssl_certfile only apply to TLS"),
+            ("amqp://h//?ssl_ca_certs=/a&ssl_cert_reqs=none", "ssl_ca_certs, ssl_cert_reqs only apply to TLS"),
+            ("amqps://h//?ssl_keyfile=/k.pem", "ssl_keyfile needs ssl_certfile"),
+            ("amqps://h//?ssl_cert_reqs=maybe", "ssl_cert_reqs"),
+            ("amqps://h//?ssl_server_hostname=", "ssl_server_hostname is empty"),
+            ("amqps://h//?login_method=EXTERNAL", "EXTERNAL logs in with the client certificate"),
+            ("amqp://h//?login_method=EXTERNAL", "EXTERNAL logs in with the client certificate"),
+            ("amqps://h//?login_method=PLAIN&auth_mechanism=EXTERNAL", "disagree"),
+        ] {
+            let e = params(bad).unwrap_err();
+            assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for the project's automation (see `cargo xtask --help`).
 
 mod bench;
+mod cluster;
 mod fuzz;
 mod lint;
 mod services;
@@ -38,6 +39,10 @@ enum Command {
     /// Every backend in one Hub for `--seconds`: steady publishers, acking consumers, a line every 5 s;
     /// fails if a confirmed message is lost or memory grows after warm-up.
     Soak(soak::Args),
+    /// Three throwaway RabbitMQ nodes in one cluster, a quorum queue, a confirmed publisher and an acking
+    /// consumer (failover URLs) while their nodes are stopped and started; fails if a confirmed message is
+    /// lost. Run by hand, not in CI.
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Command::Services => services::ensure_all().map(|s| println!("{s}")),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Soak(args) => soak::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kombu_core::{Channel, Connection, Message, Result};
 
+pub mod rabbit;
+
 kombu_core::register_transport!(kombu_amqp::DESCRIPTOR);
 
 /// The RabbitMQ the tests use (`KOMBU_AMQP_URL` overrides).
