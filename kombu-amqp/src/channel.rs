@@ -37,9 +37,9 @@ use lapin::{BasicProperties, Confirmation};
 
 use crate::errors::{from_lapin, kind_of_amqp};
 use crate::fields::{short_string, to_amqp_table};
+use crate::outcome::{confirmed, earlier, lost_or_refused, nacked, not_sent, unconfirmed};
 use crate::poller::{Deliveries, Entry};
 use crate::properties::{to_basic_properties, to_message, Envelope, SharedNames};
-use crate::outcome::{confirmed, earlier, lost_or_refused, nacked, not_sent, unconfirmed};
 use crate::reasons::CloseReasons;
 use crate::runtime::{block_on, join_all, poll_once, start};
 
@@ -105,7 +105,6 @@ pub(crate) fn tag_number(tag: &DeliveryTag) -> Result<u64> {
         other => Err(Error::invalid(format!("delivery tag '{other}' is not an AMQP delivery tag (a number)"))),
     }
 }
-
 
 impl AmqpChannel {
     pub(crate) fn new(
@@ -380,8 +379,11 @@ impl AmqpChannel {
         let sent = join_all(sends, Some(timeout)).ok_or_else(timed_out)?;
         // A message lapin refused to send (a closed channel) was not sent; others of the batch may have been.
         let any_sent = sent.iter().any(Result::is_ok);
-        let confirms =
-            sent.into_iter().map(|r| r.map(start)).collect::<lapin::Result<Vec<_>>>().map_err(|e| not_sent(e, any_sent))?;
+        let confirms = sent
+            .into_iter()
+            .map(|r| r.map(start))
+            .collect::<lapin::Result<Vec<_>>>()
+            .map_err(|e| not_sent(e, any_sent))?;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let results = join_all(confirms, Some(left))
             .ok_or_else(timed_out)?

@@ -29,11 +29,11 @@
 pub mod bench;
 mod channel;
 mod connection;
-mod nonblocking;
-mod outcome;
 pub mod errors;
 pub mod fields;
+mod nonblocking;
 pub mod options;
+mod outcome;
 mod poller;
 pub mod properties;
 mod reasons;

@@ -9,8 +9,8 @@ use kombu_core::{AsyncChannel, DeliveryTag, Error, Message, Outgoing, PublishOpt
 use lapin::options::{BasicAckOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions};
 
 use crate::channel::{tag_number, AmqpChannel, DEFAULT_CONFIRM_TIMEOUT, SETTLE_WRITE_TIMEOUT};
-use crate::outcome::{confirmed, earlier, not_sent, unconfirmed};
 use crate::errors::from_lapin;
+use crate::outcome::{confirmed, earlier, not_sent, unconfirmed};
 use crate::runtime::{start, Started};
 
 /// How long `confirm.select` may take.
@@ -119,7 +119,13 @@ async fn finish<F: std::future::Future>(started: Started<F>) -> F::Output {
 
 #[async_trait::async_trait]
 impl AsyncChannel for AmqpChannel {
-    async fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions) -> Result<()> {
+    async fn publish(
+        &self,
+        message: Message,
+        exchange: &str,
+        routing_key: &str,
+        options: &PublishOptions,
+    ) -> Result<()> {
         match self.confirmed_timeout(options) {
             Some(timeout) => {
                 let out = Outgoing { message, exchange: exchange.to_owned(), routing_key: routing_key.to_owned() };

@@ -199,7 +199,8 @@ impl Consumer {
             tags.iter().cloned().zip(self.queues.iter().map(|q| q.name.clone())).collect();
         let handler: HandlerFn = Box::new(move |m: Message, unreadable: Option<Error>| {
             let queue = m.delivery_info.consumer_tag.as_ref().and_then(|t| queue_of.get(t)).map_or("", |q| q.as_str());
-            let turn_down = |err: Error, m: Message| refuse(on_error.as_deref(), refusals.as_ref(), &poison, queue, err, m);
+            let turn_down =
+                |err: Error, m: Message| refuse(on_error.as_deref(), refusals.as_ref(), &poison, queue, err, m);
             if let Some(err) = unreadable {
                 return turn_down(err, m);
             }

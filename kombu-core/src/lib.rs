@@ -59,8 +59,8 @@ pub use rpc::{RpcClient, MAX_CALL_TIMEOUT};
 pub use serialization::Accept;
 pub use simple::SimpleQueue;
 pub use transport::{
-    AsyncChannel, BrokerConnection, Capabilities, Channel, DeadLetter, Delivery, Outgoing, Poller, PriorityOrder, PublishOptions,
-    Transport,
+    AsyncChannel, BrokerConnection, Capabilities, Channel, DeadLetter, Delivery, Outgoing, Poller, PriorityOrder,
+    PublishOptions, Transport,
 };
 pub use url::BrokerUrl;
 

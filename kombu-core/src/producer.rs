@@ -496,7 +496,6 @@ impl<'a, T: Serialize + ?Sized, M> Publish<'a, T, M> {
             declare_queues: self.declare,
         })
     }
-
 }
 
 impl<'a, T: Serialize + ?Sized> Publish<'a, T, Blocking> {
@@ -573,7 +572,8 @@ impl Producer {
         if let Some(nonblocking) = ch.nonblocking() {
             return nonblocking.publish(p.message, p.exchange, &p.routing_key, &p.options).await;
         }
-        let (message, exchange, key, options) = (p.message, p.exchange.to_owned(), p.routing_key.into_owned(), p.options);
+        let (message, exchange, key, options) =
+            (p.message, p.exchange.to_owned(), p.routing_key.into_owned(), p.options);
         crate::aio::blocking(move || ch.publish(message, &exchange, &key, &options)).await
     }
 

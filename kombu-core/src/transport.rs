@@ -353,8 +353,13 @@ const DEAD_LETTER_CONFIRM: Duration = Duration::from_secs(30);
 #[async_trait::async_trait]
 pub trait AsyncChannel: Send + Sync {
     /// [`Channel::publish`], awaited.
-    async fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions)
-        -> Result<()>;
+    async fn publish(
+        &self,
+        message: Message,
+        exchange: &str,
+        routing_key: &str,
+        options: &PublishOptions,
+    ) -> Result<()>;
     /// [`Channel::publish_batch`], awaited: by default one publish after another.
     async fn publish_batch(&self, batch: Vec<Outgoing>, options: &PublishOptions) -> Result<()> {
         for o in batch {

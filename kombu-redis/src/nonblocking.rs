@@ -12,7 +12,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kombu_core::{AsyncChannel, DeliveryTag, Error, ErrorKind, ExchangeKind, Message, Outgoing, PublishOptions, Result};
+use kombu_core::{
+    AsyncChannel, DeliveryTag, Error, ErrorKind, ExchangeKind, Message, Outgoing, PublishOptions, Result,
+};
 use redis::aio::MultiplexedConnection;
 
 use crate::channel::RedisChannel;
@@ -117,14 +119,22 @@ fn publish_failed(e: redis::RedisError) -> Error {
 
 #[async_trait::async_trait]
 impl AsyncChannel for RedisChannel {
-    async fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions) -> Result<()> {
+    async fn publish(
+        &self,
+        message: Message,
+        exchange: &str,
+        routing_key: &str,
+        options: &PublishOptions,
+    ) -> Result<()> {
         if !kombu_core::Channel::is_open(self) {
             return Err(Error::state("redis channel is closed"));
         }
         let kind = self.shared.exchange_kind(exchange);
         if kind == ExchangeKind::Headers {
             let (ex, key, options) = (exchange.to_owned(), routing_key.to_owned(), options.clone());
-            return self.on_blocking_pool(move |ch| kombu_core::Channel::publish(ch, message, &ex, &key, &options)).await;
+            return self
+                .on_blocking_pool(move |ch| kombu_core::Channel::publish(ch, message, &ex, &key, &options))
+                .await;
         }
         let dest = publish::destination(&self.shared, &message, exchange, routing_key, kind, None)?;
         let commands = publish::commands_to(&self.shared, dest, &message, exchange, routing_key)?;

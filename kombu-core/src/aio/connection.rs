@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::engine::Engine;
+use super::DropOff;
 use crate::entity::{Exchange, Queue, QueueInfo};
 use crate::error::Result;
 use crate::fields::FieldTable;
@@ -15,7 +16,7 @@ use crate::{FailoverStrategy, RetryPolicy};
 /// (`url1;url2`), [`RetryPolicy`] and reconnect path.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    inner: crate::Connection,
+    inner: Arc<DropOff<crate::Connection>>,
     engine: Arc<Mutex<Option<Arc<Engine>>>>,
 }
 
@@ -54,7 +55,7 @@ impl Connection {
     /// The async form of a blocking connection (which must not be registered with a Hub). The two share
     /// the link; its consumers are then driven by the async API.
     pub fn from_blocking(connection: crate::Connection) -> Connection {
-        Connection { inner: connection, engine: Arc::new(Mutex::new(None)) }
+        Connection { inner: Arc::new(DropOff::new(connection)), engine: Arc::new(Mutex::new(None)) }
     }
 
     /// The blocking connection underneath, for the blocking API's calls (on a thread where blocking is
@@ -65,7 +66,7 @@ impl Connection {
 
     /// Connects now (if not connected yet).
     pub async fn connect(&self) -> Result<()> {
-        let conn = self.inner.clone();
+        let conn = crate::Connection::clone(&self.inner);
         super::blocking(move || conn.connect()).await
     }
 
@@ -86,14 +87,14 @@ impl Connection {
 
     /// Opens a new channel.
     pub async fn channel(&self) -> Result<Channel> {
-        let conn = self.inner.clone();
-        super::blocking(move || conn.channel()).await.map(Channel)
+        let conn = crate::Connection::clone(&self.inner);
+        super::blocking(move || conn.channel()).await.map(Channel::new)
     }
 
     /// The connection's shared channel, opened on first use.
     pub async fn default_channel(&self) -> Result<Channel> {
-        let conn = self.inner.clone();
-        super::blocking(move || conn.default_channel()).await.map(Channel)
+        let conn = crate::Connection::clone(&self.inner);
+        super::blocking(move || conn.default_channel()).await.map(Channel::new)
     }
 
     /// Declares a queue, its exchanges and bindings on the default channel.
@@ -107,7 +108,7 @@ impl Connection {
         if let Some(engine) = engine {
             engine.stop();
         }
-        let conn = self.inner.clone();
+        let conn = crate::Connection::clone(&self.inner);
         super::blocking(move || conn.close()).await
     }
 
@@ -125,20 +126,29 @@ impl Connection {
 
 /// A channel, for async programs: the transport's [`crate::Channel`], its calls awaited.
 #[derive(Clone, Debug)]
-pub struct Channel(pub(crate) Arc<dyn crate::Channel>);
+pub struct Channel(pub(crate) Arc<DropOff<Arc<dyn crate::Channel>>>);
 
 impl Channel {
+    fn new(channel: Arc<dyn crate::Channel>) -> Channel {
+        Channel(Arc::new(DropOff::new(channel)))
+    }
+
     /// The transport's channel, for the blocking API's calls.
     pub fn blocking(&self) -> &Arc<dyn crate::Channel> {
         &self.0
+    }
+
+    /// The transport's channel, shared.
+    pub(crate) fn raw(&self) -> Arc<dyn crate::Channel> {
+        Arc::clone(self.blocking())
     }
 
     async fn call<T: Send + 'static>(
         &self,
         call: impl FnOnce(&dyn crate::Channel) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let ch = self.0.clone();
-        super::blocking(move || call(ch.as_ref())).await
+        let ch = Arc::clone(&self.0);
+        super::blocking(move || call(ch.as_ref().as_ref())).await
     }
 
     /// Declares a queue, its exchanges and bindings ([`crate::Channel::declare`]).
@@ -160,7 +170,13 @@ impl Channel {
     }
 
     /// Binds a queue to an exchange.
-    pub async fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable) -> Result<()> {
+    pub async fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
         let (q, ex, key, args) = (queue.to_owned(), exchange.to_owned(), routing_key.to_owned(), arguments.clone());
         self.call(move |ch| ch.bind_queue(&q, &ex, &key, &args)).await
     }

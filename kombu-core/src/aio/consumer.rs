@@ -73,7 +73,7 @@ impl ConsumerBuilder {
         let engine = self.connection.engine()?;
         let (tx, rx) = mpsc::unbounded_channel();
         engine.watch(tx.clone());
-        let channel = self.connection.channel().await?.0;
+        let channel = self.connection.channel().await?.raw();
         let deliver = tx.clone();
         let refusals: RefusalFn = Arc::new(move |message, queue: &str, reason| {
             let refused = Item::DeadLetter { message, queue: queue.to_owned(), reason };
@@ -108,14 +108,7 @@ impl ConsumerBuilder {
             }
         })
         .await?;
-        Ok(Consumer {
-            channel,
-            subscription: Some(started),
-            rx,
-            poison: self.poison,
-            ended: false,
-            _engine: engine,
-        })
+        Ok(Consumer { channel, subscription: Some(started), rx, poison: self.poison, ended: false, _engine: engine })
     }
 }
 

@@ -68,7 +68,11 @@ impl Engine {
         // and drops after the `AsyncFd` (declared after it there).
         let fd = unsafe { AsyncFd::register_with_interest(PollFd(reactor.as_raw_fd()), tokio::io::Interest::READABLE) }
             .map_err(|e| {
-                Error::with_source(crate::ErrorKind::State, "the async API cannot watch its event loop", e.into_parts().1)
+                Error::with_source(
+                    crate::ErrorKind::State,
+                    "the async API cannot watch its event loop",
+                    e.into_parts().1,
+                )
             })?;
         connection.hand_to_loop(Some(runner), |driver| reactor.add_driver(driver).map(|_| ()))?;
         let stop = Arc::new(Notify::new());

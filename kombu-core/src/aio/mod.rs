@@ -72,6 +72,46 @@ pub(crate) async fn blocking<T: Send + 'static>(call: impl FnOnce() -> Result<T>
     }
 }
 
+/// Holds something whose drop may block (a connection's close, a channel's flush, a producer's
+/// connection), and drops it on tokio's blocking pool when dropped on a runtime thread: a backend that
+/// runs on the caller's runtime (lapin) could not answer a close that blocks that runtime's thread.
+pub(crate) struct DropOff<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> DropOff<T> {
+    pub(crate) fn new(value: T) -> DropOff<T> {
+        DropOff(Some(value))
+    }
+
+    /// The value, taken out (it is then dropped wherever the caller drops it).
+    pub(crate) fn take(&mut self) -> T {
+        self.0.take().unwrap_or_else(|| unreachable!("DropOff is emptied once"))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for DropOff<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Only `drop` takes the value out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!("DropOff is emptied only by drop"))
+    }
+}
+
+impl<T: Send + std::fmt::Debug + 'static> std::fmt::Debug for DropOff<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: Send + 'static> Drop for DropOff<T> {
+    fn drop(&mut self) {
+        let Some(value) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || crate::transport::as_async_api(|| drop(value)))),
+            Err(_) => drop(value),
+        }
+    }
+}
+
 /// The runtime the async API runs on: the caller's.
 pub(crate) fn runtime() -> Result<tokio::runtime::Handle> {
     tokio::runtime::Handle::try_current().map_err(|_| {

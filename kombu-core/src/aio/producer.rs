@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::Connection;
+use super::{Connection, DropOff};
 use crate::entity::Exchange;
 use crate::error::Result;
 use crate::message::DeliveryMode;
@@ -31,7 +31,7 @@ pub type Publish<'a, T> = crate::Publish<'a, T, Async>;
 /// ```
 #[derive(Debug)]
 pub struct Producer {
-    inner: crate::Producer,
+    inner: DropOff<crate::Producer>,
 }
 
 impl Producer {
@@ -40,42 +40,47 @@ impl Producer {
     pub async fn new(connection: &Connection) -> Result<Producer> {
         let conn = connection.blocking().clone();
         let inner = super::blocking(move || crate::Producer::new(&conn)).await?;
-        Ok(Producer { inner })
+        Ok(Producer { inner: DropOff::new(inner) })
     }
 
     /// A producer on a given channel.
     pub fn on_channel(channel: &super::Channel) -> Producer {
-        Producer { inner: crate::Producer::on_channel(channel.0.clone()) }
+        Producer { inner: DropOff::new(crate::Producer::on_channel(channel.raw())) }
     }
 
     /// The default exchange to publish to (declared before the first publish unless `auto_declare(false)`).
     pub fn exchange(self, exchange: Exchange) -> Self {
-        Producer { inner: self.inner.exchange(exchange) }
+        self.map(|p| p.exchange(exchange))
     }
     /// The default routing key.
     pub fn routing_key(self, key: impl Into<String>) -> Self {
-        Producer { inner: self.inner.routing_key(key) }
+        self.map(|p| p.routing_key(key))
     }
     /// The default serializer (`json`, `msgpack`, `yaml`, `raw`, `text`).
     pub fn serializer(self, name: impl Into<String>) -> Self {
-        Producer { inner: self.inner.serializer(name) }
+        self.map(|p| p.serializer(name))
     }
     /// The default compression (`zlib`, `bzip2`, `lzma`, `brotli`, `zstd`), none unless set.
     pub fn compression(self, name: impl Into<String>) -> Self {
-        Producer { inner: self.inner.compression(name) }
+        self.map(|p| p.compression(name))
     }
     /// The default delivery mode.
     pub fn delivery_mode(self, mode: DeliveryMode) -> Self {
-        Producer { inner: self.inner.delivery_mode(mode) }
+        self.map(|p| p.delivery_mode(mode))
     }
     /// How long each publish waits for the broker's confirm (`None`: does not wait), as for the blocking
     /// [`crate::Producer::confirm_timeout`].
     pub fn confirm_timeout(self, timeout: Option<std::time::Duration>) -> Self {
-        Producer { inner: self.inner.confirm_timeout(timeout) }
+        self.map(|p| p.confirm_timeout(timeout))
     }
     /// Whether to declare the exchange before the first publish (default true).
     pub fn auto_declare(self, yes: bool) -> Self {
-        Producer { inner: self.inner.auto_declare(yes) }
+        self.map(|p| p.auto_declare(yes))
+    }
+
+    fn map(mut self, f: impl FnOnce(crate::Producer) -> crate::Producer) -> Self {
+        let inner = self.inner.take();
+        Producer { inner: DropOff::new(f(inner)) }
     }
 
     /// Starts a publish of `body`, serialized with the producer's serializer; finish with `.send().await`.

@@ -52,7 +52,8 @@ impl SimpleQueue {
     /// [`DEFAULT_PREFETCH`](super::DEFAULT_PREFETCH) unacknowledged messages.
     pub async fn get(&mut self, timeout: Option<Duration>) -> Result<Message> {
         if self.consumer.is_none() {
-            let consumer = Consumer::builder(&self.connection, [self.queue.clone()]).auto_declare(false).consume().await?;
+            let consumer =
+                Consumer::builder(&self.connection, [self.queue.clone()]).auto_declare(false).consume().await?;
             self.consumer = Some(consumer);
         }
         let name = &self.queue.name;

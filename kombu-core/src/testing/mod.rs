@@ -199,8 +199,7 @@ impl Suite {
                 }
             }
         };
-        let results =
-            cases::all().filter(|c| self.selects(c.number)).map(|c| self.run_case(c, caps.clone())).collect();
+        let results = cases::all().filter(|c| self.selects(c.number)).map(|c| self.run_case(c, caps.clone())).collect();
         Report { url: self.url.clone(), results }
     }
 

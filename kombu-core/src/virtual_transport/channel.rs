@@ -315,7 +315,13 @@ impl<B: Backend> Channel for VirtualChannel<B> {
 /// budget, so a loop of publishes that never waits still lets the runtime's other tasks run.
 #[async_trait::async_trait]
 impl<B: Backend> AsyncChannel for VirtualChannel<B> {
-    async fn publish(&self, message: Message, exchange: &str, routing_key: &str, options: &PublishOptions) -> Result<()> {
+    async fn publish(
+        &self,
+        message: Message,
+        exchange: &str,
+        routing_key: &str,
+        options: &PublishOptions,
+    ) -> Result<()> {
         cooperate().await;
         Channel::publish(self, message, exchange, routing_key, options)
     }

@@ -62,7 +62,8 @@ pub(super) fn aio_round_trip(ctx: &Ctx) -> Check<Verdict> {
         for i in 0..10 {
             producer.publish(&format!("m{i}")).send().await.ctx("send")?;
         }
-        let batch: crate::Result<Vec<_>> = (10..20).map(|i| producer.publish(&format!("m{i}")).into_outgoing()).collect();
+        let batch: crate::Result<Vec<_>> =
+            (10..20).map(|i| producer.publish(&format!("m{i}")).into_outgoing()).collect();
         producer.send_batch(batch.ctx("batch")?).await.ctx("send_batch")?;
         let mut consumer = aio::Consumer::builder(&conn, [q.clone()]).prefetch(5).consume().await.ctx("consume")?;
         let mut seen = BTreeSet::new();
@@ -152,9 +153,7 @@ pub(super) fn aio_never_blocks(ctx: &Ctx) -> Check<Verdict> {
         let worst = *worst.lock().map_err(|_| "lock")?;
         teardown(&ch, &q).await?;
         if worst > Duration::from_millis(50) {
-            return fail(format!(
-                "a 1 ms ticker was held up {worst:?} while {n} messages went through in {took:?}"
-            ));
+            return fail(format!("a 1 ms ticker was held up {worst:?} while {n} messages went through in {took:?}"));
         }
         Ok(Verdict::Pass)
     })

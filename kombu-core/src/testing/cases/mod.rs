@@ -58,8 +58,16 @@ macro_rules! cases {
 const ASYNC: &[Case] = &[
     Case { number: 40, name: "async publish, stream, ack and reject round trip", run: aio_round_trip },
     Case { number: 41, name: "async calls never block the runtime", run: aio_never_blocks },
-    Case { number: 42, name: "async publishers and consumers on a multi-thread runtime count every message once", run: aio_concurrent },
-    Case { number: 43, name: "async cancel returns what was not handed out, a dropped stream its unacked", run: aio_cancel_and_drop },
+    Case {
+        number: 42,
+        name: "async publishers and consumers on a multi-thread runtime count every message once",
+        run: aio_concurrent,
+    },
+    Case {
+        number: 43,
+        name: "async cancel returns what was not handed out, a dropped stream its unacked",
+        run: aio_cancel_and_drop,
+    },
     Case { number: 44, name: "async stream holds at most the prefetch window", run: aio_back_pressure },
     Case { number: 45, name: "async SimpleQueue get with a time-out", run: aio_simple_queue },
 ];
