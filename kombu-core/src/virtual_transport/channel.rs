@@ -467,8 +467,8 @@ mod tests {
         assert_eq!(bodies(&out), ["q1", "q2"]);
         let tags: Vec<DeliveryTag> = out.iter().map(|d| d.message.delivery_info.delivery_tag.clone()).collect();
         assert_eq!(tags, [DeliveryTag::Number(1), DeliveryTag::Number(2)]);
-        ch.ack(&tags[0]).unwrap();
-        assert!(ch.ack(&tags[0]).is_err(), "settled once");
+        Channel::ack(&*ch, &tags[0]).unwrap();
+        assert!(Channel::ack(&*ch, &tags[0]).is_err(), "settled once");
         out.clear();
         conn.collect(&mut out, 100);
         assert_eq!(bodies(&out), ["q3"]);
@@ -504,7 +504,7 @@ mod tests {
             ch.get("q", false).unwrap().unwrap();
         }
         ch.consume("q", "c1", false).unwrap();
-        ch.reject(&DeliveryTag::Number(2), false).unwrap();
+        Channel::reject(&*ch, &DeliveryTag::Number(2), false).unwrap();
         conn.backend().taken_log();
         conn.close().unwrap();
         assert_eq!(conn.backend().taken_log(), ["unwatch q", "requeue q1,q3"]);
@@ -523,7 +523,7 @@ mod tests {
         ch.cancel("c1").unwrap();
         assert_eq!(conn.backend().taken_log(), ["watch missing", "watch q", "unwatch q"]);
         ch.recover(true).unwrap();
-        ch.reject(&DeliveryTag::Number(1), true).unwrap_err();
+        Channel::reject(&*ch, &DeliveryTag::Number(1), true).unwrap_err();
         conn.backend().fill("q", 2);
         assert_eq!((ch.purge_queue("q").unwrap(), ch.delete_queue("q", false, false).unwrap()), (3, 0));
     }
