@@ -1,5 +1,7 @@
-//! Connection parameters and transport options, read from a `redis://` URL and its query (pure).
+//! Connection parameters and transport options, read from a `redis://` or `rediss://` URL and its query
+//! (pure: TLS files are named here and read when the connection opens).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kombu_core::options::{OptionSpec, OptionValue, Options};
@@ -73,6 +75,86 @@ pub struct RedisOptions {
     /// Wake consumers through Redis client-side tracking of their queue keys; without it (or on a server
     /// that refuses it) consumers look every `min(polling_interval, 100 ms)`.
     pub client_tracking: bool,
+    /// TLS on every socket (`rediss://`); `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
+}
+
+/// What a TLS connection verifies and presents: redis-py's `ssl_*` connection arguments, which Kombu takes
+/// from the URL query.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// PEM file of the certificate authorities the server's certificate must chain to (`ssl_ca_certs`);
+    /// `None`: Mozilla's roots.
+    pub ca_certs: Option<PathBuf>,
+    /// PEM file of the client certificate chain (`ssl_certfile`), for servers that ask for one.
+    pub certfile: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (`ssl_keyfile`); `None`: in `certfile`.
+    pub keyfile: Option<PathBuf>,
+    /// Whether the server's certificate is verified (`ssl_cert_reqs`).
+    pub cert_reqs: CertReqs,
+    /// Whether the certificate must be for the host connected to (`ssl_check_hostname`).
+    pub check_hostname: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ca_certs: None,
+            certfile: None,
+            keyfile: None,
+            cert_reqs: CertReqs::Required,
+            check_hostname: true,
+        }
+    }
+}
+
+/// `ssl_cert_reqs`: Python's `ssl.CERT_*` (as redis-py and Kombu spell them, `required` or `CERT_REQUIRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertReqs {
+    /// The server's certificate must be valid and trusted (the default).
+    Required,
+    /// As `Required`: a TLS server always presents a certificate, so Python's client side treats the two alike.
+    Optional,
+    /// Not verified at all (logged at warn level once): encryption without authentication.
+    None,
+}
+
+/// The words `ssl_cert_reqs` takes.
+const CERT_REQS: &[&str] = &["required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE"];
+
+/// The TLS options (all but `ssl_check_hostname` are what Kombu moves from the URL query to `ssl`).
+pub(crate) const TLS_OPTIONS: &[&str] =
+    &["ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname"];
+
+fn tls_options(q: &Options<'_>) -> Result<TlsOptions> {
+    let mut t = TlsOptions::default();
+    for (name, slot) in
+        [("ssl_ca_certs", &mut t.ca_certs), ("ssl_certfile", &mut t.certfile), ("ssl_keyfile", &mut t.keyfile)]
+    {
+        match q.text(name)? {
+            Some("") => {
+                return Err(Error::invalid(format!("invalid option '{name}=' for transport redis: expected a file")))
+            }
+            Some(v) => *slot = Some(PathBuf::from(v)),
+            None => {}
+        }
+    }
+    if let Some(v) = q.choice("ssl_cert_reqs")? {
+        t.cert_reqs = match v.trim_start_matches("CERT_").to_ascii_lowercase().as_str() {
+            "none" => CertReqs::None,
+            "optional" => CertReqs::Optional,
+            _ => CertReqs::Required,
+        };
+    }
+    if let Some(v) = q.flag("ssl_check_hostname")? {
+        t.check_hostname = v;
+    }
+    if t.keyfile.is_some() && t.certfile.is_none() {
+        return Err(Error::invalid("option ssl_keyfile needs ssl_certfile (the client certificate) beside it"));
+    }
+    Ok(t)
 }
 
 impl Default for RedisOptions {
@@ -106,6 +188,7 @@ impl Default for RedisOptions {
             client_name: None,
             consume_batch: 256,
             client_tracking: true,
+            tls: None,
         }
     }
 }
@@ -143,6 +226,11 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::text("client_name"),
     OptionSpec::count("consume_batch", 1, 10_000),
     OptionSpec::flag("client_tracking"),
+    OptionSpec::text("ssl_ca_certs"),
+    OptionSpec::text("ssl_certfile"),
+    OptionSpec::text("ssl_keyfile"),
+    OptionSpec::choice("ssl_cert_reqs", CERT_REQS),
+    OptionSpec::flag("ssl_check_hostname"),
 ];
 
 /// Parses `priority_steps` written as `0,3,6,9` or `[0, 3, 6, 9]`: steps from 0 to 9 (Kombu clamps
@@ -168,11 +256,23 @@ fn steps_from(raw: &str, steps: Vec<u64>) -> Result<Vec<u8>> {
 }
 
 impl RedisOptions {
-    /// Reads a `redis://[user:password@]host[:port][/db][?options]` URL; every option is checked
-    /// against [`OPTIONS`] (unknown names, values, ranges).
+    /// Reads a `redis://[user:password@]host[:port][/db][?options]` URL (`rediss://` for TLS); every
+    /// option is checked against [`OPTIONS`] (unknown names, values, ranges). TLS options on a plain
+    /// `redis://` URL are an error: they would otherwise be ignored and the link left unencrypted.
     pub fn from_url(url: &BrokerUrl) -> Result<RedisOptions> {
         let q = Options::new("redis", OPTIONS, url)?;
         let mut o = RedisOptions::default();
+        let ssl_given = TLS_OPTIONS.iter().find(|n| url.query.contains_key(**n));
+        o.tls = match (url.scheme.as_str(), ssl_given) {
+            ("rediss", _) => Some(tls_options(&q)?),
+            (_, Some(name)) => {
+                return Err(Error::invalid(format!(
+                    "option '{name}' is for TLS, which {}:// does not use: write rediss:// for Redis over TLS",
+                    url.scheme
+                )))
+            }
+            _ => None,
+        };
         if let Some(h) = &url.hostname {
             o.host = h.clone();
         }

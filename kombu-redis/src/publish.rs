@@ -240,7 +240,7 @@ const WINDOW: usize = 128;
 /// once); an error reply is reported by the next call.
 #[derive(Default)]
 pub(crate) struct Publisher {
-    con: Option<redis::Connection>,
+    con: Option<crate::command::CommandConnection>,
     /// Each unanswered command as packed, a slice of the bytes written.
     unanswered: std::collections::VecDeque<Bytes>,
 }
@@ -263,8 +263,14 @@ fn is_socket_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
 }
 
+/// A `READONLY` reply to a publish: the server is a replica now (a failover moved the master), the
+/// publish did not run, and this connection will refuse every other one.
+fn is_readonly(e: &redis::ServerError) -> bool {
+    e.code() == "READONLY"
+}
+
 impl Publisher {
-    fn connection(&mut self, shared: &Shared) -> Result<&mut redis::Connection> {
+    fn connection(&mut self, shared: &Shared) -> Result<&mut crate::command::CommandConnection> {
         if self.con.is_none() {
             self.con = Some(shared.pool.connect()?);
         }
@@ -320,6 +326,14 @@ impl Publisher {
         while !self.unanswered.is_empty() {
             let Some(con) = self.con.as_mut() else { return self.resend(shared) };
             match con.recv_response() {
+                Ok(redis::Value::ServerError(e)) if is_readonly(&e) => {
+                    // It did not run, nor did the ones written after it: sent again on a new connection,
+                    // dialed again (through Sentinel, to the new master), as after a lost socket.
+                    tracing::debug!("publishing connection refused as a replica now ({e:?}); sending again");
+                    self.con = None;
+                    shared.pool.clear();
+                    self.resend(shared)?;
+                }
                 Ok(redis::Value::ServerError(e)) => {
                     let cmd = self.unanswered.pop_front();
                     if e.code() == "NOSCRIPT" {
@@ -363,6 +377,14 @@ impl Publisher {
         let mut con = shared.pool.connect()?;
         while let Some(cmd) = self.unanswered.front() {
             match redis::ConnectionLike::req_packed_command(&mut con, cmd) {
+                Ok(redis::Value::ServerError(e)) if is_readonly(&e) => {
+                    // Still unanswered: the next call sends it again.
+                    shared.pool.clear();
+                    return Err(kombu_core::Error::connection(format!(
+                        "publish refused by redis at {}, a replica now: {e:?}",
+                        shared.dialer.address()
+                    )));
+                }
                 Ok(_) => {}
                 Err(e) if is_socket_error(&e) => return Err(crate::client::map_err("publish", e)),
                 Err(e) => tracing::warn!("publish sent again was refused: {e}"),

@@ -10,10 +10,11 @@ use kombu_core::Result;
 
 use super::pop::Pop;
 use super::RedisPoller;
+use crate::dial::Stream;
 use crate::resp::{error_text, pack, Frame, FrameBuf, INVALIDATE};
 use crate::restore;
 use crate::scripts::POP;
-use crate::socket::{auth_commands, handshake, Sock};
+use crate::socket::{auth_commands, handshake, nonblocking, Sock};
 
 /// What a reply on the command socket answers.
 pub(super) enum Pending {
@@ -42,12 +43,12 @@ pub(super) struct Link {
 /// Sockets connected by `prepare`: pub/sub, command, and the pub/sub connection's id (where tracking
 /// invalidations go) if the server told it.
 pub(super) struct Prepared {
-    sub: std::net::TcpStream,
-    cmd: std::net::TcpStream,
+    sub: Stream,
+    cmd: Stream,
     client_id: Option<i64>,
 }
 
-fn sock(stream: std::net::TcpStream, token: Token) -> Sock {
+fn sock(stream: Stream, token: Token) -> Sock {
     Sock { stream, token, rbuf: FrameBuf::new(), wbuf: Vec::new(), writable_watched: false }
 }
 
@@ -61,7 +62,8 @@ impl RedisPoller {
         sub_cmds.push(pack("CLIENT", &["ID"]));
         sub_cmds.push(pack("SUBSCRIBE", &[INVALIDATE]));
         let id_at = sub_cmds.len() - 2;
-        let (sub, replies) = handshake(o, &sub_cmds, &[id_at])?;
+        let dialer = &self.shared.dialer;
+        let (sub, replies) = handshake(dialer, &sub_cmds, &[id_at])?;
         let client_id = match replies.get(id_at) {
             Some(Frame::Integer(id)) => Some(*id),
             _ => None,
@@ -70,7 +72,9 @@ impl RedisPoller {
         cmd_cmds.push(pack("SELECT", &[o.db.to_string()]));
         cmd_cmds.push(pack("SCRIPT", &["LOAD", POP]));
         let load_at = cmd_cmds.len() - 1;
-        let (cmd, _) = handshake(o, &cmd_cmds, &[load_at])?;
+        let (cmd, _) = handshake(dialer, &cmd_cmds, &[load_at])?;
+        nonblocking(&sub)?;
+        nonblocking(&cmd)?;
         Ok(Prepared { sub, cmd, client_id })
     }
 
@@ -80,11 +84,11 @@ impl RedisPoller {
             Some(p) => p,
             None => self.open_sockets()?,
         };
-        let sub_token = sources.register_fd(sub.as_raw_fd(), Interest::READABLE)?;
-        let cmd_token = match sources.register_fd(cmd.as_raw_fd(), Interest::READABLE) {
+        let sub_token = sources.register_fd(sub.tcp().as_raw_fd(), Interest::READABLE)?;
+        let cmd_token = match sources.register_fd(cmd.tcp().as_raw_fd(), Interest::READABLE) {
             Ok(t) => t,
             Err(e) => {
-                let _ = sources.deregister_fd(sub.as_raw_fd(), sub_token);
+                let _ = sources.deregister_fd(sub.tcp().as_raw_fd(), sub_token);
                 return Err(e);
             }
         };
@@ -107,7 +111,7 @@ impl RedisPoller {
     pub(super) fn drop_link(&mut self, sources: &mut Sources<'_>) {
         let Some(link) = self.link.take() else { return };
         for s in [&link.sub, &link.cmd] {
-            if let Err(e) = sources.deregister_fd(s.stream.as_raw_fd(), s.token) {
+            if let Err(e) = sources.deregister_fd(s.fd(), s.token) {
                 tracing::debug!("deregistering a redis socket: {e:#}");
             }
         }
