@@ -73,7 +73,7 @@ impl Pool {
         for code in [crate::scripts::ROUTE, crate::scripts::POP, crate::scripts::RESTORE, crate::scripts::UNLOCK] {
             commands.push(pack("SCRIPT", &["LOAD", code]));
         }
-        let (stream, _) = handshake(&self.dialer, &commands, &[])?;
+        let (stream, _, _) = handshake(&self.dialer, &commands, &[])?;
         let con = CommandConnection::new(stream, self.opts.db);
         con.set_timeouts(self.opts.socket_timeout)?;
         Ok(con)

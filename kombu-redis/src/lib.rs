@@ -5,7 +5,8 @@
 //! URL: `redis://[:password@|user:password@]host[:port][/db][?option=value&...]`, with Kombu's transport
 //! options in the query (see [`RedisOptions`]). `rediss://` is Redis over TLS (rustls, feature `tls`, on by
 //! default) on every socket: `rediss://host:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_certfile=c.pem&ssl_keyfile=k.pem`
-//! (redis-py's and Kombu's option names; see [`TlsOptions`]).
+//! (redis-py's and Kombu's option names; see [`TlsOptions`]). `sentinel://s1:26379;sentinel://s2:26379/0?master_name=m`
+//! finds the master through Redis Sentinel, as Kombu's sentinel transport (see [`SentinelOptions`]).
 //!
 //! Options (Kombu's names and defaults; declared in [`OPTIONS`] and checked by kombu-core when the URL is
 //! opened: an unknown name is an error naming the nearest known one, a value out of range an error
@@ -34,10 +35,15 @@
 //! | `client_name` | `CLIENT SETNAME` of each connection | none |
 //! | `consume_batch` | 1 to 10 000: most messages one consumer request takes | 256 |
 //! | `client_tracking` | flag: wake consumers by client-side tracking of their queue keys | true |
-//! | `ssl_ca_certs` | `rediss://` only: PEM file of the CAs the server's certificate must chain to | Mozilla's roots |
-//! | `ssl_certfile`, `ssl_keyfile` | `rediss://` only: PEM files of a client certificate and its key (the key may be in the certificate file) | none |
-//! | `ssl_cert_reqs` | `rediss://` only: `required`, `optional` (the same for a client) or `none` (no verification, logged); `CERT_REQUIRED` etc. too | `required` |
-//! | `ssl_check_hostname` | `rediss://` only: flag: the certificate must name the host | true |
+//! | `wait_for_replicas` | 0 to 100: a confirmed publish returns once this many replicas have it (Redis `WAIT`), so that it survives a failover | 0 |
+//! | `wait_for_replicas_timeout` | seconds, 1 ms to an hour: longest wait for them (then the publish is an error that may have reached the server) | 1 |
+//! | `master_name` | `sentinel://` only, required: the name the sentinels monitor the master under | none |
+//! | `sentinel_username`, `sentinel_password` | `sentinel://` only: credentials of the sentinels (Kombu's `sentinel_kwargs`); the master's are the URL's | none |
+//! | `sentinel_ssl` | `sentinel://` only: flag: TLS to the sentinels too, with the `ssl_*` options | false |
+//! | `ssl_ca_certs` | `rediss://` (and the master of `sentinel://`): PEM file of the CAs the server's certificate must chain to | Mozilla's roots |
+//! | `ssl_certfile`, `ssl_keyfile` | TLS only: PEM files of a client certificate and its key (the key may be in the certificate file) | none |
+//! | `ssl_cert_reqs` | TLS only: `required`, `optional` (the same for a client) or `none` (no verification, logged); `CERT_REQUIRED` etc. too | `required` |
+//! | `ssl_check_hostname` | TLS only: flag: the certificate must name the host | true |
 //!
 //! Python Kombu reads `sep`, `priority_steps` and `queue_order_strategy` from its transport options
 //! (Celery's `broker_transport_options`); a Python and a Rust program that share queues must give the
@@ -103,12 +109,16 @@ mod publish;
 pub mod resp;
 mod restore;
 pub mod scripts;
+mod sentinel;
 mod socket;
 mod tls;
 
 pub use connection::RedisConnection;
 pub use cycle::QueueOrder;
-pub use options::{parse_priority_steps, CertReqs, RedisOptions, TlsOptions, DEFAULT_PRIORITY_STEPS, OPTIONS};
+pub use options::{
+    parse_priority_steps, CertReqs, RedisOptions, SentinelOptions, TlsOptions, DEFAULT_PRIORITY_STEPS, OPTIONS,
+    SENTINEL_PORT,
+};
 
 use kombu_core::options::OptionSpec;
 use kombu_core::registry::TransportDescriptor;
@@ -169,7 +179,7 @@ impl Transport for RedisTransport {
 /// program using this crate directly registers it with
 /// `kombu_core::register_transport!(kombu_redis::DESCRIPTOR);`.
 pub static DESCRIPTOR: TransportDescriptor =
-    TransportDescriptor::new("redis", &["redis", "rediss"], || std::sync::Arc::new(RedisTransport::new()));
+    TransportDescriptor::new("redis", &["redis", "rediss", "sentinel"], || std::sync::Arc::new(RedisTransport::new()));
 
 #[cfg(test)]
 kombu_core::register_transport!(DESCRIPTOR);

@@ -315,6 +315,36 @@ impl Publisher {
         }
         if wait {
             self.settle(shared).map_err(after_write)?;
+            self.replicated(shared).map_err(after_write)?;
+        }
+        Ok(())
+    }
+
+    /// With `wait_for_replicas`, waits (Redis `WAIT`) until that many replicas have every write of the
+    /// publishing connection, so that a confirmed publish survives a failover: replication is
+    /// asynchronous, and what only the old master had is dropped when it rejoins as a replica.
+    fn replicated(&mut self, shared: &Shared) -> Result<()> {
+        let o = &shared.opts;
+        if o.wait_for_replicas == 0 {
+            return Ok(());
+        }
+        let ms = u64::try_from(o.wait_for_replicas_timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let con = self.connection(shared)?;
+        let acked = redis::cmd("WAIT").arg(o.wait_for_replicas).arg(ms).query::<u64>(con);
+        let acked = acked.map_err(|e| {
+            self.con = None;
+            crate::client::map_err("WAIT (wait_for_replicas)", e)
+        })?;
+        if acked < o.wait_for_replicas as u64 {
+            // The replicas may have a new master (a failover): the next publish dials again.
+            self.con = None;
+            shared.pool.clear();
+            return Err(kombu_core::Error::connection(format!(
+                "only {acked} of {} replicas of {} acknowledged the publish within {:?} (wait_for_replicas)",
+                o.wait_for_replicas,
+                shared.dialer.address(),
+                o.wait_for_replicas_timeout
+            )));
         }
         Ok(())
     }
@@ -464,7 +494,8 @@ pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &
         written = true;
     }
     // A refusal of one message leaves the others of the batch on the server.
-    publisher.settle(shared).map_err(|e| if batch.len() > 1 { some_written(e, true) } else { after_write(e) })
+    publisher.settle(shared).map_err(|e| if batch.len() > 1 { some_written(e, true) } else { after_write(e) })?;
+    publisher.replicated(shared).map_err(after_write)
 }
 
 #[cfg(test)]

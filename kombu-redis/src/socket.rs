@@ -149,10 +149,40 @@ fn write_some(tcp: &mut std::net::TcpStream, wbuf: &mut Vec<u8>) -> Result<()> {
 
 /// Connects a blocking socket through `dialer`, runs the handshake commands, and returns it (still
 /// blocking, with the connect timeout) with their replies. An error reply fails the handshake, except to
-/// the commands at the `optional` positions (returned as replies).
-pub(crate) fn handshake(dialer: &Dialer, commands: &[Vec<u8>], optional: &[usize]) -> Result<(Stream, Vec<Frame>)> {
-    let mut stream = dialer.connect()?;
-    let addr = dialer.address();
+/// the commands at the `optional` positions (returned as replies). A server found through Sentinel must
+/// also say it is the master (`ROLE`; a server whose ACL refuses ROLE is taken at its sentinel's word).
+/// Returns the stream, the replies, and the address connected to.
+pub(crate) fn handshake(
+    dialer: &Dialer,
+    commands: &[Vec<u8>],
+    optional: &[usize],
+) -> Result<(Stream, Vec<Frame>, String)> {
+    let (mut stream, addr) = dialer.connect()?;
+    if !dialer.checks_role() {
+        let replies = exchange(&mut stream, &addr, commands, optional)?;
+        return Ok((stream, replies, addr));
+    }
+    let mut commands = commands.to_vec();
+    commands.push(pack::<&str>("ROLE", &[]));
+    let mut optional = optional.to_vec();
+    optional.push(commands.len() - 1);
+    let mut replies = exchange(&mut stream, &addr, &commands, &optional)?;
+    match replies.pop().as_ref().and_then(crate::sentinel::role) {
+        Some(role) if role != "master" => Err(Error::connection(format!(
+            "redis at {addr} is a {role}, not the master (a failover under way?); asking the sentinels again"
+        ))),
+        _ => Ok((stream, replies, addr)),
+    }
+}
+
+/// Sends `commands` on a connected blocking stream and reads one reply to each. An error reply is an
+/// error (refused credentials `AccessRefused`), except to the commands at the `optional` positions.
+pub(crate) fn exchange(
+    stream: &mut Stream,
+    addr: &str,
+    commands: &[Vec<u8>],
+    optional: &[usize],
+) -> Result<Vec<Frame>> {
     let mut out = Vec::new();
     for c in commands {
         out.extend_from_slice(c);
@@ -182,12 +212,12 @@ pub(crate) fn handshake(dialer: &Dialer, commands: &[Vec<u8>], optional: &[usize
                 let refused = ["NOAUTH", "WRONGPASS", "NOPERM"].iter().any(|code| e.contains(code));
                 let kind =
                     if refused || e.starts_with("ERR AUTH") { ErrorKind::AccessRefused } else { ErrorKind::Connection };
-                return Err(Error::new(kind, format!("redis refused the handshake: {e}")));
+                return Err(Error::new(kind, format!("redis at {addr} refused the handshake: {e}")));
             }
             replies.push(f);
         }
     }
-    Ok((stream, replies))
+    Ok(replies)
 }
 
 /// Makes a handshaken stream non-blocking, for the Hub.

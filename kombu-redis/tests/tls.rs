@@ -3,6 +3,8 @@
 //! (the pub/sub socket), a subset of the conformance suite; a wrong CA, an expired certificate, a
 //! certificate for another host and a refused client certificate are clear errors a retry cannot help;
 //! `ssl_cert_reqs=none` connects without the CA.
+// Built with the `tls` feature (a default one); without it `rediss://` is an `Unsupported` error.
+#![cfg(feature = "tls")]
 
 mod common;
 

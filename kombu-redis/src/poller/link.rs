@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use kombu_core::hub::{Interest, Sources, Token};
 use kombu_core::transport::Delivery;
-use kombu_core::Result;
+use kombu_core::{Error, Result};
 
 use super::pop::Pop;
 use super::RedisPoller;
@@ -38,6 +38,8 @@ pub(super) struct Link {
     pub(super) pongs_missing: u32,
     /// Health checks since the pub/sub socket last said anything.
     pub(super) sub_silent: u32,
+    /// The server's address (with Sentinel, the master's when connected).
+    pub(super) addr: String,
 }
 
 /// Sockets connected by `prepare`: pub/sub, command, and the pub/sub connection's id (where tracking
@@ -46,6 +48,7 @@ pub(super) struct Prepared {
     sub: Stream,
     cmd: Stream,
     client_id: Option<i64>,
+    addr: String,
 }
 
 fn sock(stream: Stream, token: Token) -> Sock {
@@ -63,7 +66,7 @@ impl RedisPoller {
         sub_cmds.push(pack("SUBSCRIBE", &[INVALIDATE]));
         let id_at = sub_cmds.len() - 2;
         let dialer = &self.shared.dialer;
-        let (sub, replies) = handshake(dialer, &sub_cmds, &[id_at])?;
+        let (sub, replies, sub_addr) = handshake(dialer, &sub_cmds, &[id_at])?;
         let client_id = match replies.get(id_at) {
             Some(Frame::Integer(id)) => Some(*id),
             _ => None,
@@ -72,15 +75,20 @@ impl RedisPoller {
         cmd_cmds.push(pack("SELECT", &[o.db.to_string()]));
         cmd_cmds.push(pack("SCRIPT", &["LOAD", POP]));
         let load_at = cmd_cmds.len() - 1;
-        let (cmd, _) = handshake(dialer, &cmd_cmds, &[load_at])?;
+        let (cmd, _, addr) = handshake(dialer, &cmd_cmds, &[load_at])?;
+        if addr != sub_addr {
+            return Err(Error::connection(format!(
+                "the master moved from {sub_addr} to {addr} while connecting (a failover under way?)"
+            )));
+        }
         nonblocking(&sub)?;
         nonblocking(&cmd)?;
-        Ok(Prepared { sub, cmd, client_id })
+        Ok(Prepared { sub, cmd, client_id, addr })
     }
 
     /// Registers the prepared sockets (preparing them here if `prepare` was not called).
     pub(super) fn connect(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let Prepared { sub, cmd, client_id } = match self.prepared.take() {
+        let Prepared { sub, cmd, client_id, addr } = match self.prepared.take() {
             Some(p) => p,
             None => self.open_sockets()?,
         };
@@ -102,6 +110,7 @@ impl RedisPoller {
             client_id: client_id.unwrap_or(0),
             pongs_missing: 0,
             sub_silent: 0,
+            addr,
         });
         self.reset_requests();
         Ok(())
@@ -159,6 +168,14 @@ impl RedisPoller {
             }
         }
         for (pending, frame) in frames {
+            if let Some(e) = error_text(&frame).filter(|e| e.starts_with("READONLY")) {
+                // A replica now (a failover moved the master): nothing it refused ran. The link is lost;
+                // the driver connects again, to the master the sentinels name.
+                return Err(Error::connection(format!(
+                    "redis at {} refused a command as a replica now (failover?): {e}",
+                    self.shared.dialer.address()
+                )));
+            }
             match pending {
                 Pending::Pop(pop) => self.on_pop(pop, frame, out)?,
                 Pending::Tracking => self.on_tracking(&frame),

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use kombu_core::{Channel, Connection, Message};
 
+pub mod python;
+pub mod sentinel;
 pub mod tls;
 
 kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
