@@ -209,10 +209,15 @@ pub(crate) fn exchange(
             if let Some(e) = error_text(&f).filter(|_| !optional.contains(&replies.len())) {
                 // "ERR AUTH <password> called without any password configured": refused credentials too,
                 // as redis-rs reports it.
-                let refused = ["NOAUTH", "WRONGPASS", "NOPERM"].iter().any(|code| e.contains(code));
-                let kind =
-                    if refused || e.starts_with("ERR AUTH") { ErrorKind::AccessRefused } else { ErrorKind::Connection };
-                return Err(Error::new(kind, format!("redis at {addr} refused the handshake: {e}")));
+                let credentials =
+                    ["NOAUTH", "WRONGPASS"].iter().any(|code| e.contains(code)) || e.starts_with("ERR AUTH");
+                return Err(if credentials {
+                    Error::new(ErrorKind::AccessRefused, format!("authentication failed at redis {addr}: {e}"))
+                } else if e.contains("NOPERM") {
+                    Error::new(ErrorKind::AccessRefused, format!("redis at {addr} refused the handshake: {e}"))
+                } else {
+                    Error::connection(format!("redis at {addr} refused the handshake: {e}"))
+                });
             }
             replies.push(f);
         }
