@@ -70,7 +70,7 @@ macro_rules! backends {
 
 backends! {
     "memory" => kombu_memory ["memory"],
-    "redis" => kombu_redis ["redis", "rediss"],
+    "redis" => kombu_redis ["redis", "rediss", "sentinel"],
     "amqp" => kombu_amqp ["amqp", "pyamqp", "amqps"],
 }
 

@@ -49,7 +49,7 @@ fn every_way_of_making_a_connection_gives_one_type_that_finds_every_backend() {
 #[test]
 fn the_registry_holds_the_enabled_backends_as_built_in() {
     let registry = Registry::global();
-    for alias in ["memory", "redis", "rediss", "amqp", "amqps", "pyamqp"] {
+    for alias in ["memory", "redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp"] {
         assert_eq!(registry.origin(alias), Some(Origin::BuiltIn), "{alias}");
     }
     let names: Vec<String> = registry.transports().into_iter().map(|t| t.name).collect();

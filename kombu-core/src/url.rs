@@ -174,16 +174,27 @@ impl fmt::Debug for BrokerUrl {
 
 /// Parses Kombu's failover form, `url1;url2;...`, into its URLs (at least one).
 ///
+/// Kombu's transport options apply to every alternate of a list, and Kombu ignores a query on any but
+/// the first URL; so that one list can serve both, a query written once, on the last URL, is also the
+/// query of each URL before it of the same scheme that has none of its own
+/// (`sentinel://a;sentinel://b?master_name=m` gives both `master_name=m`).
+///
 /// ```
 /// let urls = kombu_core::url::parse_failover("redis://a:1; redis://b:2").unwrap();
 /// assert_eq!(urls.len(), 2);
 /// assert_eq!(urls[1].hostname.as_deref(), Some("b"));
 /// assert!(kombu_core::url::parse_failover(" ; ").is_err());
+/// let urls = kombu_core::url::parse_failover("x://a;y://b;x://c?k=v").unwrap();
+/// assert_eq!((urls[0].query.get("k"), urls[1].query.get("k")), (Some(&"v".to_string()), None));
 /// ```
 pub fn parse_failover(s: &str) -> Result<Vec<BrokerUrl>> {
-    let urls = s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<_>>>()?;
-    if urls.is_empty() {
+    let mut urls =
+        s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<BrokerUrl>>>()?;
+    let Some(last) = urls.last().cloned() else {
         return Err(Error::invalid("empty broker URL"));
+    };
+    for u in urls.iter_mut().filter(|u| u.query.is_empty() && u.scheme == last.scheme) {
+        u.query = last.query.clone();
     }
     Ok(urls)
 }

@@ -11,6 +11,7 @@ use kombu_core::{Error, ExchangeKind, Result};
 
 use crate::channel::RedisChannel;
 use crate::client::Pool;
+use crate::dial::Dialer;
 use crate::options::RedisOptions;
 use crate::poller::RedisPoller;
 
@@ -22,6 +23,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What the channels and the poller of one connection share.
 pub(crate) struct Shared {
     pub(crate) opts: RedisOptions,
+    /// How every socket of the connection is opened (TCP or TLS).
+    pub(crate) dialer: Arc<Dialer>,
     pub(crate) pool: Pool,
     pub(crate) channels: Mutex<Vec<Arc<RedisChannel>>>,
     /// Exchange types declared through this connection (Kombu keeps the same table per connection;
@@ -67,18 +70,20 @@ pub struct RedisConnection {
 
 impl std::fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConnection").field("address", &self.shared.opts.address()).finish()
+        f.debug_struct("RedisConnection").field("address", &self.shared.dialer.address()).finish()
     }
 }
 
 impl RedisConnection {
     /// Connects (and checks the server answers) with these options.
     pub fn open(opts: RedisOptions) -> Result<RedisConnection> {
-        let pool = Pool::new(&opts)?;
+        let dialer = Arc::new(Dialer::new(&opts)?);
+        let pool = Pool::new(&opts, dialer.clone());
         pool.run("PING", |c| redis::cmd("PING").query::<String>(c))?;
         let conn = RedisConnection {
             shared: Arc::new(Shared {
                 opts,
+                dialer,
                 pool,
                 channels: Mutex::new(Vec::new()),
                 exchanges: Mutex::new(HashMap::new()),

@@ -3,8 +3,10 @@
 //! server.
 //!
 //! URL: `redis://[:password@|user:password@]host[:port][/db][?option=value&...]`, with Kombu's transport
-//! options in the query (see [`RedisOptions`]). `rediss://` (TLS) is recognised and refused with a clear
-//! error: this build has no TLS.
+//! options in the query (see [`RedisOptions`]). `rediss://` is Redis over TLS (rustls, feature `tls`, on by
+//! default) on every socket: `rediss://host:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_certfile=c.pem&ssl_keyfile=k.pem`
+//! (redis-py's and Kombu's option names; see [`TlsOptions`]). `sentinel://s1:26379;sentinel://s2:26379/0?master_name=m`
+//! finds the master through Redis Sentinel, as Kombu's sentinel transport (see [`SentinelOptions`]).
 //!
 //! Options (Kombu's names and defaults; declared in [`OPTIONS`] and checked by kombu-core when the URL is
 //! opened: an unknown name is an error naming the nearest known one, a value out of range an error
@@ -33,6 +35,15 @@
 //! | `client_name` | `CLIENT SETNAME` of each connection | none |
 //! | `consume_batch` | 1 to 10 000: most messages one consumer request takes | 256 |
 //! | `client_tracking` | flag: wake consumers by client-side tracking of their queue keys | true |
+//! | `wait_for_replicas` | 0 to 100: a confirmed publish returns once this many replicas have it (Redis `WAIT`), so that it survives a failover | 0 |
+//! | `wait_for_replicas_timeout` | seconds, 1 ms to an hour: longest wait for them (then the publish is an error that may have reached the server) | 1 |
+//! | `master_name` | `sentinel://` only, required: the name the sentinels monitor the master under | none |
+//! | `sentinel_username`, `sentinel_password` | `sentinel://` only: credentials of the sentinels (Kombu's `sentinel_kwargs`); the master's are the URL's | none |
+//! | `sentinel_ssl` | `sentinel://` only: flag: TLS to the sentinels too, with the `ssl_*` options | false |
+//! | `ssl_ca_certs` | `rediss://` (and the master of `sentinel://`): PEM file of the CAs the server's certificate must chain to | Mozilla's roots |
+//! | `ssl_certfile`, `ssl_keyfile` | TLS only: PEM files of a client certificate and its key (the key may be in the certificate file) | none |
+//! | `ssl_cert_reqs` | TLS only: `required`, `optional` (the same for a client) or `none` (no verification, logged); `CERT_REQUIRED` etc. too | `required` |
+//! | `ssl_check_hostname` | TLS only: flag: the certificate must name the host | true |
 //!
 //! Python Kombu reads `sep`, `priority_steps` and `queue_order_strategy` from its transport options
 //! (Celery's `broker_transport_options`); a Python and a Rust program that share queues must give the
@@ -86,8 +97,10 @@
 mod acks;
 mod channel;
 mod client;
+mod command;
 mod connection;
 pub mod cycle;
+mod dial;
 pub mod keys;
 mod nonblocking;
 mod options;
@@ -97,16 +110,21 @@ mod publish;
 pub mod resp;
 mod restore;
 pub mod scripts;
+mod sentinel;
 mod socket;
+mod tls;
 
 pub use connection::RedisConnection;
 pub use cycle::QueueOrder;
-pub use options::{parse_priority_steps, RedisOptions, DEFAULT_PRIORITY_STEPS, OPTIONS};
+pub use options::{
+    parse_priority_steps, CertReqs, RedisOptions, SentinelOptions, TlsOptions, DEFAULT_PRIORITY_STEPS, OPTIONS,
+    SENTINEL_PORT,
+};
 
 use kombu_core::options::OptionSpec;
 use kombu_core::registry::TransportDescriptor;
 use kombu_core::transport::{BrokerConnection, Capabilities, PriorityOrder, Transport};
-use kombu_core::{BrokerUrl, Error, ExchangeKind, Result};
+use kombu_core::{BrokerUrl, ExchangeKind, Result};
 
 /// The `redis` transport.
 #[derive(Debug, Default, Clone, Copy)]
@@ -144,14 +162,11 @@ impl Transport for RedisTransport {
         Some(OPTIONS)
     }
 
+    /// Checks the options and, for TLS, reads the certificate files now, so that a missing or bad file
+    /// is an error when the URL is opened rather than at the first connection.
     fn validate(&self, url: &BrokerUrl) -> Result<()> {
-        if url.scheme == "rediss" {
-            return Err(Error::unsupported(
-                "rediss:// (Redis over TLS) is not supported by this build of kombu-redis; use redis:// \
-                 (or a TLS tunnel such as stunnel in front of the server)",
-            ));
-        }
-        RedisOptions::from_url(url).map(|_| ())
+        let opts = RedisOptions::from_url(url)?;
+        dial::Dialer::new(&opts).map(drop)
     }
 
     fn connect(&self, url: &BrokerUrl) -> Result<Box<dyn BrokerConnection>> {
@@ -165,7 +180,7 @@ impl Transport for RedisTransport {
 /// program using this crate directly registers it with
 /// `kombu_core::register_transport!(kombu_redis::DESCRIPTOR);`.
 pub static DESCRIPTOR: TransportDescriptor =
-    TransportDescriptor::new("redis", &["redis", "rediss"], || std::sync::Arc::new(RedisTransport::new()));
+    TransportDescriptor::new("redis", &["redis", "rediss", "sentinel"], || std::sync::Arc::new(RedisTransport::new()));
 
 #[cfg(test)]
 kombu_core::register_transport!(DESCRIPTOR);
@@ -175,8 +190,9 @@ mod tests {
     use super::*;
 
     fn kombu_redis_registered() {
-        let e = kombu_core::Connection::open("rediss://localhost").unwrap_err();
-        assert_eq!(e.kind(), kombu_core::ErrorKind::Unsupported, "{e}");
+        let e = kombu_core::Connection::open("rediss://localhost?ssl_ca_certs=/nonexistent/ca.pem").unwrap_err();
+        assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("ssl_ca_certs '/nonexistent/ca.pem'"), "{e}");
     }
 
     #[test]
@@ -191,11 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn tls_urls_get_a_clear_error_and_bad_urls_an_argument_error() {
+    fn tls_options_on_plain_urls_and_bad_urls_are_argument_errors() {
         let t = RedisTransport::new();
-        let e = t.connect(&"rediss://localhost:6380/0".parse().unwrap()).unwrap_err();
-        assert_eq!(e.kind(), kombu_core::ErrorKind::Unsupported);
-        assert!(e.to_string().contains("TLS"), "{e}");
+        let e = t.validate(&"redis://localhost:6380/0?ssl_cert_reqs=none".parse().unwrap()).unwrap_err();
+        assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("write rediss://"), "{e}");
+        assert!(t.validate(&"rediss://localhost:6380/0?ssl_cert_reqs=CERT_NONE".parse().unwrap()).is_ok());
         let e = t.connect(&"redis://localhost/notanumber".parse().unwrap()).unwrap_err();
         assert_eq!(e.kind(), kombu_core::ErrorKind::InvalidArgument);
         assert!(t.validate(&"redis://h/0?priority_steps=5".parse().unwrap()).is_err());

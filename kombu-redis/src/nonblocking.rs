@@ -4,6 +4,9 @@
 //! hands each caller its own reply. The commands are the blocking path's (`publish::commands_to`, the
 //! ROUTE script; `acks::forget_pipe`), so the data on the server is the same.
 //!
+//! Over TLS and through Sentinel, whose sockets kombu-redis dials itself (`dial.rs`), publishes and acks
+//! take the blocking path on tokio's blocking pool for now.
+//!
 //! Unlike the blocking publisher, which reads an unconfirmed publish's reply later, an async publish
 //! always awaits its reply: `Ok` means the server ran it, with or without `confirm_timeout`. A publish
 //! through a headers exchange (whose binding set is read first) and a reject (which restores the
@@ -18,7 +21,7 @@ use kombu_core::{
 use redis::aio::MultiplexedConnection;
 
 use crate::channel::RedisChannel;
-use crate::client::{client_url, map_err};
+use crate::client::map_err;
 use crate::connection::lock;
 use crate::options::RedisOptions;
 use crate::publish::{self, after_write, is_socket_error};
@@ -35,13 +38,33 @@ impl std::fmt::Debug for AsyncLink {
     }
 }
 
+/// The URL the `redis` crate's aio connection is made with (credentials percent-encoded).
+fn plain_url(o: &RedisOptions) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    let creds = match (&o.username, &o.password) {
+        (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
+        (None, Some(p)) => format!(":{}@", enc(p)),
+        (Some(u), None) => format!("{}@", enc(u)),
+        (None, None) => String::new(),
+    };
+    format!("redis://{creds}{}/{}", o.address(), o.db)
+}
+
+/// Whether the aio link can serve these options: a plain server named by the URL. Over TLS and through
+/// Sentinel (whose sockets kombu-redis dials itself, `dial.rs`) the calls take the blocking path on
+/// tokio's blocking pool instead.
+fn direct(o: &RedisOptions) -> bool {
+    o.tls.is_none() && o.sentinel.is_none()
+}
+
 impl AsyncLink {
     /// The connection: connects, authenticates, selects the database and loads the scripts the first time.
     async fn get(&self, o: &RedisOptions) -> Result<MultiplexedConnection> {
         if let Some(c) = lock(&self.con).clone() {
             return Ok(c);
         }
-        let client = redis::Client::open(client_url(o).as_str())
+        let client = redis::Client::open(plain_url(o).as_str())
             .map_err(|e| Error::with_opaque_source(ErrorKind::InvalidArgument, "redis URL", e))?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(o.socket_connect_timeout.unwrap_or(Duration::from_secs(30))))
@@ -130,7 +153,7 @@ impl AsyncChannel for RedisChannel {
             return Err(Error::state("redis channel is closed"));
         }
         let kind = self.shared.exchange_kind(exchange);
-        if kind == ExchangeKind::Headers {
+        if kind == ExchangeKind::Headers || !direct(&self.shared.opts) {
             let (ex, key, options) = (exchange.to_owned(), routing_key.to_owned(), options.clone());
             return self
                 .on_blocking_pool(move |ch| kombu_core::Channel::publish(ch, message, &ex, &key, &options))
@@ -156,6 +179,10 @@ impl AsyncChannel for RedisChannel {
     }
 
     async fn ack(&self, tag: &DeliveryTag) -> Result<()> {
+        if !direct(&self.shared.opts) {
+            let tag = tag.clone();
+            return self.on_blocking_pool(move |ch| kombu_core::Channel::ack(ch, &tag)).await;
+        }
         let ack = self.begin_ack(tag)?;
         let res = if ack.recorded {
             let pipe = crate::acks::forget_pipe(&self.shared, &[ack.key.as_str()]);

@@ -1,5 +1,7 @@
-//! Connection parameters and transport options, read from a `redis://` URL and its query (pure).
+//! Connection parameters and transport options, read from a `redis://` or `rediss://` URL and its query
+//! (pure: TLS files are named here and read when the connection opens).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kombu_core::options::{OptionSpec, OptionValue, Options};
@@ -73,6 +75,135 @@ pub struct RedisOptions {
     /// Wake consumers through Redis client-side tracking of their queue keys; without it (or on a server
     /// that refuses it) consumers look every `min(polling_interval, 100 ms)`.
     pub client_tracking: bool,
+    /// Replicas that must have a confirmed publish before it returns (Redis `WAIT`; 0: none).
+    pub wait_for_replicas: usize,
+    /// How long a confirmed publish waits for them.
+    pub wait_for_replicas_timeout: Duration,
+    /// TLS on every socket to the server (`rediss://`; with Sentinel, to the master); `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
+    /// The master is found through Redis Sentinel (`sentinel://`): `host` and `port` are a sentinel's.
+    pub sentinel: Option<SentinelOptions>,
+}
+
+/// How the master is found through Redis Sentinel (`sentinel://host:26379?master_name=mymaster`): Kombu's
+/// `master_name` transport option, and its `sentinel_kwargs` (password, TLS) for the connections to the
+/// sentinels. The master's own credentials are the URL's, as in Kombu.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SentinelOptions {
+    /// The name the sentinels monitor the master under (`master_name`, required).
+    pub master_name: String,
+    /// ACL user on the sentinels (`sentinel_username`).
+    pub username: Option<String>,
+    /// Password of the sentinels (`sentinel_password`; Kombu's `sentinel_kwargs={'password': ...}`).
+    pub password: Option<String>,
+    /// TLS to the sentinels (`sentinel_ssl`), with the URL's `ssl_*` options.
+    pub tls: Option<TlsOptions>,
+}
+
+/// The options only a `sentinel://` URL takes.
+const SENTINEL_ONLY: &[&str] = &["master_name", "sentinel_username", "sentinel_password", "sentinel_ssl"];
+
+/// The default port of a sentinel.
+pub const SENTINEL_PORT: u16 = 26379;
+
+/// `tls`: the URL's `ssl_*` settings, for the sentinels if `sentinel_ssl` asks for TLS to them.
+fn sentinel_options(url: &BrokerUrl, q: &Options<'_>, tls: TlsOptions) -> Result<SentinelOptions> {
+    let master_name = match q.text("master_name")? {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => {
+            return Err(Error::invalid(format!(
+                "{url} needs the master_name option: the name the sentinels monitor the master under \
+                 (sentinel://host:26379;sentinel://host2:26379?master_name=mymaster)"
+            )))
+        }
+    };
+    let text = |name| q.text(name).map(|v| v.filter(|v| !v.is_empty()).map(str::to_owned));
+    let ssl = q.flag("sentinel_ssl")?.unwrap_or(false);
+    Ok(SentinelOptions {
+        master_name,
+        username: text("sentinel_username")?,
+        password: text("sentinel_password")?,
+        tls: ssl.then_some(tls),
+    })
+}
+
+/// What a TLS connection verifies and presents: redis-py's `ssl_*` connection arguments, which Kombu takes
+/// from the URL query.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// PEM file of the certificate authorities the server's certificate must chain to (`ssl_ca_certs`);
+    /// `None`: Mozilla's roots.
+    pub ca_certs: Option<PathBuf>,
+    /// PEM file of the client certificate chain (`ssl_certfile`), for servers that ask for one.
+    pub certfile: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (`ssl_keyfile`); `None`: in `certfile`.
+    pub keyfile: Option<PathBuf>,
+    /// Whether the server's certificate is verified (`ssl_cert_reqs`).
+    pub cert_reqs: CertReqs,
+    /// Whether the certificate must be for the host connected to (`ssl_check_hostname`).
+    pub check_hostname: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ca_certs: None,
+            certfile: None,
+            keyfile: None,
+            cert_reqs: CertReqs::Required,
+            check_hostname: true,
+        }
+    }
+}
+
+/// `ssl_cert_reqs`: Python's `ssl.CERT_*` (as redis-py and Kombu spell them, `required` or `CERT_REQUIRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertReqs {
+    /// The server's certificate must be valid and trusted (the default).
+    Required,
+    /// As `Required`: a TLS server always presents a certificate, so Python's client side treats the two alike.
+    Optional,
+    /// Not verified at all (logged at warn level once): encryption without authentication.
+    None,
+}
+
+/// The words `ssl_cert_reqs` takes.
+const CERT_REQS: &[&str] = &["required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE"];
+
+/// The TLS options (all but `ssl_check_hostname` are what Kombu moves from the URL query to `ssl`).
+pub(crate) const TLS_OPTIONS: &[&str] =
+    &["ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname"];
+
+fn tls_options(q: &Options<'_>) -> Result<TlsOptions> {
+    let mut t = TlsOptions::default();
+    for (name, slot) in
+        [("ssl_ca_certs", &mut t.ca_certs), ("ssl_certfile", &mut t.certfile), ("ssl_keyfile", &mut t.keyfile)]
+    {
+        match q.text(name)? {
+            Some("") => {
+                return Err(Error::invalid(format!("invalid option '{name}=' for transport redis: expected a file")))
+            }
+            Some(v) => *slot = Some(PathBuf::from(v)),
+            None => {}
+        }
+    }
+    if let Some(v) = q.choice("ssl_cert_reqs")? {
+        t.cert_reqs = match v.trim_start_matches("CERT_").to_ascii_lowercase().as_str() {
+            "none" => CertReqs::None,
+            "optional" => CertReqs::Optional,
+            _ => CertReqs::Required,
+        };
+    }
+    if let Some(v) = q.flag("ssl_check_hostname")? {
+        t.check_hostname = v;
+    }
+    if t.keyfile.is_some() && t.certfile.is_none() {
+        return Err(Error::invalid("option ssl_keyfile needs ssl_certfile (the client certificate) beside it"));
+    }
+    Ok(t)
 }
 
 impl Default for RedisOptions {
@@ -106,6 +237,10 @@ impl Default for RedisOptions {
             client_name: None,
             consume_batch: 256,
             client_tracking: true,
+            wait_for_replicas: 0,
+            wait_for_replicas_timeout: Duration::from_secs(1),
+            tls: None,
+            sentinel: None,
         }
     }
 }
@@ -143,6 +278,17 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::text("client_name"),
     OptionSpec::count("consume_batch", 1, 10_000),
     OptionSpec::flag("client_tracking"),
+    OptionSpec::count("wait_for_replicas", 0, 100),
+    OptionSpec::seconds_between("wait_for_replicas_timeout", Duration::from_millis(1), HOUR),
+    OptionSpec::text("ssl_ca_certs"),
+    OptionSpec::text("ssl_certfile"),
+    OptionSpec::text("ssl_keyfile"),
+    OptionSpec::choice("ssl_cert_reqs", CERT_REQS),
+    OptionSpec::flag("ssl_check_hostname"),
+    OptionSpec::text("master_name"),
+    OptionSpec::text("sentinel_username"),
+    OptionSpec::text("sentinel_password"),
+    OptionSpec::flag("sentinel_ssl"),
 ];
 
 /// Parses `priority_steps` written as `0,3,6,9` or `[0, 3, 6, 9]`: steps from 0 to 9 (Kombu clamps
@@ -168,11 +314,34 @@ fn steps_from(raw: &str, steps: Vec<u64>) -> Result<Vec<u8>> {
 }
 
 impl RedisOptions {
-    /// Reads a `redis://[user:password@]host[:port][/db][?options]` URL; every option is checked
-    /// against [`OPTIONS`] (unknown names, values, ranges).
+    /// Reads a `redis://[user:password@]host[:port][/db][?options]` URL (`rediss://` for TLS); every
+    /// option is checked against [`OPTIONS`] (unknown names, values, ranges). TLS options on a plain
+    /// `redis://` URL are an error: they would otherwise be ignored and the link left unencrypted.
     pub fn from_url(url: &BrokerUrl) -> Result<RedisOptions> {
         let q = Options::new("redis", OPTIONS, url)?;
         let mut o = RedisOptions::default();
+        let ssl_given = TLS_OPTIONS.iter().find(|n| url.query.contains_key(**n));
+        let sentinel = url.scheme == "sentinel";
+        o.tls = match (url.scheme.as_str(), ssl_given) {
+            ("rediss", _) => Some(tls_options(&q)?),
+            // As Kombu: any ssl_* option on a sentinel URL puts the master behind TLS.
+            ("sentinel", Some(_)) => Some(tls_options(&q)?),
+            (_, Some(name)) => {
+                return Err(Error::invalid(format!(
+                    "option '{name}' is for TLS, which {}:// does not use: write rediss:// for Redis over TLS",
+                    url.scheme
+                )))
+            }
+            _ => None,
+        };
+        if sentinel {
+            o.port = SENTINEL_PORT;
+            o.sentinel = Some(sentinel_options(url, &q, tls_options(&q)?)?);
+        } else if let Some(name) = SENTINEL_ONLY.iter().find(|n| url.query.contains_key(**n)) {
+            return Err(Error::invalid(format!(
+                "option '{name}' is for Redis Sentinel: write sentinel://<sentinel host>:26379?master_name=<name>"
+            )));
+        }
         if let Some(h) = &url.hostname {
             o.host = h.clone();
         }
@@ -266,6 +435,12 @@ impl RedisOptions {
         }
         if let Some(v) = q.flag("client_tracking")? {
             o.client_tracking = v;
+        }
+        if let Some(v) = q.count("wait_for_replicas")? {
+            o.wait_for_replicas = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = q.seconds("wait_for_replicas_timeout")? {
+            o.wait_for_replicas_timeout = v;
         }
         if let Some(v) = q.count("consume_batch")? {
             o.consume_batch = usize::try_from(v).unwrap_or(usize::MAX);
@@ -397,6 +572,28 @@ mod tests {
         assert_eq!(parse_priority_steps("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]").unwrap(), (0..=9).collect::<Vec<u8>>());
         let e = parse_priority_steps("3,6").unwrap_err();
         assert!(e.to_string().ends_with("the steps must include 0"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_sentinel_options_belong_to_their_schemes() {
+        let o = opts("rediss://h/0").unwrap();
+        assert_eq!(o.tls, Some(TlsOptions::default()));
+        let t = opts("rediss://h/0?ssl_cert_reqs=CERT_OPTIONAL&ssl_check_hostname=no").unwrap().tls.unwrap();
+        assert_eq!((t.cert_reqs, t.check_hostname), (CertReqs::Optional, false));
+        let o = opts("sentinel://:pw@s:1/2?master_name=m&sentinel_password=sp&wait_for_replicas=1").unwrap();
+        let s = o.sentinel.unwrap();
+        assert_eq!((s.master_name.as_str(), s.password.as_deref(), s.tls), ("m", Some("sp"), None));
+        assert_eq!((o.password.as_deref(), o.db, o.tls, o.wait_for_replicas), (Some("pw"), 2, None, 1));
+        assert_eq!(opts("sentinel://s?master_name=m").unwrap().port, SENTINEL_PORT);
+        let o = opts("sentinel://s?master_name=m&sentinel_ssl=1&ssl_ca_certs=/ca.pem").unwrap();
+        assert_eq!(o.tls.as_ref().and_then(|t| t.ca_certs.clone()), Some(PathBuf::from("/ca.pem")));
+        assert_eq!(o.sentinel.and_then(|s| s.tls), o.tls);
+        for bad in ["redis://h/0?ssl_certfile=c.pem", "redis://h/0?master_name=m", "rediss://h/0?sentinel_ssl=1"] {
+            assert_eq!(opts(bad).unwrap_err().kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
+        }
+        for bad in ["sentinel://s", "sentinel://s?master_name=", "rediss://h/0?ssl_keyfile=k.pem"] {
+            assert_eq!(opts(bad).unwrap_err().kind(), kombu_core::ErrorKind::InvalidArgument, "{bad}");
+        }
     }
 
     #[test]

@@ -250,7 +250,7 @@ const WINDOW: usize = 128;
 /// once); an error reply is reported by the next call.
 #[derive(Default)]
 pub(crate) struct Publisher {
-    con: Option<redis::Connection>,
+    con: Option<crate::command::CommandConnection>,
     /// Each unanswered command as packed, a slice of the bytes written.
     unanswered: std::collections::VecDeque<Bytes>,
 }
@@ -273,8 +273,14 @@ pub(crate) fn is_socket_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
 }
 
+/// A `READONLY` reply to a publish: the server is a replica now (a failover moved the master), the
+/// publish did not run, and this connection will refuse every other one.
+fn is_readonly(e: &redis::ServerError) -> bool {
+    e.code() == "READONLY"
+}
+
 impl Publisher {
-    fn connection(&mut self, shared: &Shared) -> Result<&mut redis::Connection> {
+    fn connection(&mut self, shared: &Shared) -> Result<&mut crate::command::CommandConnection> {
         if self.con.is_none() {
             self.con = Some(shared.pool.connect()?);
         }
@@ -319,6 +325,36 @@ impl Publisher {
         }
         if wait {
             self.settle(shared).map_err(after_write)?;
+            self.replicated(shared).map_err(after_write)?;
+        }
+        Ok(())
+    }
+
+    /// With `wait_for_replicas`, waits (Redis `WAIT`) until that many replicas have every write of the
+    /// publishing connection, so that a confirmed publish survives a failover: replication is
+    /// asynchronous, and what only the old master had is dropped when it rejoins as a replica.
+    fn replicated(&mut self, shared: &Shared) -> Result<()> {
+        let o = &shared.opts;
+        if o.wait_for_replicas == 0 {
+            return Ok(());
+        }
+        let ms = u64::try_from(o.wait_for_replicas_timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let con = self.connection(shared)?;
+        let acked = redis::cmd("WAIT").arg(o.wait_for_replicas).arg(ms).query::<u64>(con);
+        let acked = acked.map_err(|e| {
+            self.con = None;
+            crate::client::map_err("WAIT (wait_for_replicas)", e)
+        })?;
+        if acked < o.wait_for_replicas as u64 {
+            // The replicas may have a new master (a failover): the next publish dials again.
+            self.con = None;
+            shared.pool.clear();
+            return Err(kombu_core::Error::connection(format!(
+                "only {acked} of {} replicas of {} acknowledged the publish within {:?} (wait_for_replicas)",
+                o.wait_for_replicas,
+                shared.dialer.address(),
+                o.wait_for_replicas_timeout
+            )));
         }
         Ok(())
     }
@@ -330,6 +366,14 @@ impl Publisher {
         while !self.unanswered.is_empty() {
             let Some(con) = self.con.as_mut() else { return self.resend(shared) };
             match con.recv_response() {
+                Ok(redis::Value::ServerError(e)) if is_readonly(&e) => {
+                    // It did not run, nor did the ones written after it: sent again on a new connection,
+                    // dialed again (through Sentinel, to the new master), as after a lost socket.
+                    tracing::debug!("publishing connection refused as a replica now ({e:?}); sending again");
+                    self.con = None;
+                    shared.pool.clear();
+                    self.resend(shared)?;
+                }
                 Ok(redis::Value::ServerError(e)) => {
                     let cmd = self.unanswered.pop_front();
                     if e.code() == "NOSCRIPT" {
@@ -373,6 +417,14 @@ impl Publisher {
         let mut con = shared.pool.connect()?;
         while let Some(cmd) = self.unanswered.front() {
             match redis::ConnectionLike::req_packed_command(&mut con, cmd) {
+                Ok(redis::Value::ServerError(e)) if is_readonly(&e) => {
+                    // Still unanswered: the next call sends it again.
+                    shared.pool.clear();
+                    return Err(kombu_core::Error::connection(format!(
+                        "publish refused by redis at {}, a replica now: {e:?}",
+                        shared.dialer.address()
+                    )));
+                }
                 Ok(_) => {}
                 Err(e) if is_socket_error(&e) => return Err(crate::client::map_err("publish", e)),
                 Err(e) => tracing::warn!("publish sent again was refused: {e}"),
@@ -452,7 +504,8 @@ pub(crate) fn publish_batch(shared: &Shared, publisher: &mut Publisher, batch: &
         written = true;
     }
     // A refusal of one message leaves the others of the batch on the server.
-    publisher.settle(shared).map_err(|e| if batch.len() > 1 { some_written(e, true) } else { after_write(e) })
+    publisher.settle(shared).map_err(|e| if batch.len() > 1 { some_written(e, true) } else { after_write(e) })?;
+    publisher.replicated(shared).map_err(after_write)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ const BROKER_WORDS_ALLOWED: &[(&str, &str)] = &[("kombu-core/src/entity.rs", "am
 
 /// URL schemes of the backends: a string literal in kombu-core's code may not be one, or contain one
 /// followed by `://`.
-const BACKEND_SCHEMES: &[&str] = &["memory", "redis", "rediss", "amqp", "amqps", "pyamqp"];
+const BACKEND_SCHEMES: &[&str] = &["memory", "redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp"];
 
 /// Runs every tidy check over the workspace.
 pub(crate) fn run() -> Result<(), String> {

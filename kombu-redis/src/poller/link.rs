@@ -6,14 +6,15 @@ use std::os::fd::AsRawFd;
 
 use kombu_core::hub::{Interest, Sources, Token};
 use kombu_core::transport::Delivery;
-use kombu_core::Result;
+use kombu_core::{Error, Result};
 
 use super::pop::Pop;
 use super::RedisPoller;
+use crate::dial::Stream;
 use crate::resp::{error_text, pack, Frame, FrameBuf, INVALIDATE};
 use crate::restore;
 use crate::scripts::POP;
-use crate::socket::{auth_commands, handshake, Sock};
+use crate::socket::{auth_commands, handshake, nonblocking, Sock};
 
 /// What a reply on the command socket answers.
 pub(super) enum Pending {
@@ -37,17 +38,20 @@ pub(super) struct Link {
     pub(super) pongs_missing: u32,
     /// Health checks since the pub/sub socket last said anything.
     pub(super) sub_silent: u32,
+    /// The server's address (with Sentinel, the master's when connected).
+    pub(super) addr: String,
 }
 
 /// Sockets connected by `prepare`: pub/sub, command, and the pub/sub connection's id (where tracking
 /// invalidations go) if the server told it.
 pub(super) struct Prepared {
-    sub: std::net::TcpStream,
-    cmd: std::net::TcpStream,
+    sub: Stream,
+    cmd: Stream,
     client_id: Option<i64>,
+    addr: String,
 }
 
-fn sock(stream: std::net::TcpStream, token: Token) -> Sock {
+fn sock(stream: Stream, token: Token) -> Sock {
     Sock { stream, token, rbuf: FrameBuf::new(), wbuf: Vec::new(), writable_watched: false }
 }
 
@@ -61,7 +65,8 @@ impl RedisPoller {
         sub_cmds.push(pack("CLIENT", &["ID"]));
         sub_cmds.push(pack("SUBSCRIBE", &[INVALIDATE]));
         let id_at = sub_cmds.len() - 2;
-        let (sub, replies) = handshake(o, &sub_cmds, &[id_at])?;
+        let dialer = &self.shared.dialer;
+        let (sub, replies, sub_addr) = handshake(dialer, &sub_cmds, &[id_at])?;
         let client_id = match replies.get(id_at) {
             Some(Frame::Integer(id)) => Some(*id),
             _ => None,
@@ -70,21 +75,28 @@ impl RedisPoller {
         cmd_cmds.push(pack("SELECT", &[o.db.to_string()]));
         cmd_cmds.push(pack("SCRIPT", &["LOAD", POP]));
         let load_at = cmd_cmds.len() - 1;
-        let (cmd, _) = handshake(o, &cmd_cmds, &[load_at])?;
-        Ok(Prepared { sub, cmd, client_id })
+        let (cmd, _, addr) = handshake(dialer, &cmd_cmds, &[load_at])?;
+        if addr != sub_addr {
+            return Err(Error::connection(format!(
+                "the master moved from {sub_addr} to {addr} while connecting (a failover under way?)"
+            )));
+        }
+        nonblocking(&sub)?;
+        nonblocking(&cmd)?;
+        Ok(Prepared { sub, cmd, client_id, addr })
     }
 
     /// Registers the prepared sockets (preparing them here if `prepare` was not called).
     pub(super) fn connect(&mut self, sources: &mut Sources<'_>) -> Result<()> {
-        let Prepared { sub, cmd, client_id } = match self.prepared.take() {
+        let Prepared { sub, cmd, client_id, addr } = match self.prepared.take() {
             Some(p) => p,
             None => self.open_sockets()?,
         };
-        let sub_token = sources.register_fd(sub.as_raw_fd(), Interest::READABLE)?;
-        let cmd_token = match sources.register_fd(cmd.as_raw_fd(), Interest::READABLE) {
+        let sub_token = sources.register_fd(sub.tcp().as_raw_fd(), Interest::READABLE)?;
+        let cmd_token = match sources.register_fd(cmd.tcp().as_raw_fd(), Interest::READABLE) {
             Ok(t) => t,
             Err(e) => {
-                let _ = sources.deregister_fd(sub.as_raw_fd(), sub_token);
+                let _ = sources.deregister_fd(sub.tcp().as_raw_fd(), sub_token);
                 return Err(e);
             }
         };
@@ -98,6 +110,7 @@ impl RedisPoller {
             client_id: client_id.unwrap_or(0),
             pongs_missing: 0,
             sub_silent: 0,
+            addr,
         });
         self.reset_requests();
         Ok(())
@@ -107,7 +120,7 @@ impl RedisPoller {
     pub(super) fn drop_link(&mut self, sources: &mut Sources<'_>) {
         let Some(link) = self.link.take() else { return };
         for s in [&link.sub, &link.cmd] {
-            if let Err(e) = sources.deregister_fd(s.stream.as_raw_fd(), s.token) {
+            if let Err(e) = sources.deregister_fd(s.fd(), s.token) {
                 tracing::debug!("deregistering a redis socket: {e:#}");
             }
         }
@@ -155,6 +168,14 @@ impl RedisPoller {
             }
         }
         for (pending, frame) in frames {
+            if let Some(e) = error_text(&frame).filter(|e| e.starts_with("READONLY")) {
+                // A replica now (a failover moved the master): nothing it refused ran. The link is lost;
+                // the driver connects again, to the master the sentinels name.
+                return Err(Error::connection(format!(
+                    "redis at {} refused a command as a replica now (failover?): {e}",
+                    self.shared.dialer.address()
+                )));
+            }
             match pending {
                 Pending::Pop(pop) => self.on_pop(pop, frame, out)?,
                 Pending::Tracking => self.on_tracking(&frame),

@@ -65,6 +65,9 @@ pub(crate) struct RedisPoller {
     prepared: Option<link::Prepared>,
     next_restore: Instant,
     next_health: Instant,
+    /// With Sentinel: the look-ups, off the loop's thread, of where the master is now.
+    watch: Arc<crate::sentinel::MasterWatch>,
+    next_watch: Instant,
 }
 
 impl std::fmt::Debug for RedisPoller {
@@ -85,6 +88,8 @@ impl RedisPoller {
             prepared: None,
             next_restore: now,
             next_health: now,
+            watch: Arc::default(),
+            next_watch: now,
         }
     }
 
@@ -121,6 +126,10 @@ impl Poller for RedisPoller {
         if !self.shared.open.load(std::sync::atomic::Ordering::Acquire) {
             self.drop_link(sources);
             return Ok(());
+        }
+        if let Some(now) = self.watch.moved() {
+            self.drop_link(sources);
+            return Err(Error::connection(format!("the sentinels name {now} as the master now; connecting there")));
         }
         match event.kind {
             EventKind::Timer => self.on_tick(sources),

@@ -1,5 +1,6 @@
 //! The poller's timer: a fresh look at the queues every `polling_interval` (in case a tracking
-//! notification was missed), health checks on both sockets, and the visibility-timeout restore sweep.
+//! notification was missed), health checks on both sockets, the visibility-timeout restore sweep, and
+//! (with Sentinel) a look at where the master is.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,14 @@ impl RedisPoller {
                 link.cmd.wbuf.extend(pack("PING", &[] as &[&str]));
                 link.pending.push_back(Pending::Pong);
                 link.sub.wbuf.extend(pack("PING", &[] as &[&str]));
+            }
+        }
+        // With Sentinel the old master keeps serving after a failover until the sentinels turn it into a
+        // replica: ask them, off this thread, where the master is (every polling interval).
+        if let (true, Some(link)) = (self.shared.dialer.checks_role(), self.link.as_ref()) {
+            if now >= self.next_watch {
+                self.next_watch = now + o.polling_interval;
+                crate::sentinel::watch_in_background(&self.shared, link.addr.clone(), &self.watch);
             }
         }
         if self.link.is_some() && now >= self.next_restore {

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use kombu_core::{Channel, Connection, Message};
 
+pub mod python;
+pub mod sentinel;
+pub mod tls;
+
 kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
 
 /// The server the tests use (never flushed: every test uses its own names).
