@@ -74,6 +74,8 @@ pub(crate) struct Dialer {
     timeout: Duration,
     tls: Option<tls::Config>,
     sentinels: Option<Sentinels>,
+    /// TCP keepalive on the connections to the server (`socket_keepalive`).
+    keepalive: bool,
 }
 
 impl Dialer {
@@ -85,7 +87,7 @@ impl Dialer {
             Some(s) => Some(Sentinels::new(s, &o.host, o.port, timeout)?),
             None => None,
         };
-        Ok(Dialer { host: o.host.clone(), port: o.port, timeout, tls, sentinels })
+        Ok(Dialer { host: o.host.clone(), port: o.port, timeout, tls, sentinels, keepalive: o.socket_keepalive })
     }
 
     /// The server, for messages: its address, or the master's name and the last address found for it.
@@ -114,6 +116,11 @@ impl Dialer {
             Some(s) => s.master()?,
         };
         let stream = dial(&host, port, self.timeout, self.tls.as_ref())?;
+        if self.keepalive {
+            socket2::SockRef::from(stream.tcp()).set_keepalive(true).map_err(|e| {
+                Error::with_source(ErrorKind::Connection, format!("socket_keepalive on {}", address(&host, port)), e)
+            })?;
+        }
         Ok((stream, address(&host, port)))
     }
 }
