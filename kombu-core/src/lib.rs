@@ -53,7 +53,7 @@ pub use options::{OptionKind, OptionSpec, Options};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginDeclaration, PluginRegistrar};
 pub use poison::{PoisonPolicy, DEFAULT_MAX_REDELIVERIES};
-pub use producer::{Producer, Publish, DEFAULT_CONFIRM_TIMEOUT};
+pub use producer::{Blocking, Producer, Publish, DEFAULT_CONFIRM_TIMEOUT};
 pub use registry::Registry;
 pub use rpc::{RpcClient, MAX_CALL_TIMEOUT};
 pub use serialization::Accept;
