@@ -65,30 +65,21 @@ pub fn from_lapin(err: lapin::Error, context: &str) -> Error {
     Error::new(kind, message)
 }
 
-/// What a certificate failure of the TLS handshake means, if `io` is one (see the module docs).
+/// What a certificate failure of the TLS handshake means, if `io` is one (see the module docs; kombu-tls
+/// sorts the rustls error).
 #[cfg(feature = "tls")]
 fn tls_refusal(io: &std::io::Error) -> Option<&'static str> {
-    use rustls::AlertDescription as A;
-    match io.get_ref()?.downcast_ref::<rustls::Error>()? {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidCertRevocationList(_) => {
+    use kombu_tls::Failure;
+    match Failure::of(kombu_tls::rustls_error(io)?) {
+        Failure::Expired | Failure::WrongName | Failure::Untrusted => {
             Some("the server's TLS certificate is not trusted (see ssl_ca_certs, ssl_server_hostname)")
         }
-        rustls::Error::NoCertificatesPresented => Some("the server presented no TLS certificate"),
-        rustls::Error::AlertReceived(
-            A::BadCertificate
-            | A::UnsupportedCertificate
-            | A::CertificateRevoked
-            | A::CertificateExpired
-            | A::CertificateUnknown
-            | A::UnknownCA
-            | A::AccessDenied
-            | A::CertificateRequired
-            | A::NoCertificate
-            | A::HandshakeFailure,
-        ) => Some(
+        Failure::NoServerCertificate => Some("the server presented no TLS certificate"),
+        // RabbitMQ (Erlang's ssl) answers a missing client certificate with TLS 1.2's `handshake_failure`.
+        Failure::ClientRefused | Failure::HandshakeFailure => Some(
             "the server refused the TLS handshake: a client certificate it does not accept, or none (see ssl_certfile)",
         ),
-        _ => None,
+        Failure::NotTls | Failure::Other => None,
     }
 }
 
@@ -143,6 +134,7 @@ mod tests {
     #[cfg(feature = "tls")]
     #[test]
     fn certificate_failures_are_refusals_not_retried() {
+        use kombu_tls::rustls;
         use std::io;
         let tls = |e: rustls::Error| -> lapin::Error { io::Error::new(io::ErrorKind::InvalidData, e).into() };
         let cases = [

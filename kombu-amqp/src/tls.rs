@@ -1,4 +1,4 @@
-//! TLS for `amqps://`: the rustls client configuration made from [`TlsOptions`], its PEM files read and checked here.
+//! TLS for `amqps://`: the rustls client configuration made from [`TlsOptions`] (by kombu-tls), and lapin's connector.
 //!
 //! Every file is read when a connection is made (so a renewed certificate is used by the next reconnect),
 //! and every error names the option and the file: a file that cannot be read, that holds no PEM item of
@@ -6,21 +6,21 @@
 //! certificate. They are [`InvalidArgument`](kombu_core::ErrorKind::InvalidArgument) errors: the
 //! configuration is wrong, and a retry cannot help.
 //!
-//! The configuration is rustls's own (ring), built here rather than through lapin's `OwnedTLSConfig`:
+//! The configuration is rustls's own (ring), built by kombu-tls rather than through lapin's `OwnedTLSConfig`:
 //! that one takes the same PEM but skips certificates it cannot parse without a word, and has no way to
 //! turn verification off (`ssl_cert_reqs=none`) or to check another name than the URL's host
 //! (`ssl_server_hostname`). lapin's `Connection::connector` runs [`TlsConnector::connect`] for each
-//! connection.
+//! connection. The PEM reading, the verifiers and the `ClientConfig` are kombu-tls's (shared with
+//! kombu-redis); this backend's own: webpki's roots are trusted *besides* `ssl_ca_certs`, the CA file is
+//! read only when verifying, and the name checked is `ssl_server_hostname` or the URL's host.
 
-use std::sync::Arc;
+use std::path::Path;
 
 use kombu_core::{Error, ErrorKind, Result};
+use kombu_tls::rustls::pki_types::ServerName;
+use kombu_tls::rustls::RootCertStore;
+use kombu_tls::{Identity, Verify};
 use lapin::tcp::{AsyncTcpStream, RustlsConnector};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{self, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::options::TlsOptions;
 
@@ -44,36 +44,15 @@ impl TlsConnector {
         ServerName::try_from(server_name.as_str()).map_err(|e| {
             Error::with_source(ErrorKind::InvalidArgument, format!("'{server_name}' is not a TLS server name"), e)
         })?;
-        let provider = Arc::new(crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::with_source(ErrorKind::Unsupported, "TLS: the protocol versions", e))?;
-        let builder = if opts.verify {
-            builder.with_root_certificates(roots(opts.ca_certs.as_deref())?)
-        } else {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider)))
+        let (roots, verify) = match opts.verify {
+            true => (roots(opts.ca_certs.as_deref())?, Verify::Full),
+            false => (RootCertStore::empty(), Verify::Nothing),
         };
-        let config = match &opts.certfile {
-            None => builder.with_no_client_auth(),
-            Some(certfile) => {
-                let cert_pem = read("ssl_certfile", certfile)?;
-                let chain = certificates("ssl_certfile", certfile, &cert_pem)?;
-                let (key_option, key_path, key_pem) = match &opts.keyfile {
-                    Some(keyfile) => ("ssl_keyfile", keyfile, read("ssl_keyfile", keyfile)?),
-                    None => ("ssl_certfile", certfile, cert_pem),
-                };
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                    let what = format!(
-                        "{key_option}: '{key_path}' holds no unencrypted private key (PEM: PKCS#8, PKCS#1 or SEC1)"
-                    );
-                    Error::with_source(ErrorKind::InvalidArgument, what, e)
-                })?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    let what = format!("ssl_certfile '{certfile}' and the key in '{key_path}' cannot be used together");
-                    Error::with_source(ErrorKind::InvalidArgument, what, e)
-                })?
-            }
-        };
+        let identity = opts.certfile.as_deref().map(|certfile| Identity {
+            certfile: Path::new(certfile),
+            keyfile: opts.keyfile.as_deref().map(Path::new),
+        });
+        let config = kombu_tls::client_config(roots, identity, verify)?;
         Ok(TlsConnector { connector: RustlsConnector::from(config), server_name })
     }
 
@@ -94,76 +73,11 @@ impl TlsConnector {
 
 /// The built-in roots (webpki's), and the CA certificates of `ca_certs`, each of which must be usable.
 fn roots(ca_certs: Option<&str>) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    let mut roots = kombu_tls::builtin_roots();
     if let Some(path) = ca_certs {
-        let pem = read("ssl_ca_certs", path)?;
-        for (n, cert) in certificates("ssl_ca_certs", path, &pem)?.into_iter().enumerate() {
-            roots.add(cert).map_err(|e| {
-                let what = format!("ssl_ca_certs: certificate {} of '{path}' cannot be a trust anchor", n + 1);
-                Error::with_source(ErrorKind::InvalidArgument, what, e)
-            })?;
-        }
+        kombu_tls::add_ca_certs(&mut roots, Path::new(path))?;
     }
     Ok(roots)
-}
-
-fn read(option: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::with_source(ErrorKind::InvalidArgument, format!("{option}: cannot read '{path}'"), e))
-}
-
-/// Every certificate of a PEM file; at least one.
-fn certificates(option: &str, path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| {
-        Error::with_source(ErrorKind::InvalidArgument, format!("{option}: '{path}' is not valid PEM"), e)
-    })?;
-    if certs.is_empty() {
-        return Err(Error::invalid(format!(
-            "{option}: '{path}' holds no certificate (PEM, -----BEGIN CERTIFICATE-----)"
-        )));
-    }
-    Ok(certs)
-}
-
-/// `ssl_cert_reqs=none`: any server certificate is accepted. The handshake's signatures are still checked
-/// (the server must hold the key of the certificate it sent), the chain, dates and name are not.
-#[derive(Debug)]
-struct AnyServerCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

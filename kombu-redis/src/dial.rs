@@ -17,7 +17,7 @@ use crate::tls;
 pub(crate) enum Stream {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Tls(Box<kombu_tls::rustls::StreamOwned<kombu_tls::rustls::ClientConnection, TcpStream>>),
 }
 
 impl Stream {
