@@ -366,6 +366,9 @@ fn bad_input_is_refused_without_a_panic() {
         &["consume", "memory://", "-q", "q", "--timeout", "NaN"],
         &["consume", "memory://", "-q", "q", "--type", "fan"],
         &["bench", "memory://", "--size", "many"],
+        &["bench", "memory://", "--in-flight", "8"],
+        &["bench", "memory://", "--async", "--in-flight", "0"],
+        &["bench", "memory://", "--async", "--batch", "10"],
         &["frobnicate"],
     ] {
         let run = kombu(args);
@@ -425,7 +428,12 @@ fn transports_lists_every_enabled_backend() {
 /// Parses `publish=N msg/s consume=M msg/s` and checks both rates are positive.
 fn assert_rates(line: &str, transport: &str, n: u64) {
     assert!(line.starts_with(&format!("kombu-rs {transport} n={n} size=100 ")), "{line}");
-    for field in ["publish=", "consume="] {
+    assert_positive(line, &["publish=", "consume="]);
+}
+
+/// Checks that each `field=N` of `line` is a positive rate.
+fn assert_positive(line: &str, fields: &[&str]) {
+    for &field in fields {
         let rate: f64 = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix(field))
@@ -448,6 +456,23 @@ fn bench_on_memory_prints_rates() {
     assert!(j["consume_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
 }
 
+/// `kombu bench --async`: the workload through `kombu::aio`, then confirmed publishes 8 in flight.
+#[cfg(feature = "tokio")]
+#[test]
+fn bench_async_on_memory_prints_rates() {
+    let run = kombu(&["bench", "memory://cli-bench", "-n", "2000", "--async", "--in-flight", "8"]).ok();
+    let line = run.stdout.trim();
+    assert!(line.starts_with("kombu-rs memory async n=2000 size=100 "), "{line}");
+    assert!(line.ends_with("msg/s (8 in flight)"), "{line}");
+    assert_positive(line, &["publish=", "consume=", "confirmed="]);
+
+    let run = kombu(&["bench", "memory://cli-bench", "-n", "500", "--async", "--json"]).ok();
+    let j = &run.json_lines()[0];
+    assert_eq!((&j["async"], &j["count"]), (&serde_json::json!(true), &serde_json::json!(500)), "{j}");
+    assert!(j["consume_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
+    assert!(j["confirmed_publish_per_sec"].is_null(), "no --in-flight, no confirmed rate: {j}");
+}
+
 #[cfg(any(feature = "redis", feature = "amqp"))]
 #[test]
 fn bench_on_brokers_prints_rates() {
@@ -457,6 +482,14 @@ fn bench_on_brokers_prints_rates() {
         let run = kombu(&["bench", url, "-n", "300", "--exchange", &ex, "--queue", &q]).ok();
         let transport = url.split_once("://").map_or(url, |(s, _)| s);
         assert_rates(run.stdout.trim(), transport, 300);
+        #[cfg(feature = "tokio")]
+        {
+            let run =
+                kombu(&["bench", url, "-n", "300", "--exchange", &ex, "--queue", &q, "--async", "--in-flight", "16"]);
+            let line = run.ok().stdout;
+            assert!(line.starts_with(&format!("kombu-rs {transport} async n=300 ")), "{line}");
+            assert_positive(&line, &["publish=", "consume=", "confirmed="]);
+        }
         let run = kombu(&["delete", "queue", url, &q]).ok();
         assert!(run.stdout.contains("(0 messages)"), "bench left messages behind: {run:?}");
         kombu(&["delete", "exchange", url, &ex]).ok();

@@ -5,6 +5,9 @@
 //! non-durable, as in the Python anchor), purge, publish N JSON messages `{"i": i, "p": "x" * SIZE}` one
 //! publish call each, then consume all N with a consumer (prefetch 100) that acks each one.
 //!
+//! [`RawStyle::Confirmed`] publishes with publisher confirms, a window of confirms outstanding: the
+//! ceiling for confirmed `send()` futures in flight on kombu-amqp's async API.
+//!
 //! The publish figure stops the clock after a passive `queue.declare` on the publishing channel has been
 //! answered, so every publish has reached the broker, not just a local buffer.
 
@@ -17,8 +20,8 @@ use std::time::{Duration, Instant};
 use futures_lite::StreamExt;
 use kombu_core::{Error, Result};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::FieldTable as AmqpTable;
 use lapin::BasicProperties;
@@ -80,35 +83,44 @@ pub enum RawStyle {
     /// Publishes started without waiting, at most 512 outstanding, and acks only started (what kombu-amqp
     /// does): the ceiling for kombu-amqp.
     Pipelined,
+    /// Publisher confirms on, each publish finished when its confirm came, at most this many outstanding;
+    /// acks as `Pipelined`.
+    Confirmed(usize),
 }
 
-/// Outstanding lapin operations, started and not yet finished.
-struct Window(VecDeque<Pin<Box<dyn Future<Output = lapin::Result<()>> + Send>>>);
+/// An outstanding publish.
+type Op = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// Outstanding publishes, started and not yet finished, at most `depth`.
+struct Window {
+    ops: VecDeque<Op>,
+    depth: usize,
+}
 
 impl Window {
-    fn push(&mut self, mut op: Pin<Box<dyn Future<Output = lapin::Result<()>> + Send>>) -> lapin::Result<()> {
-        while let Some(front) = self.0.front_mut() {
+    fn push(&mut self, mut op: Op) -> Result<()> {
+        while let Some(front) = self.ops.front_mut() {
             match poll_once(front) {
                 Poll::Ready(r) => {
-                    self.0.pop_front();
+                    self.ops.pop_front();
                     r?;
                 }
                 Poll::Pending => break,
             }
         }
-        if self.0.len() >= 512 {
-            if let Some(front) = self.0.pop_front() {
+        if self.ops.len() >= self.depth {
+            if let Some(front) = self.ops.pop_front() {
                 block_on(front, None).unwrap_or(Ok(()))?;
             }
         }
         if poll_once(&mut op).is_pending() {
-            self.0.push_back(op);
+            self.ops.push_back(op);
         }
         Ok(())
     }
 
-    fn finish(&mut self) -> lapin::Result<()> {
-        while let Some(front) = self.0.pop_front() {
+    fn finish(&mut self) -> Result<()> {
+        while let Some(front) = self.ops.pop_front() {
             block_on(front, None).unwrap_or(Ok(()))?;
         }
         Ok(())
@@ -144,6 +156,9 @@ pub fn raw_lapin(url: &str, n: usize, size: usize, style: RawStyle) -> Result<Be
         let bind = QueueBindOptions::default();
         ch.queue_bind(QUEUE.into(), EXCHANGE.into(), ROUTING_KEY.into(), bind, AmqpTable::default()).await?;
         ch.queue_purge(QUEUE.into(), QueuePurgeOptions::default()).await?;
+        if let RawStyle::Confirmed(_) = style {
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        }
         Ok(())
     };
     wait("setup", block_on(setup, None))?;
@@ -151,7 +166,11 @@ pub fn raw_lapin(url: &str, n: usize, size: usize, style: RawStyle) -> Result<Be
         .with_content_type("application/json".into())
         .with_content_encoding("utf-8".into())
         .with_delivery_mode(2);
-    let mut window = Window(VecDeque::new());
+    let depth = match style {
+        RawStyle::Confirmed(depth) => depth.max(1),
+        _ => 512,
+    };
+    let mut window = Window { ops: VecDeque::new(), depth };
 
     let t0 = Instant::now();
     for i in 0..n {
@@ -159,15 +178,24 @@ pub fn raw_lapin(url: &str, n: usize, size: usize, style: RawStyle) -> Result<Be
         let ch2 = ch.clone();
         let p = props.clone();
         let publish = async move {
-            ch2.basic_publish(EXCHANGE.into(), ROUTING_KEY.into(), BasicPublishOptions::default(), &data, p).await?;
-            Ok(())
+            let opts = BasicPublishOptions::default();
+            let confirm = ch2.basic_publish(EXCHANGE.into(), ROUTING_KEY.into(), opts, &data, p).await?;
+            // Without confirm.select this is `NotRequested` at once.
+            Ok(confirm.await?.is_nack())
+        };
+        let publish = async move {
+            match publish.await {
+                Ok(false) => Ok(()),
+                Ok(true) => Err(Error::channel("raw lapin bench: the broker nacked a publish")),
+                Err(e) => Err(from_lapin(e, "publish")),
+            }
         };
         match style {
-            RawStyle::AwaitEach => wait("publish", block_on(publish, None))?,
-            _ => window.push(Box::pin(publish)).map_err(|e| from_lapin(e, "publish"))?,
+            RawStyle::AwaitEach => block_on(publish, None).unwrap_or(Ok(()))?,
+            _ => window.push(Box::pin(publish))?,
         }
     }
-    window.finish().map_err(|e| from_lapin(e, "publish"))?;
+    window.finish()?;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
     let flushed = async { ch.queue_declare(QUEUE.into(), passive, AmqpTable::default()).await.map(|_| ()) };
     wait("flush", block_on(flushed, None))?;
@@ -203,21 +231,15 @@ pub fn raw_lapin(url: &str, n: usize, size: usize, style: RawStyle) -> Result<Be
         }
         got += 1;
     }
-    window.finish().map_err(|e| from_lapin(e, "ack"))?;
     let consume = t2.elapsed();
     wait("close", block_on(conn.close(200, "OK".into()), Some(Duration::from_secs(10))))?;
     if got < n {
         return Err(Error::channel(format!("raw lapin bench: consumer ended after {got} of {n} messages")));
     }
     let label = match style {
-        RawStyle::AwaitEach => "raw lapin (await each)",
-        _ => "raw lapin (pipelined)",
+        RawStyle::AwaitEach => "raw lapin (await each)".to_owned(),
+        RawStyle::Confirmed(depth) => format!("raw lapin ({depth} confirms outstanding)"),
+        _ => "raw lapin (pipelined)".to_owned(),
     };
-    Ok(BenchResult {
-        label: label.into(),
-        n,
-        size,
-        publish_per_sec: rate(n, publish),
-        consume_per_sec: rate(n, consume),
-    })
+    Ok(BenchResult { label, n, size, publish_per_sec: rate(n, publish), consume_per_sec: rate(n, consume) })
 }

@@ -294,7 +294,7 @@ pub enum Blocking {}
 pub enum Async {}
 
 /// One publish being prepared; [`send`](Publish::send) publishes it. `M` says whether `send` blocks
-/// ([`Blocking`]) or is awaited (`Async`); the setters are the same.
+/// (`Blocking`) or is awaited (`Async`); the setters are the same.
 #[must_use = "a publish does nothing until .send() is called"]
 pub struct Publish<'a, T: ?Sized, M = Blocking> {
     producer: &'a Producer,

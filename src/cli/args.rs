@@ -150,6 +150,7 @@ Examples:
   kombu bench memory://
   kombu bench redis://localhost:6379/0 -n 20000 --size 100
   kombu bench amqp://guest:guest@localhost:5672// --json
+  kombu bench redis://localhost:6379/0 --async --in-flight 64
   kombu bench redis://localhost:6379/0 --exchange my_bench_ex --queue my_bench_q";
 
 /// How a message body given on the command line is encoded.
@@ -500,6 +501,14 @@ pub struct BenchArgs {
     /// (done when it returns, as Python Kombu's).
     #[arg(long)]
     pub ack_deferred: bool,
+    /// Run the workload through the async API (`kombu::aio`) on a tokio runtime: each publish and each
+    /// ack awaited (needs the `tokio` feature).
+    #[arg(long = "async", conflicts_with_all = ["batch", "ack_deferred"])]
+    pub asynchronous: bool,
+    /// With --async, also time confirmed publishes of the N messages with this many `send` futures of one
+    /// producer in flight at a time (then purge them).
+    #[arg(long, value_name = "N", requires = "asynchronous", value_parser = clap::value_parser!(u16).range(1..))]
+    pub in_flight: Option<u16>,
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -1,5 +1,6 @@
 //! `kombu bench`: the BENCH.md workload (publish N JSON messages one by one, then consume them all with
-//! acks) on any broker, with a progress bar on stderr, printing publish and consume rates.
+//! acks) on any broker, with a progress bar on stderr, printing publish and consume rates. `--async`
+//! runs the same workload through `kombu::aio` (`bench_async.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,14 +19,14 @@ const PREFETCH: u16 = 100;
 
 /// The body of each benchmark message: `{"i": i, "p": "x" * SIZE}`.
 #[derive(Serialize)]
-struct BenchBody<'a> {
-    i: u64,
-    p: &'a str,
+pub(super) struct BenchBody<'a> {
+    pub(super) i: u64,
+    pub(super) p: &'a str,
 }
 
 /// The body as the consumer decodes it (owned, as Python Kombu decodes it into a dict).
 #[derive(Deserialize)]
-struct Received {
+pub(super) struct Received {
     #[allow(dead_code)]
     i: u64,
     #[allow(dead_code)]
@@ -43,6 +44,8 @@ pub struct BenchResult {
     pub consume: Duration,
     /// Time taken to publish them all in batches, when asked.
     pub batch: Option<Duration>,
+    /// Time taken to publish them all with confirms, several in flight (`--async --in-flight`), when asked.
+    pub confirmed: Option<Duration>,
 }
 
 impl BenchResult {
@@ -58,6 +61,10 @@ impl BenchResult {
     pub fn batch_rate(&self) -> Option<f64> {
         self.batch.map(|d| rate(self.count, d))
     }
+    /// Confirmed messages published per second with several in flight, when measured.
+    pub fn confirmed_rate(&self) -> Option<f64> {
+        self.confirmed.map(|d| rate(self.count, d))
+    }
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -66,13 +73,28 @@ fn rate(n: u64, d: Duration) -> f64 {
 
 /// Runs `kombu bench`.
 pub(crate) fn run(args: &BenchArgs, io: &mut Io<'_>) -> Outcome {
+    if args.asynchronous {
+        #[cfg(feature = "tokio")]
+        return super::bench_async::run(args, io);
+        #[cfg(not(feature = "tokio"))]
+        return Err(Error::invalid("kombu bench --async needs the `tokio` feature of the kombu crate").into());
+    }
     let conn = connect(&args.url)?;
     let result = workload(&conn, args)?;
+    report(args, &conn.url(), &result, io)?;
+    conn.close()?;
+    Ok(EXIT_OK)
+}
+
+/// Prints what a run measured: one line of text, or one JSON object.
+pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut Io<'_>) -> std::io::Result<()> {
     let transport = args.url.split_once("://").map_or(args.url.as_str(), |(scheme, _)| scheme);
+    let mode = if args.asynchronous { " async" } else { "" };
     if args.json {
         let line = serde_json::json!({
             "transport": transport,
-            "url": conn.url(),
+            "async": args.asynchronous,
+            "url": url,
             "count": result.count,
             "size": args.size,
             "publish_secs": result.publish.as_secs_f64(),
@@ -80,27 +102,42 @@ pub(crate) fn run(args: &BenchArgs, io: &mut Io<'_>) -> Outcome {
             "publish_per_sec": result.publish_rate(),
             "consume_per_sec": result.consume_rate(),
             "batch_publish_per_sec": result.batch_rate(),
+            "in_flight": args.in_flight,
+            "confirmed_publish_per_sec": result.confirmed_rate(),
         });
-        writeln!(io.stdout, "{line}")?;
+        writeln!(io.stdout, "{line}")
     } else {
         let batch = result.batch_rate().map(|r| format!(" batch={r:.0} msg/s")).unwrap_or_default();
+        let confirmed = match (result.confirmed_rate(), args.in_flight) {
+            (Some(r), Some(k)) => format!(" confirmed={r:.0} msg/s ({k} in flight)"),
+            _ => String::new(),
+        };
         writeln!(
             io.stdout,
-            "kombu-rs {transport} n={} size={} publish={:.0} msg/s consume={:.0} msg/s{batch}",
+            "kombu-rs {transport}{mode} n={} size={} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}",
             result.count,
             args.size,
             result.publish_rate(),
             result.consume_rate()
-        )?;
+        )
     }
-    conn.close()?;
-    Ok(EXIT_OK)
+}
+
+/// The exchange and queue of the workload, both transient.
+pub(super) fn entities(args: &BenchArgs) -> (Exchange, Queue) {
+    let exchange = Exchange::direct(args.exchange.as_str()).durable(false);
+    let queue = Queue::with_exchange(args.queue.as_str(), exchange.clone(), "bench").durable(false);
+    (exchange, queue)
+}
+
+/// The consumer's prefetch window: the anchor's, none on memory (where the anchor sets none).
+pub(super) fn prefetch(args: &BenchArgs) -> Option<u16> {
+    (!args.url.starts_with("memory:")).then_some(PREFETCH)
 }
 
 fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, Error> {
     let n = args.count;
-    let exchange = Exchange::direct(args.exchange.as_str()).durable(false);
-    let queue = Queue::with_exchange(args.queue.as_str(), exchange.clone(), "bench").durable(false);
+    let (exchange, queue) = entities(args);
     let channel = conn.default_channel()?;
     channel.declare(&queue)?;
     channel.purge_queue(&queue.name)?;
@@ -125,8 +162,8 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     let ack_error: Arc<Mutex<Option<Error>>> = Arc::default();
     let (seen, failed) = (got.clone(), ack_error.clone());
     let mut consumer = Consumer::new(conn, [queue]).accept(Accept::new(["json"])?);
-    if !args.url.starts_with("memory:") {
-        consumer = consumer.prefetch(PREFETCH);
+    if let Some(window) = prefetch(args) {
+        consumer = consumer.prefetch(window);
     }
     let deferred = args.ack_deferred;
     let consumer = consumer.callback(move |_: Received, message| {
@@ -165,7 +202,7 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
         Some(size) => Some(batched(&producer, &payload, n, size, &args.queue, &channel)?),
         None => None,
     };
-    Ok(BenchResult { count: n, publish, consume, batch })
+    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None })
 }
 
 /// Passes of the batched publish; the median is reported. A batched publish of N messages is over in
@@ -206,7 +243,7 @@ fn batched(
     Ok(passes[passes.len() / 2])
 }
 
-fn progress_bar(args: &BenchArgs, len: u64, what: &'static str) -> ProgressBar {
+pub(super) fn progress_bar(args: &BenchArgs, len: u64, what: &'static str) -> ProgressBar {
     if args.no_progress {
         return ProgressBar::hidden();
     }
@@ -234,8 +271,10 @@ mod tests {
             publish: Duration::from_millis(500),
             consume: Duration::from_secs(2),
             batch: Some(Duration::from_millis(100)),
+            confirmed: Some(Duration::from_millis(250)),
         };
         assert_eq!(r.batch_rate(), Some(10_000.0));
+        assert_eq!(r.confirmed_rate(), Some(4000.0));
         assert_eq!(r.publish_rate(), 2000.0);
         assert_eq!(r.consume_rate(), 500.0);
         // A run too fast to measure does not divide by zero.

@@ -7,6 +7,8 @@
 
 mod args;
 mod bench;
+#[cfg(feature = "tokio")]
+mod bench_async;
 #[cfg(feature = "celery")]
 mod celery;
 mod consume;

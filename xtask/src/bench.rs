@@ -1,10 +1,17 @@
 //! `cargo xtask bench`: the BENCH.md workload on each backend, Rust (the `kombu bench` command) and the
 //! Python Kombu anchor back to back on the same broker, several rounds, medians and ratios; plus the
-//! broker's own ceiling where one can be measured.
+//! broker's own ceiling where one can be measured. The async API (`kombu bench --async`) runs in the
+//! same rounds: its rates beside the blocking ones, and confirmed publishes with `IN_FLIGHT` sends
+//! outstanding beside the broker's pipelined ceiling (redis-benchmark -P 64, raw lapin with as many
+//! confirms outstanding).
 
 use std::process::Command;
 
 use crate::{cargo, root, run_checked, services};
+
+/// Confirmed publishes in flight at once on one producer (`kombu bench --async --in-flight`), as deep as
+/// redis-benchmark's pipeline (`-P 64`).
+const IN_FLIGHT: usize = 64;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -31,6 +38,8 @@ struct Rates {
     publish: f64,
     consume: f64,
     batch: Option<f64>,
+    /// Confirmed publishes, `IN_FLIGHT` outstanding.
+    confirmed: Option<f64>,
 }
 
 fn url(backend: &str) -> Result<&'static str, String> {
@@ -57,25 +66,35 @@ fn output(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The publish and consume rates (and the optional ones) of a line of `kombu bench`, the anchor or
+/// `amqp_ceiling`.
+fn rates(text: &str) -> Result<Rates, String> {
+    Ok(Rates {
+        publish: field(text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
+        consume: field(text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
+        batch: field(text, "batch"),
+        confirmed: field(text, "confirmed"),
+    })
+}
+
 fn rust_side(kombu: &std::path::Path, url: &str, a: &Args) -> Result<Rates, String> {
     let (n, size) = (a.n.to_string(), a.size.to_string());
     let args = ["bench", url, "--count", &n, "--size", &size, "--batch", "5000", "--no-progress"];
-    let text = output(Command::new(kombu).args(args))?;
-    Ok(Rates {
-        publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
-        consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
-        batch: field(&text, "batch"),
-    })
+    rates(&output(Command::new(kombu).args(args))?)
+}
+
+/// `kombu bench --async`: the same workload through `kombu::aio`, then confirmed publishes with
+/// `IN_FLIGHT` outstanding.
+fn async_side(kombu: &std::path::Path, url: &str, a: &Args) -> Result<Rates, String> {
+    let (n, size, depth) = (a.n.to_string(), a.size.to_string(), IN_FLIGHT.to_string());
+    let args = ["bench", url, "--count", &n, "--size", &size, "--async", "--in-flight", &depth, "--no-progress"];
+    let r = rates(&output(Command::new(kombu).args(args))?)?;
+    r.confirmed.map(|_| r).ok_or_else(|| format!("no confirmed rate from kombu bench --async on {url}"))
 }
 
 fn python_side(url: &str, a: &Args) -> Result<Rates, String> {
     let anchor = root().join("../shared/anchors/kombu_py_bench.py");
-    let text = output(Command::new("python3").arg(&anchor).args([url, &a.n.to_string(), &a.size.to_string()]))?;
-    Ok(Rates {
-        publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
-        consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
-        batch: None,
-    })
+    rates(&output(Command::new("python3").arg(&anchor).args([url, &a.n.to_string(), &a.size.to_string()]))?)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -83,19 +102,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The same work on raw lapin (the `amqp_ceiling` example): what kombu-amqp could reach at most.
-fn amqp_ceiling(url: &str, a: &Args) -> Result<Rates, String> {
+/// The same work on raw lapin (the `amqp_ceiling` example): what kombu-amqp could reach at most; with
+/// `confirms`, publishes confirmed with that many confirms outstanding.
+fn amqp_ceiling(url: &str, a: &Args, confirms: usize) -> Result<Rates, String> {
     let target = target_dir();
-    let text = output(Command::new(target.join("release/examples/amqp_ceiling")).args([
-        url,
-        &a.n.to_string(),
-        &a.size.to_string(),
-    ]))?;
-    Ok(Rates {
-        publish: field(&text, "publish").ok_or_else(|| format!("no publish rate in: {text}"))?,
-        consume: field(&text, "consume").ok_or_else(|| format!("no consume rate in: {text}"))?,
-        batch: None,
-    })
+    let (n, size, confirms) = (a.n.to_string(), a.size.to_string(), confirms.to_string());
+    rates(&output(Command::new(target.join("release/examples/amqp_ceiling")).args([url, &n, &size, &confirms]))?)
 }
 
 fn target_dir() -> std::path::PathBuf {
@@ -122,7 +134,7 @@ fn requests_per_second(text: &str, test: &str) -> Option<f64> {
 pub(crate) fn run(a: &Args) -> Result<(), String> {
     let services = services::ensure_all()?;
     println!("{services}");
-    let mut features = vec!["cli"];
+    let mut features = vec!["cli", "tokio"];
     features.extend(a.backends.iter().filter(|b| *b != "memory").map(String::as_str));
     run_checked(
         cargo()
@@ -151,8 +163,10 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
         let (mut rp, mut rc, mut rb, mut pp, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut cp, mut cc) = (vec![], vec![]);
         let (mut lpush, mut rpop) = (vec![], vec![]);
+        let (mut ap, mut ac, mut aq, mut lq) = (vec![], vec![], vec![], vec![]);
         for _ in 0..a.rounds.max(1) {
             let r = rust_side(&kombu, url, a)?;
+            let s = async_side(&kombu, url, a)?;
             let p = python_side(url, a)?;
             if backend == "redis" {
                 if let Some((l, r)) = redis_ceiling() {
@@ -161,10 +175,14 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
                 }
             }
             if backend == "amqp" {
-                let c = amqp_ceiling(url, a)?;
+                let c = amqp_ceiling(url, a, 0)?;
                 cp.push(c.publish);
                 cc.push(c.consume);
+                lq.push(amqp_ceiling(url, a, IN_FLIGHT)?.publish);
             }
+            ap.push(s.publish);
+            ac.push(s.consume);
+            aq.extend(s.confirmed);
             rp.push(r.publish);
             rc.push(r.consume);
             if let Some(b) = r.batch {
@@ -190,8 +208,9 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
             "python_kombu": {"publish": pp, "consume": pc},
             "ratio": {"publish": rp / pp, "consume": rc / pc},
         }));
-        if !lpush.is_empty() {
-            let (lpush, rpop) = (median(lpush), median(rpop));
+        let lpush = (!lpush.is_empty()).then(|| median(lpush));
+        if let Some(lpush) = lpush {
+            let rpop = median(rpop);
             let share =
                 rb.map(|b| format!("; batched publish is {:.0}% of LPUSH", 100.0 * b / lpush)).unwrap_or_default();
             println!("        ceiling (redis-benchmark -P 64): LPUSH {lpush:.0}/s RPOP {rpop:.0}/s{share}");
@@ -208,6 +227,32 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
             );
             if let Some(last) = json.last_mut() {
                 last["raw_lapin"] = serde_json::json!({"publish": cp, "consume": cc});
+            }
+        }
+        let (ap, ac, aq) = (median(ap), median(ac), median(aq));
+        println!(
+            "        async (kombu::aio): publish {ap:.0} msg/s ({:.2}x blocking) consume+ack {ac:.0} msg/s ({:.2}x blocking)",
+            ap / rp,
+            ac / rc
+        );
+        // What the confirmed publishes in flight are set against: redis-benchmark's LPUSH 64 deep, raw lapin
+        // with as many confirms outstanding (targets of issue 15: 25% and 80%).
+        let ceiling = match backend.as_str() {
+            "redis" => lpush.map(|l| ("LPUSH -P 64", l, 0.25)),
+            "amqp" => Some(("raw lapin", median(lq), 0.80)),
+            _ => None,
+        };
+        let versus = ceiling
+            .map(|(what, c, target)| format!("  {what} {c:.0}/s  ratio {:.2}x (target {target:.2}x)", aq / c))
+            .unwrap_or_default();
+        println!("        confirmed publish, {IN_FLIGHT} in flight: kombu-rs {aq:.0} msg/s{versus}");
+        if let Some(last) = json.last_mut() {
+            last["kombu_rs_async"] = serde_json::json!({"publish": ap, "consume": ac, "confirmed_in_flight": aq});
+            last["ratio_async_blocking"] = serde_json::json!({"publish": ap / rp, "consume": ac / rc});
+            last["in_flight"] = serde_json::json!(IN_FLIGHT);
+            if let Some((what, c, target)) = ceiling {
+                last["confirmed_ceiling"] =
+                    serde_json::json!({"what": what, "rate": c, "ratio": aq / c, "target": target});
             }
         }
     }
@@ -239,5 +284,17 @@ mod tests {
         assert_eq!(field(py, "consume"), Some(93723.0));
         assert_eq!(field(py, "batch"), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn reads_async_and_confirmed_rates() {
+        let line = "kombu-rs redis async n=20000 size=100 publish=15000 msg/s consume=9000 msg/s \
+                    confirmed=52000 msg/s (64 in flight)";
+        let r = rates(line).unwrap();
+        assert_eq!((r.publish, r.consume, r.batch, r.confirmed), (15000.0, 9000.0, None, Some(52000.0)));
+        let raw = "raw lapin (64 confirms outstanding) n=20000 size=100 publish=34688 msg/s consume=29720 msg/s";
+        assert_eq!(rates(raw).unwrap().publish, 34688.0);
+        assert_eq!(rates(raw).unwrap().confirmed, None);
+        assert!(rates("kombu-rs memory n=1 size=100 consume=5 msg/s").unwrap_err().contains("no publish rate"));
     }
 }

@@ -1,0 +1,114 @@
+//! `kombu bench --async`: the BENCH.md workload through `kombu::aio` on a tokio runtime of its own
+//! (multi-thread, as `#[tokio::main]` makes it): the same messages, entities, confirms setting and
+//! prefetch as the blocking run, each publish and each ack awaited; with `--in-flight K`, also confirmed
+//! publishes with K `send` futures of one producer outstanding at a time.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use kombu_core::aio::{Channel, Connection, Consumer, Producer};
+use kombu_core::{Accept, Error, ErrorKind, Exchange, Queue};
+
+use super::args::BenchArgs;
+use super::bench::{entities, prefetch, progress_bar, report, BenchBody, BenchResult, Received};
+use super::{Io, Outcome, EXIT_OK};
+
+/// Runs `kombu bench --async`.
+pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::with_source(ErrorKind::State, "bench: starting a tokio runtime", e))?;
+    let (url, result) = runtime.block_on(async {
+        let conn = Connection::open(&args.url)?;
+        conn.connect().await?;
+        let result = workload(&conn, args).await?;
+        conn.close().await?;
+        Ok::<_, Error>((conn.url(), result))
+    })?;
+    report(args, &url, &result, io)?;
+    Ok(EXIT_OK)
+}
+
+async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Error> {
+    let n = args.count;
+    let (exchange, queue) = entities(args);
+    let channel = conn.default_channel().await?;
+    channel.declare(&queue).await?;
+    channel.purge_queue(&queue.name).await?;
+
+    // Unconfirmed publishes, as the blocking run (and the Python Kombu anchor) makes them.
+    let producer = Producer::new(conn).await?.exchange(exchange.clone()).routing_key("bench").confirm_timeout(None);
+    let payload = "x".repeat(args.size);
+    let bar = progress_bar(args, n, "publish");
+    let started = Instant::now();
+    for i in 0..n {
+        producer.publish(&BenchBody { i, p: &payload }).send().await?;
+        if i % 256 == 0 {
+            bar.set_position(i);
+        }
+    }
+    // One answered round trip on the same channel: every publish before it has reached the broker.
+    channel.declare_queue(&queue, true).await?;
+    let publish = started.elapsed();
+    bar.finish_and_clear();
+
+    let mut consumer = Consumer::builder(conn, [queue.clone()]).accept(Accept::new(["json"])?);
+    consumer = consumer.prefetch(prefetch(args).unwrap_or(0));
+    let bar = progress_bar(args, n, "consume");
+    let started = Instant::now();
+    let mut stream = consumer.consume().await?;
+    for got in 0..n {
+        let message = match tokio::time::timeout(args.idle_timeout, stream.next()).await {
+            Ok(Some(message)) => message?,
+            Ok(None) => return Err(Error::channel(format!("bench: the consumer ended after {got} of {n} messages"))),
+            Err(_) => {
+                let wait = args.idle_timeout;
+                return Err(Error::timeout(format!("bench: only {got} of {n} messages came back (none for {wait:?})")));
+            }
+        };
+        let _: Received = message.decode()?;
+        message.ack().await?;
+        if got % 256 == 0 {
+            bar.set_position(got);
+        }
+    }
+    let consume = started.elapsed();
+    bar.finish_and_clear();
+    stream.cancel().await?;
+    let confirmed = match args.in_flight {
+        Some(k) => Some(in_flight(conn, exchange, &payload, n, usize::from(k), &queue, &channel).await?),
+        None => None,
+    };
+    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed })
+}
+
+/// Publishes the N messages again with confirms (the producer's default), `depth` sends of one producer
+/// in flight at a time on one task, then purges them: the time until the last was confirmed.
+async fn in_flight(
+    conn: &Connection,
+    exchange: Exchange,
+    payload: &str,
+    n: u64,
+    depth: usize,
+    queue: &Queue,
+    channel: &Channel,
+) -> Result<Duration, Error> {
+    // The exchange was declared by the first pass.
+    let producer = Producer::new(conn).await?.exchange(exchange).routing_key("bench").auto_declare(false);
+    let started = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let producer = &producer;
+            async move { producer.publish(&BenchBody { i, p: payload }).send().await }
+        })
+        .buffer_unordered(depth)
+        .try_for_each(|()| std::future::ready(Ok(())))
+        .await?;
+    let took = started.elapsed();
+    let left = channel.purge_queue(&queue.name).await?;
+    if left != n {
+        return Err(Error::precondition(format!("bench: {n} confirmed publishes left {left} messages in the queue")));
+    }
+    Ok(took)
+}
