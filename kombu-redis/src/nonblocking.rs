@@ -30,6 +30,9 @@ use crate::publish::{self, after_write, is_socket_error};
 #[derive(Default)]
 pub(crate) struct AsyncLink {
     con: Mutex<Option<MultiplexedConnection>>,
+    /// Held while connecting: callers that come meanwhile wait for that connection instead of making
+    /// their own (64 first sends made 64 connections).
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AsyncLink {
@@ -61,6 +64,10 @@ fn direct(o: &RedisOptions) -> bool {
 impl AsyncLink {
     /// The connection: connects, authenticates, selects the database and loads the scripts the first time.
     async fn get(&self, o: &RedisOptions) -> Result<MultiplexedConnection> {
+        if let Some(c) = lock(&self.con).clone() {
+            return Ok(c);
+        }
+        let _connecting = self.connecting.lock().await;
         if let Some(c) = lock(&self.con).clone() {
             return Ok(c);
         }
