@@ -21,7 +21,9 @@ pub type Publish<'a, T> = crate::Publish<'a, T, Async>;
 /// ```no_run
 /// # async fn example(conn: &kombu_core::aio::Connection) -> kombu_core::Result<()> {
 /// let producer = kombu_core::aio::Producer::new(conn).await?.routing_key("tasks");
-/// let sends = (0..64).map(|n| producer.publish(&n).send());
+/// let bodies: Vec<u32> = (0..64).collect();
+/// // The future borrows the publish's body: keep the bodies alive while the sends are in flight.
+/// let sends = bodies.iter().map(|n| producer.publish(n).send());
 /// for outcome in futures_util_join_all(sends).await {
 ///     outcome?;
 /// }
