@@ -534,7 +534,9 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T, Async> {
     /// returns, so the future borrows nothing of it.
     ///
     /// Many `send` futures of one producer may be in flight at once (spawned, or joined); where the
-    /// backend is asynchronous underneath (AMQP) they are pipelined on one channel.
+    /// backend is asynchronous underneath (AMQP, and Redis through its async link) they are pipelined on
+    /// one connection. Without confirms a broker's refusal that comes after the send resolved (Redis: an
+    /// error reply) is the outcome of the channel's next call.
     ///
     /// Dropping the future before it resolves: the message was then published once or not at all, and
     /// which of the two is not known (as for a publish whose confirm never came,
@@ -587,6 +589,15 @@ impl Producer {
                 self.use_channel(fresh.clone());
                 Ok(fresh)
             }
+        }
+    }
+
+    /// Waits until every publish sent before now is on the broker (see [`crate::aio::Producer::flush`]).
+    pub(crate) async fn flush_async(&self) -> Result<()> {
+        let ch = self.channel_for_async().await?;
+        match ch.nonblocking() {
+            Some(nonblocking) => nonblocking.flush().await,
+            None => Ok(()),
         }
     }
 

@@ -371,6 +371,13 @@ pub trait AsyncChannel: Send + Sync {
     async fn ack(&self, tag: &DeliveryTag) -> Result<()>;
     /// [`Channel::reject`], awaited.
     async fn reject(&self, tag: &DeliveryTag, requeue: bool) -> Result<()>;
+    /// Waits until every publish made through this side before now is on the broker (a backend whose
+    /// unconfirmed publishes resolve before the broker answers them); returns a refusal of one not
+    /// reported yet. The async channel's other operations await it first, so a channel reads its own
+    /// writes. By default there is nothing to wait for.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 thread_local! {

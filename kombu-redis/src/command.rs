@@ -25,6 +25,11 @@ impl CommandConnection {
         CommandConnection { stream, parser: redis::Parser::new(), db: i64::from(db), open: true }
     }
 
+    /// The socket, to be driven by other code (the async link).
+    pub(crate) fn into_stream(self) -> Stream {
+        self.stream
+    }
+
     /// Sets the timeout of each read and write (`None`: none).
     pub(crate) fn set_timeouts(&self, timeout: Option<Duration>) -> std::io::Result<()> {
         self.stream.set_timeouts(timeout)

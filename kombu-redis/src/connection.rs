@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     /// Names this connection's in-flight hash, unique per connection.
     pub(crate) session: String,
     /// The pipelined async connection of the async API's publishes and acks, made on first use.
-    pub(crate) aio: crate::nonblocking::AsyncLink,
+    pub(crate) aio: crate::wire::AsyncLink,
 }
 
 impl Shared {
@@ -95,7 +95,7 @@ impl RedisConnection {
                 acks: Default::default(),
                 next_channel: AtomicU64::new(1),
                 session: uuid::Uuid::new_v4().to_string(),
-                aio: crate::nonblocking::AsyncLink::default(),
+                aio: crate::wire::AsyncLink::default(),
             }),
         };
         crate::restore::recover_parked(&conn.shared);
@@ -131,7 +131,8 @@ impl BrokerConnection for RedisConnection {
     }
 
     fn close(&self) -> Result<()> {
-        let mut first_err = None;
+        // What the async API published and did not see answered reaches the server first.
+        let mut first_err = self.shared.aio.settle_blocking(&self.shared).err();
         // Deferred acks first: a channel's close puts back what is still unacknowledged.
         self.shared.acks.close(&self.shared);
         for ch in self.shared.channels() {

@@ -113,6 +113,7 @@ pub mod scripts;
 mod sentinel;
 mod socket;
 mod tls;
+mod wire;
 
 pub use connection::RedisConnection;
 pub use cycle::QueueOrder;

@@ -147,6 +147,10 @@ impl Channel {
         &self,
         call: impl FnOnce(&dyn crate::Channel) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if let Some(nonblocking) = self.0.nonblocking() {
+            // Whatever was published on this channel is on the broker before its next operation.
+            nonblocking.flush().await?;
+        }
         let ch = Arc::clone(&self.0);
         super::blocking(move || call(ch.as_ref().as_ref())).await
     }

@@ -106,6 +106,14 @@ impl Producer {
         self.inner.send_batch_async(batch).await
     }
 
+    /// Waits until every publish this producer's channel sent before now is on the broker, and returns
+    /// a refusal of an unconfirmed one that no call has reported yet. Sends with confirms need no flush;
+    /// without confirms (`confirm_timeout(None)`) a `send` may resolve before the broker has the message
+    /// (on Redis: once written, in order), and this is how to know they all arrived.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.flush_async().await
+    }
+
     /// The blocking producer underneath.
     pub fn blocking(&self) -> &crate::Producer {
         &self.inner

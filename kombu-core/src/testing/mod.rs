@@ -173,6 +173,7 @@ impl Suite {
     /// Runs one case with the capabilities already read.
     fn run_case(&self, case: &cases::Case, caps: Capabilities) -> CaseResult {
         let ctx = Ctx { suite: self, caps };
+        let _turn = Turn::take(cases::runs_alone(case.number));
         let start = Instant::now();
         let outcome = match (case.run)(&ctx) {
             Ok(Verdict::Pass) => Outcome::Passed,
@@ -417,6 +418,27 @@ pub(crate) fn registry() -> &'static Registry {
 /// (`Suite::new(url).assert_passes()`; use [`Suite`] to add a peer URL or a restart hook).
 pub fn assert_conformance(url: &str) {
     Suite::new(url).assert_passes();
+}
+
+/// Cases that time the machine run alone: while one runs, no other case of the process does (the others
+/// share the turn and run side by side). The cases run in parallel threads, and on a small machine a
+/// dozen busy neighbours hold a thread up for longer than any limit such a case can set.
+struct Turn {
+    _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
+    _alone: Option<std::sync::RwLockWriteGuard<'static, ()>>,
+}
+
+static TURNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+impl Turn {
+    fn take(alone: bool) -> Turn {
+        // A case that panicked while holding its turn does not stop the others.
+        if alone {
+            Turn { _shared: None, _alone: Some(TURNS.write().unwrap_or_else(|e| e.into_inner())) }
+        } else {
+            Turn { _shared: Some(TURNS.read().unwrap_or_else(|e| e.into_inner())), _alone: None }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,12 @@ const ASYNC: &[Case] = &[
 #[cfg(not(feature = "tokio"))]
 const ASYNC: &[Case] = &[];
 
+/// Whether case `number` runs alone (see `Turn`): the ones that time the machine.
+pub(crate) fn runs_alone(number: u32) -> bool {
+    // 32: a silent broker delays no other connection; 41: no async call blocks the runtime.
+    matches!(number, 32 | 41)
+}
+
 /// Every case, blocking then async.
 pub(crate) fn all() -> impl Iterator<Item = &'static Case> {
     BLOCKING.iter().chain(ASYNC)

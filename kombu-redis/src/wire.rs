@@ -1,0 +1,610 @@
+//! The async link: the one non-blocking connection per kombu connection on which the async API's
+//! publishes and acks are pipelined, in the order they were made.
+//!
+//! A request (the packed commands of one publish or one ack) is queued and written at once by its
+//! caller, under a lock, so requests reach the server in call order. The link's reader task (spawned on
+//! the runtime that connected it, woken by the socket's readiness) reads the replies, matches them to
+//! the requests in order and wakes each waiting caller; it also writes what a full socket left over.
+//!
+//! - A caller that waits (a confirmed publish, an ack) is woken when its replies are in.
+//! - An unconfirmed publish does not wait, except while [`WINDOW`] requests are unanswered; a refusal
+//!   of one is reported by the next call. [`AsyncLink::flush`] waits until every earlier request is
+//!   answered, so a channel reads its own writes.
+//! - A lost socket (or a `READONLY` reply: the server became a replica) keeps every unanswered request;
+//!   the next caller connects again (dialing through Sentinel, on the blocking pool) and sends them all
+//!   again in order, at least once. A script cache flushed meanwhile (`NOSCRIPT`) gets the scripts again.
+//!
+//! The socket is dialed, authenticated and readied by the blocking pool's code (`Pool::connect`), then
+//! handed to tokio; over TLS the calls take the blocking path instead (see `nonblocking.rs`).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io::ErrorKind as IoKind;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use kombu_core::{Error, ErrorKind, Result};
+use tokio::net::TcpStream;
+
+use crate::connection::Shared;
+use crate::dial::Stream;
+use crate::resp::{Frame, FrameBuf};
+
+/// Most requests left unanswered before an unconfirmed publish waits for replies (as the blocking
+/// publisher's window).
+pub(crate) const WINDOW: usize = 128;
+
+/// What a caller waits for.
+#[derive(Clone, Copy)]
+enum Until {
+    /// The reply to its own request.
+    Answered(u64),
+    /// Every request up to this one answered.
+    AllUpTo(u64),
+    /// Every byte written, and at most [`WINDOW`] requests unanswered.
+    Room,
+}
+
+/// One request: packed commands, written together, answered by `replies` replies.
+struct Request {
+    id: u64,
+    what: &'static str,
+    packed: Bytes,
+    replies: usize,
+    got: usize,
+    /// The first error reply to it.
+    refused: Option<String>,
+    /// A caller waits for its outcome.
+    awaited: bool,
+}
+
+#[derive(Default)]
+struct Wire {
+    /// The socket, none before the first call and after it was lost.
+    io: Option<Arc<TcpStream>>,
+    /// Bytes not yet written.
+    out: Vec<u8>,
+    /// Replies received and not yet matched.
+    inbuf: FrameBuf,
+    /// Written or to be written, unanswered, oldest first.
+    queue: VecDeque<Request>,
+    next_id: u64,
+    /// Outcomes of answered requests whose callers have not taken them yet.
+    outcomes: HashMap<u64, Result<()>>,
+    /// The refusal of an unconfirmed publish, reported by the next call.
+    deferred: Option<Error>,
+    /// Waiting callers, by token.
+    waiting: HashMap<u64, (Until, Waker)>,
+    /// Counts the sockets: a reader task serves one.
+    generation: u64,
+    /// Tells the socket's reader task that bytes wait to be written, or that the socket is given up.
+    kick: Arc<tokio::sync::Notify>,
+    next_token: u64,
+}
+
+/// The async link of one kombu connection.
+#[derive(Default)]
+pub(crate) struct AsyncLink {
+    wire: Arc<Mutex<Wire>>,
+    /// Held while connecting: callers that come meanwhile wait for that connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AsyncLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self.lock();
+        f.debug_struct("AsyncLink").field("connected", &w.io.is_some()).field("unanswered", &w.queue.len()).finish()
+    }
+}
+
+/// How waiting ended.
+enum Progress {
+    Done(Result<()>),
+    /// The socket is gone: connect again, then wait again.
+    Lost,
+}
+
+impl AsyncLink {
+    fn lock(&self) -> MutexGuard<'_, Wire> {
+        lock(&self.wire)
+    }
+
+    /// Sends a request and, if `awaited`, waits for its replies; otherwise waits only while the window
+    /// is full. `what` names it in errors ("publish", "ack").
+    pub(crate) async fn call(
+        &self,
+        shared: &Arc<Shared>,
+        what: &'static str,
+        packed: Vec<u8>,
+        replies: usize,
+        awaited: bool,
+    ) -> Result<()> {
+        if self.lock().io.is_none() {
+            self.connect(shared).await.map_err(|e| e.with_may_have_reached_broker(false))?;
+        }
+        let id = {
+            let mut w = self.lock();
+            if let Some(e) = w.deferred.take() {
+                return Err(e.with_may_have_reached_broker(false));
+            }
+            let id = w.next_id;
+            w.next_id += 1;
+            let packed = Bytes::from(packed);
+            w.out.extend_from_slice(&packed);
+            w.queue.push_back(Request { id, what, packed, replies, got: 0, refused: None, awaited });
+            w.write_now();
+            if !w.out.is_empty() {
+                w.kick.notify_one();
+            }
+            id
+        };
+        if awaited {
+            return self.wait(shared, Until::Answered(id)).await;
+        }
+        let room = self.lock().reached(Until::Room).is_some();
+        if room {
+            Ok(())
+        } else {
+            self.wait(shared, Until::Room).await
+        }
+    }
+
+    /// Waits until every request sent before now is answered; returns a refusal of an unconfirmed one
+    /// not reported yet.
+    pub(crate) async fn flush(&self, shared: &Arc<Shared>) -> Result<()> {
+        let last = {
+            let mut w = self.lock();
+            match w.queue.iter().map(|r| r.id).max() {
+                Some(id) => id,
+                None => return w.deferred.take().map_or(Ok(()), Err),
+            }
+        };
+        self.wait(shared, Until::AllUpTo(last)).await?;
+        match self.lock().deferred.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for `until`, connecting again (once) if the socket is lost meanwhile; bounded by the
+    /// `socket_timeout` option.
+    async fn wait(&self, shared: &Arc<Shared>, until: Until) -> Result<()> {
+        let waited = async {
+            let mut reconnected = false;
+            loop {
+                let (token, generation) = {
+                    let mut w = self.lock();
+                    (w.token(), w.generation)
+                };
+                let guard = Waiting { link: self, token };
+                let progress = poll_fn(|cx| self.poll_until(until, token, generation, cx)).await;
+                drop(guard);
+                match progress {
+                    Progress::Done(r) => return r,
+                    Progress::Lost if !reconnected => {
+                        reconnected = true;
+                        self.connect(shared).await.map_err(|e| e.with_may_have_reached_broker(true))?;
+                    }
+                    Progress::Lost => {
+                        return Err(Error::connection(format!(
+                            "the async redis link to {} was lost twice while waiting for a reply; the \
+                             unanswered requests are sent again by the next call",
+                            shared.dialer.address()
+                        ))
+                        .with_may_have_reached_broker(true))
+                    }
+                }
+            }
+        };
+        match shared.opts.socket_timeout {
+            None => waited.await,
+            Some(limit) => match tokio::time::timeout(limit, waited).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The replies may still come; the socket is given up and what is unanswered sent
+                    // again on a new one (at least once).
+                    self.lock().lose();
+                    Err(Error::timeout(format!(
+                        "no reply from redis at {} within socket_timeout {limit:?}",
+                        shared.dialer.address()
+                    ))
+                    .with_may_have_reached_broker(true))
+                }
+            },
+        }
+    }
+
+    fn poll_until(&self, until: Until, token: u64, generation: u64, cx: &mut Context<'_>) -> Poll<Progress> {
+        let mut w = self.lock();
+        if let Some(p) = w.reached(until) {
+            return Poll::Ready(p);
+        }
+        if w.io.is_none() || w.generation != generation {
+            return Poll::Ready(Progress::Lost);
+        }
+        w.waiting.insert(token, (until, cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// Connects (on the blocking pool, with the blocking pool's dial, authentication and scripts) and
+    /// sends every unanswered request again, in order.
+    async fn connect(&self, shared: &Arc<Shared>) -> Result<()> {
+        let _connecting = self.connecting.lock().await;
+        if self.lock().io.is_some() {
+            return Ok(());
+        }
+        let sh = Arc::clone(shared);
+        let con = tokio::task::spawn_blocking(move || sh.pool.connect())
+            .await
+            .map_err(|e| Error::state(format!("connecting the async redis link failed to run: {e}")))??;
+        let tcp = match con.into_stream() {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => return Err(Error::state("the async redis link does not run over TLS")),
+        };
+        let io = tcp
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(tcp))
+            .map_err(|e| Error::with_source(ErrorKind::Connection, "handing the redis socket to tokio", e))?;
+        let mut w = self.lock();
+        w.out.clear();
+        w.inbuf = FrameBuf::new();
+        let Wire { queue, out, .. } = &mut *w;
+        for r in queue.iter_mut() {
+            out.extend_from_slice(&r.packed);
+            r.got = 0;
+            r.refused = None;
+        }
+        if !w.queue.is_empty() {
+            tracing::debug!("async redis link connected again; sending {} unanswered requests again", w.queue.len());
+        }
+        let io = Arc::new(io);
+        w.io = Some(io.clone());
+        w.generation += 1;
+        w.kick = Arc::default();
+        w.write_now();
+        w.wake_all();
+        tokio::spawn(read_replies(self.wire.clone(), io, w.generation, w.kick.clone()));
+        Ok(())
+    }
+
+    /// Before the connection closes, on a thread that may block (not a runtime's worker): waits up to
+    /// the socket time-out (10 s without one) for the reader task to see every request answered;
+    /// returns the first refusal. If the link is lost meanwhile (or its runtime is gone), the unanswered
+    /// requests are sent again on a new blocking connection (at least once).
+    pub(crate) fn settle_blocking(&self, shared: &Shared) -> Result<()> {
+        let limit =
+            std::time::Instant::now() + shared.opts.socket_timeout.unwrap_or(std::time::Duration::from_secs(10));
+        loop {
+            let mut w = self.lock();
+            if w.queue.is_empty() {
+                return w.deferred.take().map_or(Ok(()), Err);
+            }
+            if w.io.is_none() || std::time::Instant::now() >= limit {
+                break;
+            }
+            drop(w);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let pending: Vec<Bytes> = {
+            let mut w = self.lock();
+            w.lose();
+            w.queue.drain(..).map(|r| r.packed).collect()
+        };
+        tracing::debug!("async redis link: sending {} unanswered requests again before closing", pending.len());
+        let mut con = shared.pool.connect()?;
+        for p in pending {
+            redis::ConnectionLike::req_packed_command(&mut con, &p)
+                .map_err(|e| crate::client::map_err("publish before closing", e))?;
+        }
+        self.lock().deferred.take().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for AsyncLink {
+    fn drop(&mut self) {
+        // The reader task sees the socket gone and ends.
+        self.lock().lose();
+    }
+}
+
+fn lock(wire: &Mutex<Wire>) -> MutexGuard<'_, Wire> {
+    wire.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The reader task of one socket: reads replies as they come and writes what callers left over, until
+/// the socket is lost or replaced. Ending any other way (its runtime shut down) loses the socket too.
+async fn read_replies(wire: Arc<Mutex<Wire>>, io: Arc<TcpStream>, generation: u64, kick: Arc<tokio::sync::Notify>) {
+    struct Ends<'a>(&'a Mutex<Wire>, u64);
+    impl Drop for Ends<'_> {
+        fn drop(&mut self) {
+            let mut w = lock(self.0);
+            if w.generation == self.1 && w.io.is_some() {
+                w.lose();
+            }
+        }
+    }
+    let _ends = Ends(&wire, generation);
+    loop {
+        let writing = {
+            let w = lock(&wire);
+            if w.generation != generation || w.io.is_none() {
+                return;
+            }
+            !w.out.is_empty()
+        };
+        tokio::select! {
+            biased;
+            () = kick.notified() => {}
+            ready = io.readable() => if ready.is_err() {
+                return;
+            },
+            ready = io.writable(), if writing => if ready.is_err() {
+                return;
+            },
+        }
+        let mut w = lock(&wire);
+        if w.generation != generation {
+            return;
+        }
+        w.write_now();
+        w.read_now(&io);
+        w.wake_reached();
+    }
+}
+
+/// A waiting caller's registration; dropping it (a wait over, or cancelled) unregisters.
+struct Waiting<'a> {
+    link: &'a AsyncLink,
+    token: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.link.lock().waiting.remove(&self.token);
+    }
+}
+
+impl Wire {
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn reached(&mut self, until: Until) -> Option<Progress> {
+        match until {
+            Until::Answered(id) => self.outcomes.remove(&id).map(Progress::Done),
+            Until::AllUpTo(id) => self.queue.iter().all(|r| r.id > id).then_some(Progress::Done(Ok(()))),
+            Until::Room => self.has_room().then_some(Progress::Done(Ok(()))),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.io.is_some() && self.out.is_empty() && self.queue.len() <= WINDOW
+    }
+
+    fn wake_all(&mut self) {
+        for (_, (_, waker)) in self.waiting.drain() {
+            waker.wake();
+        }
+    }
+
+    /// The socket is gone: what is unanswered stays queued, to be sent again; every waiter is told.
+    fn lose(&mut self) {
+        self.io = None;
+        self.kick.notify_one();
+        self.out.clear();
+        self.inbuf = FrameBuf::new();
+        self.wake_all();
+    }
+
+    /// Writes what it can without waiting.
+    fn write_now(&mut self) {
+        let Some(io) = self.io.clone() else { return };
+        while !self.out.is_empty() {
+            match io.try_write(&self.out) {
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == IoKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!("async redis link: write failed ({e}); sending again on a new connection");
+                    return self.lose();
+                }
+            }
+        }
+    }
+
+    /// Reads what the socket has now, matching replies to requests.
+    fn read_now(&mut self, io: &TcpStream) {
+        while self.io.is_some() {
+            let spare = self.inbuf.spare(64 * 1024);
+            let spare_len = spare.len();
+            match io.try_read(spare) {
+                Ok(0) => {
+                    self.inbuf.filled(spare_len, 0);
+                    tracing::debug!("async redis link: the server closed the connection; sending again");
+                    return self.lose();
+                }
+                Ok(n) => {
+                    self.inbuf.filled(spare_len, n);
+                    match self.take_replies() {
+                        Ok(true) => {}
+                        Ok(false) => return self.lose(),
+                        Err(e) => {
+                            tracing::warn!("async redis link: {e}; connecting again");
+                            return self.lose();
+                        }
+                    }
+                }
+                Err(e) if e.kind() == IoKind::WouldBlock => return self.inbuf.filled(spare_len, 0),
+                Err(e) => {
+                    self.inbuf.filled(spare_len, 0);
+                    tracing::debug!("async redis link: read failed ({e}); sending again on a new connection");
+                    return self.lose();
+                }
+            }
+        }
+    }
+
+    /// Matches the whole replies received to the oldest requests. `false`: the socket must be given up
+    /// (the server refused as a replica), and what is unanswered sent again elsewhere.
+    fn take_replies(&mut self) -> Result<bool> {
+        while let Some(frame) = self.inbuf.next_frame()? {
+            let Some(front) = self.queue.front_mut() else {
+                return Err(Error::connection("a reply from redis that no request asked for"));
+            };
+            front.got += 1;
+            if let Some(text) = refusal(&frame) {
+                if text.starts_with("READONLY") {
+                    // It did not run, nor did what came after: all sent again once the link connects
+                    // again (through Sentinel, to the new master).
+                    tracing::debug!("async redis link: the server is a replica now ({text}); connecting again");
+                    return Ok(false);
+                }
+                front.refused.get_or_insert(text);
+            }
+            if front.got < front.replies {
+                continue;
+            }
+            let Some(done) = self.queue.pop_front() else { break };
+            if done.refused.as_deref().is_some_and(|t| t.starts_with("NOSCRIPT")) {
+                // The script cache was flushed: load the scripts and send it again.
+                tracing::debug!("async redis link: the server lost the scripts; loading them again");
+                self.requeue_after_scripts(done);
+                continue;
+            }
+            let outcome = match done.refused {
+                None => Ok(()),
+                Some(text) => Err(Error::channel(format!("{} refused by redis: {text}", done.what))
+                    .with_may_have_reached_broker(false)),
+            };
+            if done.awaited {
+                self.outcomes.insert(done.id, outcome);
+            } else if let Err(e) = outcome {
+                tracing::warn!("{e} (an unconfirmed publish; reported by the next call)");
+                self.deferred.get_or_insert(e);
+            }
+        }
+        Ok(true)
+    }
+
+    fn requeue_after_scripts(&mut self, mut request: Request) {
+        let mut load = Vec::new();
+        for code in [crate::scripts::ROUTE, crate::scripts::POP, crate::scripts::RESTORE, crate::scripts::UNLOCK] {
+            load.extend_from_slice(&crate::resp::pack("SCRIPT", &["LOAD", code]));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let load = Bytes::from(load);
+        self.out.extend_from_slice(&load);
+        self.queue.push_back(Request {
+            id,
+            what: "SCRIPT LOAD",
+            packed: load,
+            replies: 4,
+            got: 0,
+            refused: None,
+            awaited: false,
+        });
+        request.got = 0;
+        request.refused = None;
+        self.out.extend_from_slice(&request.packed);
+        self.queue.push_back(request);
+        self.write_now();
+    }
+
+    /// Wakes the waiters whose wait is over.
+    fn wake_reached(&mut self) {
+        let oldest = self.queue.iter().map(|r| r.id).min();
+        let room = self.has_room();
+        let outcomes = &self.outcomes;
+        self.waiting.retain(|_, (until, waker)| {
+            let over = match *until {
+                Until::Answered(id) => outcomes.contains_key(&id),
+                Until::AllUpTo(id) => oldest.is_none_or(|f| f > id),
+                Until::Room => room,
+            };
+            if over {
+                waker.wake_by_ref();
+            }
+            !over
+        });
+    }
+}
+
+/// The text of an error reply, or of the first error inside a transaction's `EXEC` reply.
+fn refusal(frame: &Frame) -> Option<String> {
+    match frame {
+        Frame::Error(text) => Some(text.clone()),
+        Frame::Array(items) => items.iter().find_map(refusal),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_found_inside_transactions() {
+        assert_eq!(refusal(&Frame::Error("WRONGTYPE x".into())).as_deref(), Some("WRONGTYPE x"));
+        let exec = Frame::Array(vec![Frame::Integer(1), Frame::Error("OOM".into())]);
+        assert_eq!(refusal(&exec).as_deref(), Some("OOM"));
+        assert_eq!(refusal(&Frame::SimpleString(b"OK".to_vec())), None);
+    }
+
+    fn request(id: u64, replies: usize, awaited: bool) -> Request {
+        Request { id, what: "publish", packed: Bytes::new(), replies, got: 0, refused: None, awaited }
+    }
+
+    #[test]
+    fn replies_complete_requests_in_order() {
+        let mut w = Wire::default();
+        w.queue.push_back(request(0, 1, true));
+        w.queue.push_back(request(1, 4, false));
+        w.queue.push_back(request(2, 1, true));
+        w.inbuf.extend(b":1\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n-WRONGTYPE bad\r\n-ERR no\r\n");
+        assert!(w.take_replies().expect("replies"));
+        assert!(w.queue.is_empty());
+        assert!(matches!(w.outcomes.remove(&0), Some(Ok(()))));
+        let refused = w.outcomes.remove(&2).and_then(|r| r.err()).map(|e| e.to_string());
+        assert!(refused.is_some_and(|t| t.contains("ERR no")), "the awaited one's refusal");
+        let deferred = w.deferred.take().map(|e| e.to_string());
+        assert!(deferred.is_some_and(|t| t.contains("WRONGTYPE")), "the unconfirmed one's refusal is kept");
+    }
+
+    #[test]
+    fn a_partial_reply_waits_for_the_rest() {
+        let mut w = Wire::default();
+        w.queue.push_back(request(0, 1, true));
+        w.inbuf.extend(b"$5\r\nhel");
+        assert!(w.take_replies().expect("partial"));
+        assert_eq!(w.queue.len(), 1);
+        w.inbuf.extend(b"lo\r\n");
+        assert!(w.take_replies().expect("whole"));
+        assert!(w.queue.is_empty());
+    }
+
+    #[test]
+    fn noscript_loads_the_scripts_and_sends_again() {
+        let mut w = Wire::default();
+        let mut r = request(0, 1, true);
+        r.packed = Bytes::from_static(b"*1\r\n$4\r\nPING\r\n");
+        w.queue.push_back(r);
+        w.inbuf.extend(b"-NOSCRIPT No matching script\r\n");
+        assert!(w.take_replies().expect("replies"));
+        assert_eq!(w.queue.len(), 2, "the scripts, then the request again");
+        assert_eq!(w.queue.back().map(|r| r.id), Some(0));
+        assert!(w.outcomes.is_empty());
+        assert!(w.out.ends_with(b"PING\r\n"));
+    }
+
+    #[test]
+    fn an_unasked_reply_is_an_error() {
+        let mut w = Wire::default();
+        w.inbuf.extend(b"+OK\r\n");
+        assert!(w.take_replies().is_err());
+    }
+}
