@@ -174,7 +174,7 @@ impl Suite {
     fn run_case(&self, case: &cases::Case, caps: Capabilities) -> CaseResult {
         let ctx = Ctx { suite: self, caps };
         let start = Instant::now();
-        let outcome = match (case.run)(&ctx) {
+        let outcome = match case.run.call(&ctx) {
             Ok(Verdict::Pass) => Outcome::Passed,
             Ok(Verdict::Skip(why)) => Outcome::Skipped(why),
             Err(why) => Outcome::Failed(why),
@@ -245,7 +245,8 @@ impl Lazy {
 /// harness (a name filter, `--list`, `--exact`, `--test-threads`, ...).
 #[derive(Default)]
 pub struct Tests {
-    trials: Vec<libtest_mimic::Trial>,
+    /// Each test with the number of its case.
+    trials: Vec<(u32, libtest_mimic::Trial)>,
 }
 
 impl fmt::Debug for Tests {
@@ -272,7 +273,7 @@ impl Tests {
         let lazy = Arc::new(Lazy { suite: OnceLock::new(), make: Mutex::new(Some(Box::new(make))) });
         for case in cases::all().filter(|c| numbers.contains(&c.number)) {
             let lazy = lazy.clone();
-            self.trials.push(libtest_mimic::Trial::ignorable_test(test_name(case.number, case.name), move || {
+            let test = libtest_mimic::Trial::ignorable_test(test_name(case.number, case.name), move || {
                 down::install();
                 let suite = lazy.get();
                 let caps = suite.capabilities()?;
@@ -285,7 +286,8 @@ impl Tests {
                         Err(format!("case {} ({}) on {}: {why}", case.number, case.name, suite.url).into())
                     }
                 }
-            }));
+            });
+            self.trials.push((case.number, test));
         }
         self
     }
@@ -295,13 +297,13 @@ impl Tests {
     /// (and servers they own stopped) before it returns.
     pub fn run(mut self) -> ExitCode {
         // In the order of their numbers, whichever suite each belongs to.
-        self.trials.sort_by(|a, b| a.name().cmp(b.name()));
+        self.trials.sort_by_key(|(number, _)| *number);
         let mut args = libtest_mimic::Arguments::from_args();
         if args.test_threads.is_none() {
             let env = std::env::var("RUST_TEST_THREADS").ok().and_then(|n| n.parse().ok());
             args.test_threads = Some(env.unwrap_or(1));
         }
-        libtest_mimic::run(&args, self.trials).exit_code()
+        libtest_mimic::run(&args, self.trials.into_iter().map(|(_, t)| t).collect()).exit_code()
     }
 }
 
@@ -388,19 +390,9 @@ pub(crate) fn get_wait(ch: &Arc<dyn Channel>, queue: &str, wait: Duration) -> Ch
     }
 }
 
-/// Takes every message from a queue (each acked), waiting `SETTLE` after the last for stragglers.
-pub(crate) fn drain_queue(ch: &Arc<dyn Channel>, queue: &str) -> Check<Vec<Message>> {
-    let mut out = Vec::new();
-    while let Some(m) = get_wait(ch, queue, SETTLE)? {
-        m.ack().ctx("ack")?;
-        out.push(m);
-    }
-    Ok(out)
-}
-
 /// The bodies of messages, as text.
-pub(crate) fn bodies(messages: &[Message]) -> Vec<String> {
-    messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect()
+pub(crate) fn bodies<M: std::borrow::Borrow<Message>>(messages: &[M]) -> Vec<String> {
+    messages.iter().map(|m| String::from_utf8_lossy(&m.borrow().body).into_owned()).collect()
 }
 
 /// Whether an error is of the kind.
