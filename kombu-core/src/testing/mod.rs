@@ -14,8 +14,10 @@
 //!
 //! Each case is then a test named `c<number>_<name in snake case>` (`c12_prefetch_limits_unacked_deliveries`),
 //! so `cargo test -p kombu-redis --test conformance prefetch` (or `c12`) runs one case and `-- --list` lists
-//! them; a case added to the table runs on every backend. Cases run one at a time unless `--test-threads`
-//! (or `RUST_TEST_THREADS`) says otherwise: some wait on timers and would be disturbed by a busy machine.
+//! them; a case added to the table runs on every backend. A case written against the seam of both APIs
+//! also runs through the async API (feature `tokio`) as case 100 + its number
+//! (`c107_message_round_trip_async`). Cases run one at a time unless `--test-threads` (or
+//! `RUST_TEST_THREADS`) says otherwise: some wait on timers and would be disturbed by a busy machine.
 //!
 //! A case that needs a capability the transport declares it lacks (see [`Capabilities`]) is skipped by
 //! name, with the reason, never silently: it runs, checks the capability, and is reported as ignored
