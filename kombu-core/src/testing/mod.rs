@@ -220,9 +220,11 @@ impl Suite {
 }
 
 /// The test name of a case: `c12_prefetch_limits_unacked_deliveries` (the number, and the name in snake
-/// case up to its first colon).
+/// case up to its first colon, then `_async` for a case through the async API whose name has a colon).
 pub fn test_name(number: u32, name: &str) -> String {
-    let words = name.split(':').next().unwrap_or(name).to_lowercase();
+    let head = name.split(':').next().unwrap_or(name);
+    let tail = if head != name && name.ends_with(" (async)") { " async" } else { "" };
+    let words = format!("{head}{tail}").to_lowercase();
     let words: Vec<&str> = words.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
     format!("c{number:02}_{}", words.join("_"))
 }
@@ -421,6 +423,8 @@ mod tests {
     fn test_names_carry_the_number_and_the_words() {
         assert_eq!(test_name(12, "prefetch limits unacked deliveries"), "c12_prefetch_limits_unacked_deliveries");
         assert_eq!(test_name(3, "one Hub, two backends: memory and redis"), "c03_one_hub_two_backends");
+        assert_eq!(test_name(107, "message round trip (async)"), "c107_message_round_trip_async");
+        assert_eq!(test_name(130, "one kind: closed channel (async)"), "c130_one_kind_async");
     }
 
     #[test]

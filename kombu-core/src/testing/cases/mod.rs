@@ -153,7 +153,7 @@ cases! {
     27 "unhandled messages go to on_error or the dead-letter queue" poison_dead_letter,
     28 "max_redeliveries sends a message to the dead-letter queue" max_redeliveries both,
     31 "unknown or out-of-range options are errors" options_checked,
-    30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition,
+    30 "one condition, one ErrorKind on every backend: closed channel, closed connection, passive declare of a missing queue or exchange, refused credentials, refused connection" one_kind_per_condition both,
     32 "a silent broker on the same Hub delays no other connection" silent_broker,
     33 "a dropped subscription stops delivery; a cancelled consumer consumes again" consume_again,
     34 "a forwarded message arrives as it was received" forward both,

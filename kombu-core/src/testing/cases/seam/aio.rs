@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Body, Check, Consume, Context, Delivery, Sending};
 use crate::aio;
+use crate::connection::RetryPolicy;
 use crate::entity::{Exchange, ExchangeKind, Queue, QueueInfo};
 use crate::error::Result;
 use crate::fields::FieldTable;
@@ -92,6 +93,17 @@ impl super::Conn for Conn {
         }
         Ok(Box::new(Prod { p: Some(p), rt: self.rt.clone() }))
     }
+
+    fn close(&self) -> Result<()> {
+        self.rt.block_on(self.conn.close())
+    }
+}
+
+/// Connects once to `url`, with no retries, on a runtime of its own.
+pub(super) fn connect_once(url: &str) -> Check<Result<()>> {
+    let rt = Rt::new()?;
+    let conn = aio::Connection::builder(url).retry(RetryPolicy::none()).open().ctx("open")?;
+    Ok(rt.block_on(conn.connect()))
 }
 
 struct Chan {
@@ -117,6 +129,9 @@ impl super::Chan for Chan {
     }
     fn delete_queue(&self, name: &str) -> Result<u64> {
         self.rt.block_on(self.ch.delete_queue(name, false, false))
+    }
+    fn delete_exchange(&self, name: &str) -> Result<()> {
+        self.rt.block_on(self.ch.delete_exchange(name, false))
     }
     fn purge_queue(&self, name: &str) -> Result<u64> {
         self.rt.block_on(self.ch.purge_queue(name))

@@ -51,6 +51,10 @@ impl super::Conn for Conn {
         }
         Ok(Box::new(Prod(p)))
     }
+
+    fn close(&self) -> Result<()> {
+        self.0.close()
+    }
 }
 
 struct Chan(Arc<dyn Channel>);
@@ -73,6 +77,9 @@ impl super::Chan for Chan {
     }
     fn delete_queue(&self, name: &str) -> Result<u64> {
         self.0.delete_queue(name, false, false)
+    }
+    fn delete_exchange(&self, name: &str) -> Result<()> {
+        self.0.delete_exchange(name, false)
     }
     fn purge_queue(&self, name: &str) -> Result<u64> {
         self.0.purge_queue(name)

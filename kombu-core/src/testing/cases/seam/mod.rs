@@ -13,6 +13,7 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::{Check, Context, Ctx, SETTLE};
+use crate::connection::RetryPolicy;
 use crate::entity::{Exchange, Queue, QueueInfo};
 use crate::error::Result;
 use crate::fields::FieldTable;
@@ -39,6 +40,18 @@ impl Api {
             Api::Async => Ok(Box::new(aio::Conn::open(ctx.url())?)),
         }
     }
+
+    /// Connects once to `url`, with no retries: how the connect ended (an `Err` if it could not open).
+    pub(crate) fn connect_once(self, url: &str) -> Check<Result<()>> {
+        match self {
+            Api::Blocking => {
+                let conn = crate::Connection::builder(url).retry(RetryPolicy::none()).open().ctx("open")?;
+                Ok(conn.connect())
+            }
+            #[cfg(feature = "tokio")]
+            Api::Async => aio::connect_once(url),
+        }
+    }
 }
 
 /// A connection.
@@ -49,6 +62,8 @@ pub(crate) trait Conn {
     fn consume(&self, queues: Vec<Queue>, how: Consume) -> Result<Box<dyn Stream>>;
     /// A producer on the connection's default channel, with a default serializer and compression.
     fn producer(&self, serializer: Option<&str>, compression: Option<&str>) -> Result<Box<dyn Prod>>;
+    /// Closes the connection.
+    fn close(&self) -> Result<()>;
 }
 
 /// A channel: the calls of `Channel` the cases use; `publish` sends a message as it is.
@@ -59,6 +74,7 @@ pub(crate) trait Chan {
     fn bind_queue(&self, queue: &str, exchange: &str, key: &str) -> Result<()>;
     fn unbind_queue(&self, queue: &str, exchange: &str, key: &str) -> Result<()>;
     fn delete_queue(&self, name: &str) -> Result<u64>;
+    fn delete_exchange(&self, name: &str) -> Result<()>;
     fn purge_queue(&self, name: &str) -> Result<u64>;
     fn publish(&self, message: Message, exchange: &str, key: &str) -> Result<()>;
     fn get(&self, queue: &str) -> Result<Option<Delivery>>;
