@@ -175,7 +175,8 @@ fn suite_catches_each_defect_and_passes_without_it() {
         (Defect::UnbindIgnored, 6),
         (Defect::PurgeMiscounts, 15),
     ];
-    for (defect, case) in checks {
+    // Each case through the blocking API, and through the async API (its number + 100).
+    for (defect, case) in checks.into_iter().flat_map(|(d, c)| [(d, c), (d, c + 100)]) {
         let broken = suite_with(defect, case);
         assert!(matches!(broken, Outcome::Failed(_)), "{defect:?}: case {case} should fail, got {broken:?}");
         let healthy = suite_with(Defect::None, case);

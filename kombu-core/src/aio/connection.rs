@@ -185,6 +185,18 @@ impl Channel {
         self.call(move |ch| ch.bind_queue(&q, &ex, &key, &args)).await
     }
 
+    /// Removes a binding of a queue to an exchange.
+    pub async fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        let (q, ex, key, args) = (queue.to_owned(), exchange.to_owned(), routing_key.to_owned(), arguments.clone());
+        self.call(move |ch| ch.unbind_queue(&q, &ex, &key, &args)).await
+    }
+
     /// Deletes a queue; returns how many messages it held.
     pub async fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u64> {
         let name = name.to_owned();

@@ -14,8 +14,10 @@
 //!
 //! Each case is then a test named `c<number>_<name in snake case>` (`c12_prefetch_limits_unacked_deliveries`),
 //! so `cargo test -p kombu-redis --test conformance prefetch` (or `c12`) runs one case and `-- --list` lists
-//! them; a case added to the table runs on every backend. Cases run one at a time unless `--test-threads`
-//! (or `RUST_TEST_THREADS`) says otherwise: some wait on timers and would be disturbed by a busy machine.
+//! them; a case added to the table runs on every backend. A case written against the seam of both APIs
+//! also runs through the async API (feature `tokio`) as case 100 + its number
+//! (`c107_message_round_trip_async`). Cases run one at a time unless `--test-threads` (or
+//! `RUST_TEST_THREADS`) says otherwise: some wait on timers and would be disturbed by a busy machine.
 //!
 //! A case that needs a capability the transport declares it lacks (see [`Capabilities`]) is skipped by
 //! name, with the reason, never silently: it runs, checks the capability, and is reported as ignored
@@ -175,7 +177,7 @@ impl Suite {
         let ctx = Ctx { suite: self, caps };
         let _turn = Turn::take(cases::runs_alone(case.number));
         let start = Instant::now();
-        let outcome = match (case.run)(&ctx) {
+        let outcome = match case.run.call(&ctx) {
             Ok(Verdict::Pass) => Outcome::Passed,
             Ok(Verdict::Skip(why)) => Outcome::Skipped(why),
             Err(why) => Outcome::Failed(why),
@@ -219,9 +221,11 @@ impl Suite {
 }
 
 /// The test name of a case: `c12_prefetch_limits_unacked_deliveries` (the number, and the name in snake
-/// case up to its first colon).
+/// case up to its first colon, then `_async` for a case through the async API whose name has a colon).
 pub fn test_name(number: u32, name: &str) -> String {
-    let words = name.split(':').next().unwrap_or(name).to_lowercase();
+    let head = name.split(':').next().unwrap_or(name);
+    let tail = if head != name && name.ends_with(" (async)") { " async" } else { "" };
+    let words = format!("{head}{tail}").to_lowercase();
     let words: Vec<&str> = words.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
     format!("c{number:02}_{}", words.join("_"))
 }
@@ -246,7 +250,8 @@ impl Lazy {
 /// harness (a name filter, `--list`, `--exact`, `--test-threads`, ...).
 #[derive(Default)]
 pub struct Tests {
-    trials: Vec<libtest_mimic::Trial>,
+    /// Each test with the number of its case.
+    trials: Vec<(u32, libtest_mimic::Trial)>,
 }
 
 impl fmt::Debug for Tests {
@@ -273,7 +278,7 @@ impl Tests {
         let lazy = Arc::new(Lazy { suite: OnceLock::new(), make: Mutex::new(Some(Box::new(make))) });
         for case in cases::all().filter(|c| numbers.contains(&c.number)) {
             let lazy = lazy.clone();
-            self.trials.push(libtest_mimic::Trial::ignorable_test(test_name(case.number, case.name), move || {
+            let test = libtest_mimic::Trial::ignorable_test(test_name(case.number, case.name), move || {
                 down::install();
                 let suite = lazy.get();
                 let caps = suite.capabilities()?;
@@ -286,7 +291,8 @@ impl Tests {
                         Err(format!("case {} ({}) on {}: {why}", case.number, case.name, suite.url).into())
                     }
                 }
-            }));
+            });
+            self.trials.push((case.number, test));
         }
         self
     }
@@ -296,13 +302,13 @@ impl Tests {
     /// (and servers they own stopped) before it returns.
     pub fn run(mut self) -> ExitCode {
         // In the order of their numbers, whichever suite each belongs to.
-        self.trials.sort_by(|a, b| a.name().cmp(b.name()));
+        self.trials.sort_by_key(|(number, _)| *number);
         let mut args = libtest_mimic::Arguments::from_args();
         if args.test_threads.is_none() {
             let env = std::env::var("RUST_TEST_THREADS").ok().and_then(|n| n.parse().ok());
             args.test_threads = Some(env.unwrap_or(1));
         }
-        libtest_mimic::run(&args, self.trials).exit_code()
+        libtest_mimic::run(&args, self.trials.into_iter().map(|(_, t)| t).collect()).exit_code()
     }
 }
 
@@ -389,19 +395,9 @@ pub(crate) fn get_wait(ch: &Arc<dyn Channel>, queue: &str, wait: Duration) -> Ch
     }
 }
 
-/// Takes every message from a queue (each acked), waiting `SETTLE` after the last for stragglers.
-pub(crate) fn drain_queue(ch: &Arc<dyn Channel>, queue: &str) -> Check<Vec<Message>> {
-    let mut out = Vec::new();
-    while let Some(m) = get_wait(ch, queue, SETTLE)? {
-        m.ack().ctx("ack")?;
-        out.push(m);
-    }
-    Ok(out)
-}
-
 /// The bodies of messages, as text.
-pub(crate) fn bodies(messages: &[Message]) -> Vec<String> {
-    messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect()
+pub(crate) fn bodies<M: std::borrow::Borrow<Message>>(messages: &[M]) -> Vec<String> {
+    messages.iter().map(|m| String::from_utf8_lossy(&m.borrow().body).into_owned()).collect()
 }
 
 /// Whether an error is of the kind.
@@ -449,6 +445,8 @@ mod tests {
     fn test_names_carry_the_number_and_the_words() {
         assert_eq!(test_name(12, "prefetch limits unacked deliveries"), "c12_prefetch_limits_unacked_deliveries");
         assert_eq!(test_name(3, "one Hub, two backends: memory and redis"), "c03_one_hub_two_backends");
+        assert_eq!(test_name(107, "message round trip (async)"), "c107_message_round_trip_async");
+        assert_eq!(test_name(130, "one kind: closed channel (async)"), "c130_one_kind_async");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Cases 33-34: the user API leaves no traps: a dropped subscription stops delivery and a consumer consumes
-//! again after a cancel; a forwarded message arrives as it was received.
+//! again after a cancel (the blocking `Consumer`); a forwarded message arrives as it was received (through
+//! both APIs).
 
 use super::*;
 
@@ -38,33 +39,36 @@ pub(super) fn consume_again(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-pub(super) fn forward(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn forward(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let first = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&first).ctx("declare")?;
-    let producer = Producer::new(&conn).ctx("producer")?.compression("zlib");
-    producer
-        .publish(&serde_json::json!({"n": 1, "text": "héllo"}))
-        .routing_key(&first.name)
-        .header("h", "v")
-        .header("nested", serde_json::json!({"list": [1, "two", true], "x": null}))
-        .priority(3)
-        .correlation_id("corr-1")
-        .reply_to("replies")
-        .message_id("mid-1")
-        .timestamp(1_700_000_000)
-        .send()
-        .ctx("publish")?;
-    let received = get_wait(&ch, &first.name, WAIT)?.ok_or("the published message did not arrive")?;
+    let producer = conn.producer(None, Some("zlib")).ctx("producer")?;
+    let mut headers = FieldTable::new();
+    headers.insert("h", "v");
+    headers.insert("nested", serde_json::json!({"list": [1, "two", true], "x": null}));
+    let how = Sending {
+        routing_key: &first.name,
+        headers,
+        priority: Some(3),
+        correlation_id: Some("corr-1"),
+        reply_to: Some("replies"),
+        message_id: Some("mid-1"),
+        timestamp: Some(1_700_000_000),
+        ..Sending::default()
+    };
+    producer.send(Body::Value(&serde_json::json!({"n": 1, "text": "héllo"})), &how).ctx("publish")?;
+    let received = get_within(&*ch, &first.name, WAIT)?.ok_or("the published message did not arrive")?;
     // Neither the relay's serializer nor its compression may touch a forwarded message; it declares the
     // exchange and the queue it forwards to, as for any publish.
     let ex = Exchange::direct(ctx.name("ex")).durable(false);
     let target = Queue::with_exchange(ctx.name("q"), ex.clone(), "relayed").durable(false);
-    let relay = Producer::new(&conn).ctx("relay producer")?.serializer("text").compression("gzip");
-    relay.forward(&received).exchange(&ex).routing_key("relayed").declare(&target).send().ctx("forward")?;
+    let relay = conn.producer(Some("text"), Some("gzip")).ctx("relay producer")?;
+    let how = Sending { exchange: Some(&ex), routing_key: "relayed", declare: Some(&target), ..Sending::default() };
+    relay.send(Body::Forward(&received), &how).ctx("forward")?;
     received.ack().ctx("ack")?;
-    let got = get_wait(&ch, &target.name, WAIT)?.ok_or("the forwarded message did not arrive")?;
+    let got = get_within(&*ch, &target.name, WAIT)?.ok_or("the forwarded message did not arrive")?;
     got.ack().ctx("ack forwarded")?;
     if got.body != received.body {
         return fail(format!("body changed: {} bytes received, {} forwarded", received.body.len(), got.body.len()));

@@ -1,4 +1,5 @@
-//! Cases 27-28: unhandled messages and the dead-letter queue, and `max_redeliveries`.
+//! Cases 27-28: unhandled messages and the dead-letter queue (the blocking API's callbacks), and
+//! `max_redeliveries` (through both APIs).
 
 use super::*;
 
@@ -64,37 +65,37 @@ fn broker_dead_letter(ctx: &Ctx, conn: &Connection) -> Check {
     Ok(())
 }
 
-pub(super) fn max_redeliveries(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn max_redeliveries(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
-    publish(&ch, "", &q.name, text("boomerang"))?;
-    let seen: Arc<Mutex<Vec<Option<u32>>>> = Arc::default();
-    let s = seen.clone();
+    send(&*ch, "", &q.name, text("boomerang"))?;
     let policy = PoisonPolicy::default().with_max_redeliveries(Some(2));
-    let c = Consumer::new(&conn, [q.clone()]).poison_policy(policy.clone()).on_message(move |m| {
-        if let Ok(mut s) = s.lock() {
-            s.push(m.delivery_info.redeliveries);
+    let how = Consume { poison: Some(policy.clone()), ..Consume::default() };
+    let mut stream = conn.consume(vec![q.clone()], how).ctx("consume")?;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let m = stream.next(WAIT).ctx("consume")?.ok_or_else(|| format!("after {seen:?} no redelivery came"))?;
+        seen.push(m.delivery_info.redeliveries);
+        if m.delivery_info.redeliveries.is_none() {
+            m.reject(true).ctx("requeue")?;
+            stream.cancel().ctx("cancel")?;
+            drop(stream);
+            let _ = ch.purge_queue(&q.name);
+            return skip("the backend does not count redeliveries (DeliveryInfo::redeliveries is None)");
         }
-        let _ = m.requeue();
-    });
-    let sub = c.consume().ctx("consume")?;
-    drain_until(&conn, || seen.lock().map(|s| s.len() >= 2).unwrap_or(false))?;
-    if seen.lock().map_err(|_| "lock")?.iter().any(Option::is_none) {
-        sub.cancel().ctx("cancel")?;
-        let _ = ch.purge_queue(&q.name);
-        return skip("the backend does not count redeliveries (DeliveryInfo::redeliveries is None)");
+        m.reject(true).ctx("requeue")?;
     }
-    let dead = wait_dead_letter(&conn, &policy.dead_letter_queue(&q.name))?;
-    let s = seen.lock().map_err(|_| "lock")?.clone();
-    if s != [Some(0), Some(1), Some(2)] {
+    let dead = wait_dead_letter_of(&*conn, &mut *stream, &policy.dead_letter_queue(&q.name))?;
+    if seen != [Some(0), Some(1), Some(2)] {
         return fail(format!(
-            "callback saw deliveries with redeliveries {s:?}; expected [0, 1, 2] then the dead-letter queue"
+            "the consumer saw deliveries with redeliveries {seen:?}; expected [0, 1, 2] then the dead-letter queue"
         ));
     }
     if &dead.body[..] != b"boomerang" {
         return fail("dead-lettered body changed");
     }
+    stream.cancel().ctx("cancel")?;
     Ok(Verdict::Pass)
 }

@@ -1,9 +1,10 @@
-//! Cases 7-18: a message's round trip and its life in a queue: order, ack, reject, restore, prefetch, sharing, priorities, purge, TTL, fairness, cancel.
+//! Cases 7-18: a message's round trip and its life in a queue: order, ack, reject, restore, prefetch,
+//! sharing, priorities, purge, TTL, fairness, cancel; through both APIs.
 
 use super::*;
 
-pub(super) fn round_trip(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn round_trip(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
@@ -34,8 +35,8 @@ pub(super) fn round_trip(ctx: &Ctx) -> Check<Verdict> {
         m.properties.timestamp = Some(1_700_000_000);
         m.properties.delivery_mode = Some(DeliveryMode::Persistent);
         let sent = m.clone();
-        publish(&ch, "", &q.name, m)?;
-        let got = get_wait(&ch, &q.name, WAIT)?.ok_or_else(|| format!("{what}: message did not arrive"))?;
+        send(&*ch, "", &q.name, m)?;
+        let got = get_within(&*ch, &q.name, WAIT)?.ok_or_else(|| format!("{what}: message did not arrive"))?;
         got.ack().ctx("ack")?;
         if got.body != sent.body {
             return fail(format!("{what}: body changed ({} bytes sent, {} received)", sent.body.len(), got.body.len()));
@@ -67,74 +68,74 @@ pub(super) fn round_trip(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-pub(super) fn fifo(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn fifo(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
     let sent: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
     for b in &sent {
-        publish(&ch, "", &q.name, text(b))?;
+        send(&*ch, "", &q.name, text(b))?;
     }
-    let got = bodies(&drain_queue(&ch, &q.name)?);
+    let got = bodies(&take_all(&*ch, &q.name)?);
     if got != sent {
         return fail(format!("order changed: {got:?}"));
     }
     Ok(Verdict::Pass)
 }
 
-pub(super) fn ack_removes(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn ack_removes(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
-    publish(&ch, "", &q.name, text("once"))?;
-    let m = get_wait(&ch, &q.name, WAIT)?.ok_or("message did not arrive")?;
+    send(&*ch, "", &q.name, text("once"))?;
+    let m = get_within(&*ch, &q.name, WAIT)?.ok_or("message did not arrive")?;
     m.ack().ctx("ack")?;
     if m.ack().is_ok() {
         return fail("a second ack of the same message succeeded");
     }
     ch.close().ctx("close")?;
     let ch2 = conn.channel().ctx("second channel")?;
-    if let Some(again) = get_wait(&ch2, &q.name, SETTLE)? {
+    if let Some(again) = get_within(&*ch2, &q.name, SETTLE)? {
         return fail(format!("acked message seen again: {:?}", String::from_utf8_lossy(&again.body)));
     }
     Ok(Verdict::Pass)
 }
 
-pub(super) fn reject(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn reject(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
-    publish(&ch, "", &q.name, text("bounce"))?;
-    let m = get_wait(&ch, &q.name, WAIT)?.ok_or("message did not arrive")?;
+    send(&*ch, "", &q.name, text("bounce"))?;
+    let m = get_within(&*ch, &q.name, WAIT)?.ok_or("message did not arrive")?;
     if m.delivery_info.redelivered {
         return fail("first delivery is marked redelivered");
     }
     m.reject(true).ctx("reject(requeue)")?;
-    let again = get_wait(&ch, &q.name, WAIT)?.ok_or("requeued message did not come back")?;
+    let again = get_within(&*ch, &q.name, WAIT)?.ok_or("requeued message did not come back")?;
     if !again.delivery_info.redelivered || &again.body[..] != b"bounce" {
         return fail(format!("requeued message: redelivered={}", again.delivery_info.redelivered));
     }
     again.reject(false).ctx("reject(drop)")?;
-    if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
+    if let Some(m) = get_within(&*ch, &q.name, SETTLE)? {
         return fail(format!("rejected message came back: {:?}", String::from_utf8_lossy(&m.body)));
     }
     Ok(Verdict::Pass)
 }
 
-pub(super) fn unacked_restored(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn unacked_restored(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
-    publish(&ch, "", &q.name, text("keep-me"))?;
-    let m = get_wait(&ch, &q.name, WAIT)?.ok_or("message did not arrive")?;
+    send(&*ch, "", &q.name, text("keep-me"))?;
+    let m = get_within(&*ch, &q.name, WAIT)?.ok_or("message did not arrive")?;
     drop(m);
     ch.close().ctx("close")?;
     let ch2 = conn.channel().ctx("second channel")?;
-    let back = get_wait(&ch2, &q.name, WAIT)?.ok_or("unacked message was lost when its channel closed")?;
+    let back = get_within(&*ch2, &q.name, WAIT)?.ok_or("unacked message was lost when its channel closed")?;
     back.ack().ctx("ack")?;
     if !back.delivery_info.redelivered {
         return fail("restored message is not marked redelivered");
@@ -142,70 +143,59 @@ pub(super) fn unacked_restored(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-pub(super) fn prefetch(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn prefetch(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let q = Queue::new(ctx.name("q")).durable(false);
     let ch = conn.channel().ctx("channel")?;
     ch.declare(&q).ctx("declare")?;
     for i in 0..6 {
-        publish(&ch, "", &q.name, text(&format!("p{i}")))?;
+        send(&*ch, "", &q.name, text(&format!("p{i}")))?;
     }
-    let held: Arc<Mutex<Vec<Message>>> = Arc::default();
-    let h = held.clone();
-    let cch = conn.channel().ctx("consumer channel")?;
-    let c = Consumer::new(&conn, [q.clone()]).channel(cch).prefetch(2).on_message(move |m| {
-        if let Ok(mut h) = h.lock() {
-            h.push(m);
-        }
-    });
-    let sub = c.consume().ctx("consume")?;
-    let count = || held.lock().map(|h| h.len()).unwrap_or(0);
-    drain_until(&conn, || count() >= 2)?;
-    let end = Instant::now() + SETTLE;
-    while Instant::now() < end {
-        let _ = conn.drain_events(Some(Duration::from_millis(50)));
+    let mut stream =
+        conn.consume(vec![q.clone()], Consume { prefetch: Some(2), ..Consume::default() }).ctx("consume")?;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(stream.next(WAIT).ctx("consume")?.ok_or("with prefetch 2 not two messages came")?);
     }
-    if count() != 2 {
-        return fail(format!("with prefetch 2 the consumer holds {} unacked messages", count()));
+    if let Some(m) = stream.next(SETTLE).ctx("consume")? {
+        return fail(format!("with prefetch 2 and none acked a third message came: {m:?}"));
     }
-    let first = held.lock().map_err(|_| "lock")?.remove(0);
-    first.ack().ctx("ack")?;
-    drain_until(&conn, || count() >= 2)?;
-    let end = Instant::now() + SETTLE;
-    while Instant::now() < end {
-        let _ = conn.drain_events(Some(Duration::from_millis(50)));
+    held.remove(0).ack().ctx("ack")?;
+    held.push(stream.next(WAIT).ctx("consume")?.ok_or("after one ack no further message came")?);
+    if let Some(m) = stream.next(SETTLE).ctx("consume")? {
+        return fail(format!("after one ack of two a second further message came: {m:?}"));
     }
-    if count() != 2 {
-        return fail(format!("after one ack the consumer holds {} (expected 2)", count()));
-    }
-    for m in held.lock().map_err(|_| "lock")?.drain(..) {
+    for m in held {
         m.ack().ctx("ack")?;
     }
-    sub.cancel().ctx("cancel")?;
+    stream.cancel().ctx("cancel")?;
     Ok(Verdict::Pass)
 }
 
-pub(super) fn two_consumers(ctx: &Ctx) -> Check<Verdict> {
+pub(super) fn two_consumers(ctx: &Ctx, api: Api) -> Check<Verdict> {
     let q = Queue::new(ctx.name("q")).durable(false);
-    let a = ctx.open()?;
-    let b = ctx.open()?;
+    let a = api.open(ctx)?;
+    let b = api.open(ctx)?;
     let ch = a.channel().ctx("channel")?;
     ch.declare(&q).ctx("declare")?;
-    let (ca, sa) = recorder(&a, vec![q.clone()])?;
-    let (cb, sb) = recorder(&b, vec![q.clone()])?;
+    let mut sa = a.consume(vec![q.clone()], Consume::default()).ctx("consume")?;
+    let mut sb = b.consume(vec![q.clone()], Consume::default()).ctx("consume")?;
     let n = 20;
     for i in 0..n {
-        publish(&ch, "", &q.name, text(&format!("m{i}")))?;
+        send(&*ch, "", &q.name, text(&format!("m{i}")))?;
     }
-    let total = || sa.lock().map(|s| s.len()).unwrap_or(0) + sb.lock().map(|s| s.len()).unwrap_or(0);
+    let mut all = Vec::new();
     let end = Instant::now() + WAIT;
-    while total() < n && Instant::now() < end {
-        let _ = a.drain_events(Some(Duration::from_millis(20)));
-        let _ = b.drain_events(Some(Duration::from_millis(20)));
+    while all.len() < n && Instant::now() < end {
+        for stream in [&mut sa, &mut sb] {
+            if let Some(m) = stream.next(Duration::from_millis(20)).ctx("consume")? {
+                m.ack().ctx("ack")?;
+                all.push(String::from_utf8_lossy(&m.body).into_owned());
+            }
+        }
     }
-    drop((ca, cb));
-    let mut all: Vec<String> = sa.lock().map_err(|_| "lock")?.iter().map(|(_, b)| b.clone()).collect();
-    all.extend(sb.lock().map_err(|_| "lock")?.iter().map(|(_, b)| b.clone()));
+    sa.cancel().ctx("cancel")?;
+    sb.cancel().ctx("cancel")?;
     let unique: BTreeSet<&String> = all.iter().collect();
     if all.len() != n || unique.len() != n {
         return fail(format!("{} deliveries, {} distinct, expected {n} of each", all.len(), unique.len()));
@@ -213,18 +203,18 @@ pub(super) fn two_consumers(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-pub(super) fn priorities(ctx: &Ctx) -> Check<Verdict> {
+pub(super) fn priorities(ctx: &Ctx, api: Api) -> Check<Verdict> {
     let Some(order) = ctx.caps().priority.clone() else { return skip("transport declares no priorities") };
-    let conn = ctx.open()?;
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false).max_priority(9);
     ch.declare(&q).ctx("declare")?;
     let sent: [u8; 7] = [0, 2, 5, 9, 3, 0, 9];
     for (i, p) in sent.iter().enumerate() {
-        publish(&ch, "", &q.name, text(&format!("{p}:{i}")).priority(*p))?;
+        send(&*ch, "", &q.name, text(&format!("{p}:{i}")).priority(*p))?;
     }
     std::thread::sleep(Duration::from_millis(50));
-    let got = bodies(&drain_queue(&ch, &q.name)?);
+    let got = bodies(&take_all(&*ch, &q.name)?);
     let mut want: Vec<(usize, u8, usize)> = sent.iter().enumerate().map(|(i, p)| (0, *p, i)).collect();
     match &order {
         PriorityOrder::HighestFirst => want.sort_by_key(|(_, p, i)| (std::cmp::Reverse(*p), *i)),
@@ -240,13 +230,13 @@ pub(super) fn priorities(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-pub(super) fn purge(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn purge(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
     for i in 0..5 {
-        publish(&ch, "", &q.name, text(&format!("m{i}")))?;
+        send(&*ch, "", &q.name, text(&format!("m{i}")))?;
     }
     let end = Instant::now() + WAIT;
     while ch.declare_queue(&q, true).ctx("passive declare")?.message_count < 5 && Instant::now() < end {
@@ -256,59 +246,55 @@ pub(super) fn purge(ctx: &Ctx) -> Check<Verdict> {
     if n != 5 {
         return fail(format!("purge reported {n}, expected 5"));
     }
-    if let Some(m) = get_wait(&ch, &q.name, SETTLE)? {
+    if let Some(m) = get_within(&*ch, &q.name, SETTLE)? {
         return fail(format!("message left after purge: {:?}", String::from_utf8_lossy(&m.body)));
     }
     Ok(Verdict::Pass)
 }
 
-pub(super) fn ttl(ctx: &Ctx) -> Check<Verdict> {
+pub(super) fn ttl(ctx: &Ctx, api: Api) -> Check<Verdict> {
     if !ctx.caps().message_ttl {
         return skip("transport declares no message TTL");
     }
-    let conn = ctx.open()?;
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false).message_ttl(Duration::from_millis(150));
     ch.declare(&q).ctx("declare")?;
-    publish(&ch, "", &q.name, text("expires-by-queue-ttl"))?;
+    send(&*ch, "", &q.name, text("expires-by-queue-ttl"))?;
     let mut short = text("expires-by-message");
     short.properties.expiration = Some(Duration::from_millis(100));
     let q2 = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q2).ctx("declare")?;
-    publish(&ch, "", &q2.name, short)?;
-    publish(&ch, "", &q2.name, text("lives"))?;
+    send(&*ch, "", &q2.name, short)?;
+    send(&*ch, "", &q2.name, text("lives"))?;
     std::thread::sleep(Duration::from_millis(400));
-    let a = bodies(&drain_queue(&ch, &q.name)?);
-    let b = bodies(&drain_queue(&ch, &q2.name)?);
+    let a = bodies(&take_all(&*ch, &q.name)?);
+    let b = bodies(&take_all(&*ch, &q2.name)?);
     if !a.is_empty() || b != ["lives"] {
         return fail(format!("after expiry: queue-ttl queue gave {a:?}, per-message queue gave {b:?}"));
     }
     Ok(Verdict::Pass)
 }
 
-pub(super) fn fair_queues(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn fair_queues(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let qa = Queue::new(ctx.name("qa")).durable(false);
     let qb = Queue::new(ctx.name("qb")).durable(false);
     ch.declare(&qa).ctx("declare")?;
     ch.declare(&qb).ctx("declare")?;
     for i in 0..20 {
-        publish(&ch, "", &qa.name, text(&format!("a{i}")))?;
-        publish(&ch, "", &qb.name, text(&format!("b{i}")))?;
+        send(&*ch, "", &qa.name, text(&format!("a{i}")))?;
+        send(&*ch, "", &qb.name, text(&format!("b{i}")))?;
     }
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let s = seen.clone();
-    let c = Consumer::new(&conn, [qa, qb]).prefetch(1).on_message(move |m| {
-        if let Ok(mut s) = s.lock() {
-            s.push(String::from_utf8_lossy(&m.body).into_owned());
-        }
-        let _ = m.ack();
-    });
-    let sub = c.consume().ctx("consume")?;
-    drain_until(&conn, || seen.lock().map(|s| s.len() >= 10).unwrap_or(false))?;
-    sub.cancel().ctx("cancel")?;
-    let first10: Vec<String> = seen.lock().map_err(|_| "lock")?.iter().take(10).cloned().collect();
+    let mut stream = conn.consume(vec![qa, qb], Consume { prefetch: Some(1), ..Consume::default() }).ctx("consume")?;
+    let mut first10 = Vec::new();
+    while first10.len() < 10 {
+        let m = stream.next(WAIT).ctx("consume")?.ok_or("timed out waiting for deliveries")?;
+        m.ack().ctx("ack")?;
+        first10.push(String::from_utf8_lossy(&m.body).into_owned());
+    }
+    stream.cancel().ctx("cancel")?;
     let from_a = first10.iter().filter(|b| b.starts_with('a')).count();
     if !(3..=7).contains(&from_a) {
         return fail(format!(
@@ -319,24 +305,22 @@ pub(super) fn fair_queues(ctx: &Ctx) -> Check<Verdict> {
     Ok(Verdict::Pass)
 }
 
-pub(super) fn cancel(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn cancel(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let ch = conn.channel().ctx("channel")?;
     let q = Queue::new(ctx.name("q")).durable(false);
     ch.declare(&q).ctx("declare")?;
-    let (sub, seen) = recorder(&conn, vec![q.clone()])?;
-    publish(&ch, "", &q.name, text("before"))?;
-    drain_until(&conn, || seen.lock().map(|s| !s.is_empty()).unwrap_or(false))?;
-    sub.cancel().ctx("cancel")?;
+    let mut stream = conn.consume(vec![q.clone()], Consume::default()).ctx("consume")?;
+    send(&*ch, "", &q.name, text("before"))?;
+    stream.next(WAIT).ctx("consume")?.ok_or("the message published before cancel did not come")?.ack().ctx("ack")?;
+    stream.cancel().ctx("cancel")?;
     for i in 0..3 {
-        publish(&ch, "", &q.name, text(&format!("after{i}")))?;
+        send(&*ch, "", &q.name, text(&format!("after{i}")))?;
     }
-    let _ = conn.drain_events(Some(SETTLE));
-    let n = seen.lock().map(|s| s.len()).unwrap_or(0);
-    if n != 1 {
-        return fail(format!("cancelled consumer got {} messages after cancel", n - 1));
+    if let Some(m) = stream.next(SETTLE).ctx("consume")? {
+        return fail(format!("cancelled consumer got a message after cancel: {m:?}"));
     }
-    let left = drain_queue(&ch, &q.name)?;
+    let left = take_all(&*ch, &q.name)?;
     if left.len() != 3 {
         return fail(format!("{} of 3 messages stayed in the queue after cancel", left.len()));
     }

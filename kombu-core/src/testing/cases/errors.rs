@@ -1,4 +1,5 @@
-//! Cases 30-31: one `ErrorKind` per condition on every backend, and transport options checked.
+//! Cases 30-31: one `ErrorKind` per condition on every backend (through both APIs), and transport options
+//! checked.
 
 use super::*;
 
@@ -105,8 +106,8 @@ fn with_refused_port(url: &str) -> Check<String> {
     on_loopback_port(url, port)
 }
 
-pub(super) fn one_kind_per_condition(ctx: &Ctx) -> Check<Verdict> {
-    let conn = ctx.open()?;
+pub(super) fn one_kind_per_condition(ctx: &Ctx, api: Api) -> Check<Verdict> {
+    let conn = api.open(ctx)?;
     let q = Queue::new(ctx.name("q")).durable(false);
     let ex = Exchange::new(ctx.name("ex"), ExchangeKind::Direct).durable(false);
 
@@ -115,12 +116,8 @@ pub(super) fn one_kind_per_condition(ctx: &Ctx) -> Check<Verdict> {
     ch.declare(&q).ctx("declare")?;
     ch.close().ctx("close channel")?;
     expect_kind("declare on a closed channel", ch.declare(&q), ErrorKind::State)?;
-    expect_kind(
-        "publish on a closed channel",
-        ch.publish(text("x"), "", &q.name, &PublishOptions::default()),
-        ErrorKind::State,
-    )?;
-    expect_kind("get on a closed channel", ch.get(&q.name, false), ErrorKind::State)?;
+    expect_kind("publish on a closed channel", ch.publish(text("x"), "", &q.name), ErrorKind::State)?;
+    expect_kind("get on a closed channel", ch.get(&q.name), ErrorKind::State)?;
 
     // A passive declare of what does not exist: NotFound (each on a fresh channel: AMQP closes it).
     let missing = Queue::new(ctx.name("missing")).durable(false);
@@ -133,18 +130,14 @@ pub(super) fn one_kind_per_condition(ctx: &Ctx) -> Check<Verdict> {
     ch.declare_exchange(&ex, false).ctx("declare exchange")?;
     ch.declare_exchange(&ex, true).ctx("passive declare of an existing exchange")?;
     ch.declare_queue(&q, true).ctx("passive declare of an existing queue")?;
-    ch.delete_queue(&q.name, false, false).ctx("delete queue")?;
-    ch.delete_exchange(&ex.name, false).ctx("delete exchange")?;
+    ch.delete_queue(&q.name).ctx("delete queue")?;
+    ch.delete_exchange(&ex.name).ctx("delete exchange")?;
 
     // A connection the program closed: State, for its channels and for a new channel.
     let ch = conn.channel().ctx("channel")?;
     conn.close().ctx("close connection")?;
     expect_kind("declare on a channel of a closed connection", ch.declare(&q), ErrorKind::State)?;
-    expect_kind(
-        "publish on a channel of a closed connection",
-        ch.publish(text("x"), "", &q.name, &PublishOptions::default()),
-        ErrorKind::State,
-    )?;
+    expect_kind("publish on a channel of a closed connection", ch.publish(text("x"), "", &q.name), ErrorKind::State)?;
     expect_kind("a channel of a closed connection", conn.channel().map(|_| ()), ErrorKind::State)?;
 
     if !ctx.caps().external_broker {
@@ -156,11 +149,9 @@ pub(super) fn one_kind_per_condition(ctx: &Ctx) -> Check<Verdict> {
     }
     // Wrong credentials: AccessRefused (not recoverable: a retry cannot help).
     let bad = with_wrong_password(ctx.url())?;
-    let c = Connection::builder(&bad).retry(RetryPolicy::none()).open().ctx("open with a wrong password")?;
-    expect_kind("connecting with a wrong password", c.connect(), ErrorKind::AccessRefused)?;
+    expect_kind("connecting with a wrong password", api.connect_once(&bad)?, ErrorKind::AccessRefused)?;
     // Nothing listening: Connection, recoverable.
     let refused = with_refused_port(ctx.url())?;
-    let c = Connection::builder(&refused).retry(RetryPolicy::none()).open().ctx("open a refused port")?;
-    expect_kind("connecting to a port with nothing listening", c.connect(), ErrorKind::Connection)?;
+    expect_kind("connecting to a port with nothing listening", api.connect_once(&refused)?, ErrorKind::Connection)?;
     Ok(Verdict::Pass)
 }
