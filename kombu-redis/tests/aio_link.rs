@@ -3,12 +3,13 @@
 //! channel's next operation sees them; a refused unconfirmed send is reported by the next call; a link
 //! killed by the server sends what was unanswered again.
 
+mod common;
+
 use std::future::Future;
 
+use common::kill_named;
 use kombu_core::aio::{Connection, Producer};
 use kombu_core::Queue;
-
-kombu_core::register_transport!(kombu_redis::DESCRIPTOR);
 
 /// How many connections the server has accepted since it started.
 fn connections_received() -> u64 {
@@ -71,22 +72,6 @@ fn concurrent_first_sends_share_one_connection() {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-/// Kills every connection named `name`; returns how many.
-fn kill_named(name: &str) -> usize {
-    let client = redis::Client::open("redis://127.0.0.1:6379/0").expect("client");
-    let mut con = client.get_connection().expect("connection");
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).expect("CLIENT LIST");
-    let ids: Vec<String> = list
-        .lines()
-        .filter(|l| l.split(' ').any(|f| f == format!("name={name}")))
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
-        .collect();
-    for id in &ids {
-        let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut con);
-    }
-    ids.len()
 }
 
 /// The bodies in `queue`, taken one by one, oldest first.

@@ -12,21 +12,6 @@ use common::*;
 use kombu_core::transport::PublishOptions;
 use kombu_core::{Consumer, Message, Queue};
 
-/// Kills every connection named `name`; returns how many.
-fn kill_named(name: &str) -> usize {
-    let mut r = raw();
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut r).unwrap();
-    let ids: Vec<String> = list
-        .lines()
-        .filter(|l| l.split(' ').any(|f| f == format!("name={name}")))
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
-        .collect();
-    for id in &ids {
-        let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut r);
-    }
-    ids.len()
-}
-
 #[test]
 fn consumer_survives_client_kill_without_losing_messages() {
     const N: usize = 3000;

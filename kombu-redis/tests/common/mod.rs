@@ -137,3 +137,18 @@ impl Drop for PrivateRedis {
         self.stop();
     }
 }
+
+/// Kills every connection named `name`; returns how many.
+pub fn kill_named(name: &str) -> usize {
+    let mut r = raw();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut r).unwrap();
+    let ids: Vec<String> = list
+        .lines()
+        .filter(|l| l.split(' ').any(|f| f == format!("name={name}")))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+        .collect();
+    for id in &ids {
+        let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut r);
+    }
+    ids.len()
+}
