@@ -1,15 +1,17 @@
 //! The async link: the one non-blocking connection per kombu connection on which the async API's
 //! publishes and acks are pipelined, in the order they were made.
 //!
-//! A request (the packed commands of one publish or one ack) is queued and written at once by its
-//! caller, under a lock, so requests reach the server in call order. The link's reader task (spawned on
-//! the runtime that connected it, woken by the socket's readiness) reads the replies, matches them to
-//! the requests in order and wakes each waiting caller; it also writes what a full socket left over.
+//! A request (the packed commands of one publish or one ack) is queued under a lock, so requests reach
+//! the server in call order: written at once by its caller when it is the only one unanswered, otherwise
+//! by the link's reader task, which writes everything queued meanwhile in one go (many requests in flight
+//! cost one write, not one each). The reader task (spawned on the runtime that connected the socket,
+//! woken by its readiness) reads the replies, matches them to the requests in order and wakes each
+//! waiting caller.
 //!
 //! - A caller that waits (a confirmed publish, an ack) is woken when its replies are in.
-//! - An unconfirmed publish does not wait, except while [`WINDOW`] requests are unanswered; a refusal
-//!   of one is reported by the next call. [`AsyncLink::flush`] waits until every earlier request is
-//!   answered, so a channel reads its own writes.
+//! - An unconfirmed publish does not wait, except while [`WINDOW`] requests are unanswered (or a
+//!   megabyte is not written yet); a refusal of one is reported by the next call. [`AsyncLink::flush`]
+//!   waits until every earlier request is answered, so a channel reads its own writes.
 //! - A lost socket (or a `READONLY` reply: the server became a replica) keeps every unanswered request;
 //!   the next caller connects again (dialing through Sentinel, on the blocking pool) and sends them all
 //!   again in order, at least once. A script cache flushed meanwhile (`NOSCRIPT`) gets the scripts again.
@@ -35,6 +37,9 @@ use crate::resp::{Frame, FrameBuf};
 /// publisher's window).
 pub(crate) const WINDOW: usize = 128;
 
+/// Most bytes queued and not yet written before an unconfirmed publish waits for the writes.
+const MAX_UNWRITTEN: usize = 1 << 20;
+
 /// What a caller waits for.
 #[derive(Clone, Copy)]
 enum Until {
@@ -42,7 +47,7 @@ enum Until {
     Answered(u64),
     /// Every request up to this one answered.
     AllUpTo(u64),
-    /// Every byte written, and at most [`WINDOW`] requests unanswered.
+    /// At most [`MAX_UNWRITTEN`] bytes unwritten and [`WINDOW`] requests unanswered.
     Room,
 }
 
@@ -133,8 +138,12 @@ impl AsyncLink {
             let packed = Bytes::from(packed);
             w.out.extend_from_slice(&packed);
             w.queue.push_back(Request { id, what, packed, replies, got: 0, refused: None, awaited });
-            w.write_now();
+            if w.queue.len() == 1 {
+                // The only request: written now, its reply is what the caller waits for.
+                w.write_now();
+            }
             if !w.out.is_empty() {
+                // Others are in flight: the reader task writes everything that came meanwhile in one go.
                 w.kick.notify_one();
             }
             id
@@ -381,7 +390,7 @@ impl Wire {
     }
 
     fn has_room(&self) -> bool {
-        self.io.is_some() && self.out.is_empty() && self.queue.len() <= WINDOW
+        self.io.is_some() && self.out.len() <= MAX_UNWRITTEN && self.queue.len() <= WINDOW
     }
 
     fn wake_all(&mut self) {
