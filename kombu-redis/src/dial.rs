@@ -30,6 +30,16 @@ impl Stream {
         }
     }
 
+    /// Whether bytes wait to be written to the socket (TLS records rustls holds; none on a plain socket,
+    /// whose writes go straight to it).
+    pub(crate) fn wants_write(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.conn.wants_write(),
+        }
+    }
+
     /// Sets both socket timeouts (`None`: wait for ever).
     pub(crate) fn set_timeouts(&self, t: Option<Duration>) -> std::io::Result<()> {
         self.tcp().set_read_timeout(t)?;

@@ -8,8 +8,7 @@
 //! unanswered), and a refusal of one is reported by the next call. [`AsyncChannel::flush`] (which the
 //! async channel's other operations await first) waits until every earlier publish is answered.
 //!
-//! On the blocking pool instead: every call over TLS (the link drives plain sockets only), with
-//! `wait_for_replicas`, a publish through a headers exchange (whose binding set is read first), a batch
+//! On the blocking pool instead: every call with `wait_for_replicas`, a publish through a headers exchange (whose binding set is read first), a batch
 //! (one round trip for the binding sets) and a reject (which restores the message).
 
 use kombu_core::{AsyncChannel, DeliveryTag, Error, ExchangeKind, Message, Outgoing, PublishOptions, Result};
@@ -18,10 +17,10 @@ use crate::channel::RedisChannel;
 use crate::options::RedisOptions;
 use crate::publish;
 
-/// Whether the async link serves these options: a plain socket (dialed directly or through Sentinel),
-/// and no wait for replicas.
+/// Whether the async link serves these options: any socket (plain or TLS, dialed directly or through
+/// Sentinel), without a wait for replicas (`WAIT` after each confirmed publish, on the blocking path).
 fn direct(o: &RedisOptions) -> bool {
-    o.tls.is_none() && o.wait_for_replicas == 0
+    o.wait_for_replicas == 0
 }
 
 impl RedisChannel {

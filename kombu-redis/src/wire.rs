@@ -17,7 +17,8 @@
 //!   again in order, at least once. A script cache flushed meanwhile (`NOSCRIPT`) gets the scripts again.
 //!
 //! The socket is dialed, authenticated and readied by the blocking pool's code (`Pool::connect`), then
-//! handed to tokio; over TLS the calls take the blocking path instead (see `nonblocking.rs`).
+//! handed to tokio, plain or TLS (rustls driven without blocking: what it holds encrypted is written when
+//! the socket takes it).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -27,7 +28,10 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use kombu_core::{Error, ErrorKind, Result};
-use tokio::net::TcpStream;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+
+use tokio::io::unix::AsyncFd;
 
 use crate::connection::Shared;
 use crate::dial::Stream;
@@ -67,7 +71,7 @@ struct Request {
 #[derive(Default)]
 struct Wire {
     /// The socket, none before the first call and after it was lost.
-    io: Option<Arc<TcpStream>>,
+    io: Option<Arc<Sock>>,
     /// Bytes not yet written.
     out: Vec<u8>,
     /// Replies received and not yet matched.
@@ -138,11 +142,9 @@ impl AsyncLink {
             let packed = Bytes::from(packed);
             w.out.extend_from_slice(&packed);
             w.queue.push_back(Request { id, what, packed, replies, got: 0, refused: None, awaited });
-            if w.queue.len() == 1 {
-                // The only request: written now, its reply is what the caller waits for.
-                w.write_now();
-            }
-            if !w.out.is_empty() {
+            // The only request: written now, its reply is what the caller waits for.
+            let blocked = w.queue.len() == 1 && w.write_now();
+            if blocked || !w.out.is_empty() {
                 // Others are in flight: the reader task writes everything that came meanwhile in one go.
                 w.kick.notify_one();
             }
@@ -247,14 +249,7 @@ impl AsyncLink {
         let con = tokio::task::spawn_blocking(move || sh.pool.connect())
             .await
             .map_err(|e| Error::state(format!("connecting the async redis link failed to run: {e}")))??;
-        let tcp = match con.into_stream() {
-            Stream::Plain(tcp) => tcp,
-            #[cfg(feature = "tls")]
-            Stream::Tls(_) => return Err(Error::state("the async redis link does not run over TLS")),
-        };
-        let io = tcp
-            .set_nonblocking(true)
-            .and_then(|()| TcpStream::from_std(tcp))
+        let io = watch(con.into_stream())
             .map_err(|e| Error::with_source(ErrorKind::Connection, "handing the redis socket to tokio", e))?;
         let mut w = self.lock();
         w.out.clear();
@@ -272,6 +267,7 @@ impl AsyncLink {
         w.io = Some(io.clone());
         w.generation += 1;
         w.kick = Arc::default();
+        // What does not fit the socket now, the reader task writes.
         w.write_now();
         w.wake_all();
         tokio::spawn(read_replies(self.wire.clone(), io, w.generation, w.kick.clone()));
@@ -324,7 +320,7 @@ fn lock(wire: &Mutex<Wire>) -> MutexGuard<'_, Wire> {
 
 /// The reader task of one socket: reads replies as they come and writes what callers left over, until
 /// the socket is lost or replaced. Ending any other way (its runtime shut down) loses the socket too.
-async fn read_replies(wire: Arc<Mutex<Wire>>, io: Arc<TcpStream>, generation: u64, kick: Arc<tokio::sync::Notify>) {
+async fn read_replies(wire: Arc<Mutex<Wire>>, io: Arc<Sock>, generation: u64, kick: Arc<tokio::sync::Notify>) {
     struct Ends<'a>(&'a Mutex<Wire>, u64);
     impl Drop for Ends<'_> {
         fn drop(&mut self) {
@@ -341,26 +337,62 @@ async fn read_replies(wire: Arc<Mutex<Wire>>, io: Arc<TcpStream>, generation: u6
             if w.generation != generation || w.io.is_none() {
                 return;
             }
-            !w.out.is_empty()
+            !w.out.is_empty() || io.get_ref().lock().wants_write()
         };
-        tokio::select! {
+        let woke = tokio::select! {
             biased;
-            () = kick.notified() => {}
-            ready = io.readable() => if ready.is_err() {
-                return;
-            },
-            ready = io.writable(), if writing => if ready.is_err() {
-                return;
-            },
-        }
+            () = kick.notified() => None,
+            ready = io.readable() => Some(ready),
+            ready = io.writable(), if writing => Some(ready),
+        };
+        let mut guard = match woke {
+            None => None,
+            Some(Ok(guard)) => Some(guard),
+            Some(Err(_)) => return,
+        };
         let mut w = lock(&wire);
         if w.generation != generation {
             return;
         }
-        w.write_now();
-        w.read_now(&io);
+        let blocked = w.write_now() | w.read_now(&io);
+        if blocked {
+            // The socket said "not now": tokio waits for its next readiness.
+            if let Some(g) = guard.as_mut() {
+                g.clear_ready();
+            }
+        }
         w.wake_reached();
     }
+}
+
+/// A connected socket, plain or TLS, non-blocking, watched by tokio (which lets go of the descriptor
+/// before the stream closes it).
+type Sock = AsyncFd<Held>;
+
+struct Held {
+    stream: Mutex<Stream>,
+    fd: RawFd,
+}
+
+impl AsRawFd for Held {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl Held {
+    fn lock(&self) -> MutexGuard<'_, Stream> {
+        self.stream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Watches `stream` (turned non-blocking) with the current runtime's reactor.
+fn watch(stream: Stream) -> std::io::Result<Sock> {
+    stream.tcp().set_nonblocking(true)?;
+    let fd = stream.tcp().as_raw_fd();
+    // SAFETY: `fd` is the socket `Held` owns, open until `Held` drops, and `Held` never replaces its
+    // stream; the `AsyncFd` deregisters it before dropping `Held`.
+    unsafe { AsyncFd::register(Held { stream: Mutex::new(stream), fd }) }.map_err(|e| e.into_parts().1)
 }
 
 /// A waiting caller's registration; dropping it (a wait over, or cancelled) unregisters.
@@ -408,53 +440,71 @@ impl Wire {
         self.wake_all();
     }
 
-    /// Writes what it can without waiting.
-    fn write_now(&mut self) {
-        let Some(io) = self.io.clone() else { return };
+    /// Writes what it can without waiting; `true` if the socket would block.
+    fn write_now(&mut self) -> bool {
+        let Some(io) = self.io.clone() else { return false };
+        let mut stream = io.get_ref().lock();
+        let mut outcome = Ok(());
         while !self.out.is_empty() {
-            match io.try_write(&self.out) {
+            match stream.write(&self.out) {
+                Ok(0) => outcome = Err(IoKind::WriteZero.into()),
                 Ok(n) => {
                     self.out.drain(..n);
+                    continue;
                 }
-                Err(e) if e.kind() == IoKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::debug!("async redis link: write failed ({e}); sending again on a new connection");
-                    return self.lose();
-                }
+                Err(e) => outcome = Err(e),
+            }
+            break;
+        }
+        // Over TLS, what rustls holds encrypted goes out too.
+        let outcome = outcome.and_then(|()| stream.flush());
+        drop(stream);
+        match outcome {
+            Ok(()) => false,
+            Err(e) if e.kind() == IoKind::WouldBlock => true,
+            Err(e) => {
+                tracing::debug!("async redis link: write failed ({e}); sending again on a new connection");
+                self.lose();
+                false
             }
         }
     }
 
-    /// Reads what the socket has now, matching replies to requests.
-    fn read_now(&mut self, io: &TcpStream) {
+    /// Reads what the socket has now, matching replies to requests; `true` if the socket would block.
+    fn read_now(&mut self, io: &Sock) -> bool {
         while self.io.is_some() {
             let spare = self.inbuf.spare(64 * 1024);
             let spare_len = spare.len();
-            match io.try_read(spare) {
+            let got = io.get_ref().lock().read(spare);
+            match got {
                 Ok(0) => {
                     self.inbuf.filled(spare_len, 0);
                     tracing::debug!("async redis link: the server closed the connection; sending again");
-                    return self.lose();
+                    self.lose();
                 }
                 Ok(n) => {
                     self.inbuf.filled(spare_len, n);
                     match self.take_replies() {
                         Ok(true) => {}
-                        Ok(false) => return self.lose(),
+                        Ok(false) => self.lose(),
                         Err(e) => {
                             tracing::warn!("async redis link: {e}; connecting again");
-                            return self.lose();
+                            self.lose();
                         }
                     }
                 }
-                Err(e) if e.kind() == IoKind::WouldBlock => return self.inbuf.filled(spare_len, 0),
+                Err(e) if e.kind() == IoKind::WouldBlock => {
+                    self.inbuf.filled(spare_len, 0);
+                    return true;
+                }
                 Err(e) => {
                     self.inbuf.filled(spare_len, 0);
                     tracing::debug!("async redis link: read failed ({e}); sending again on a new connection");
-                    return self.lose();
+                    self.lose();
                 }
             }
         }
+        false
     }
 
     /// Matches the whole replies received to the oldest requests. `false`: the socket must be given up
