@@ -170,16 +170,38 @@ impl AmqpChannel {
         self.reason.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An error met on a channel the broker closed gets the broker's reason.
+    /// An error met on a channel the broker closed gets the broker's reason (waiting up to 250 ms for it).
     pub(crate) fn explain(&self, err: Error) -> Error {
-        if err.kind() != kombu_core::ErrorKind::Channel || self.ch.status().connected() {
+        if !self.needs_reason(&err) {
             return err;
         }
-        let mut reason = self.reason();
-        if reason.is_none() {
-            *reason = self.reasons.take(REASON_WAIT);
+        if self.reason().is_none() {
+            if let Some(came) = self.reasons.take(REASON_WAIT) {
+                *self.reason() = Some(came);
+            }
         }
-        match reason.as_ref() {
+        self.with_reason(err)
+    }
+
+    /// [`explain`](Self::explain) for async callers: the wait for the reason sleeps on `tokio::time`.
+    pub(crate) async fn explain_async(&self, err: Error) -> Error {
+        if !self.needs_reason(&err) {
+            return err;
+        }
+        if self.reason().is_none() {
+            if let Some(came) = self.reasons.take_async(REASON_WAIT).await {
+                *self.reason() = Some(came);
+            }
+        }
+        self.with_reason(err)
+    }
+
+    fn needs_reason(&self, err: &Error) -> bool {
+        err.kind() == kombu_core::ErrorKind::Channel && !self.ch.status().connected()
+    }
+
+    fn with_reason(&self, err: Error) -> Error {
+        match self.reason().as_ref() {
             Some(r) => {
                 err.context(format_args!("the broker closed the channel: {} ({})", r.get_message(), kind_of_amqp(r)))
             }
@@ -326,17 +348,18 @@ impl AmqpChannel {
     }
 
     /// Starts a pipelined operation if the window has room, without waiting; gives it back otherwise
-    /// (the async API then awaits the oldest, [`take_oldest`](Self::take_oldest), and tries again).
+    /// (the async API then awaits the oldest, [`take_oldest`](Self::take_oldest), and tries again). An
+    /// error is not explained yet: the caller awaits [`explain_async`](Self::explain_async).
     pub(crate) fn start_if_room(&self, mut op: InFlight) -> Result<Option<InFlight>> {
         self.check_not_closed_by_us()?;
         let mut q = self.inflight();
         // Drops what is done; never waits (the window holds at most WINDOW + 1).
-        Self::settle(&mut q, WINDOW + 1).map_err(|e| self.explain(earlier(e)))?;
+        Self::settle(&mut q, WINDOW + 1).map_err(earlier)?;
         if q.len() >= WINDOW {
             return Ok(Some(op));
         }
         match poll_once(&mut op) {
-            Poll::Ready(r) => r.map(|()| None).map_err(|e| self.explain(e)),
+            Poll::Ready(r) => r.map(|()| None),
             Poll::Pending => {
                 q.push_back(op);
                 Ok(None)

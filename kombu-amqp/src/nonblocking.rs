@@ -21,12 +21,15 @@ impl AmqpChannel {
     async fn publish_pipelined_async(&self, message: Message, exchange: &str, routing_key: &str) -> Result<()> {
         let mut op = self.pipelined(message, exchange, routing_key)?;
         loop {
-            match self.start_if_room(op)? {
-                None => return Ok(()),
-                Some(back) => op = back,
+            match self.start_if_room(op) {
+                Ok(None) => return Ok(()),
+                Ok(Some(back)) => op = back,
+                Err(e) => return Err(self.explain_async(e).await),
             }
             if let Some(oldest) = self.take_oldest() {
-                oldest.await.map_err(|e| self.explain(earlier(e)))?;
+                if let Err(e) = oldest.await {
+                    return Err(self.explain_async(earlier(e)).await);
+                }
             }
         }
     }
@@ -35,7 +38,7 @@ impl AmqpChannel {
         if !self.confirms.load(Ordering::Acquire) {
             match tokio::time::timeout(SELECT_TIMEOUT, self.ch.confirm_select(ConfirmSelectOptions::default())).await {
                 Ok(Ok(())) => self.confirms.store(true, Ordering::Release),
-                Ok(Err(e)) => return Err(self.explain(from_lapin(e, "confirm.select"))),
+                Ok(Err(e)) => return Err(self.explain_async(from_lapin(e, "confirm.select")).await),
                 Err(_) => return Err(Error::timeout("confirm.select: no answer from the broker")),
             }
         }
@@ -98,7 +101,7 @@ impl AmqpChannel {
         self.check_not_closed_by_us()?;
         match tokio::time::timeout(SETTLE_WRITE_TIMEOUT, op).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.explain(from_lapin(e, what))),
+            Ok(Err(e)) => Err(self.explain_async(from_lapin(e, what)).await),
             Err(_) => Err(Error::timeout(format!("{what} not written within {SETTLE_WRITE_TIMEOUT:?}"))),
         }
     }

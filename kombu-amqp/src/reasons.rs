@@ -78,17 +78,33 @@ impl CloseReasons {
     pub(crate) fn take(&self, wait: Duration) -> Option<AMQPError> {
         let deadline = Instant::now() + wait;
         loop {
-            {
-                let mut s = self.state();
-                s.update();
-                if let Some(r) = s.pending.pop_front() {
-                    return Some(r);
-                }
+            if let Some(r) = self.take_now() {
+                return Some(r);
             }
             if Instant::now() >= deadline {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// [`take`](Self::take) for async callers: sleeps on `tokio::time` between looks.
+    pub(crate) async fn take_async(&self, wait: Duration) -> Option<AMQPError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(r) = self.take_now() {
+                return Some(r);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn take_now(&self) -> Option<AMQPError> {
+        let mut s = self.state();
+        s.update();
+        s.pending.pop_front()
     }
 }
