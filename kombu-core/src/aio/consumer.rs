@@ -108,7 +108,7 @@ impl ConsumerBuilder {
             }
         })
         .await?;
-        Ok(Consumer { channel, subscription: Some(started), rx, poison: self.poison, ended: false, _engine: engine })
+        Ok(Consumer { channel, subscription: Some(started), rx, poison: self.poison, ended: false, engine })
     }
 }
 
@@ -134,7 +134,7 @@ pub struct Consumer {
     rx: mpsc::UnboundedReceiver<Item>,
     poison: PoisonPolicy,
     ended: bool,
-    _engine: Arc<Engine>,
+    engine: Arc<Engine>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -216,8 +216,12 @@ impl Consumer {
         if self.ended {
             return Poll::Ready(None);
         }
+        // Out of messages, the stream turns the reactor itself once: what waits (in the broker's
+        // buffer, or in a store in this process) comes here on this task, not by a wake of the engine's.
+        let mut turned = false;
         loop {
             match self.rx.poll_recv(cx) {
+                Poll::Pending if !turned && self.engine.try_turn() => turned = true,
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None | Some(Item::End)) => {
                     self.ended = true;
