@@ -219,9 +219,19 @@ impl Consumer {
         // Out of messages, the stream turns the reactor itself once: what waits (in the broker's
         // buffer, or in a store in this process) comes here on this task, not by a wake of the engine's.
         let mut turned = false;
+        self.engine.polled();
         loop {
             match self.rx.poll_recv(cx) {
-                Poll::Pending if !turned && self.engine.try_turn() => turned = true,
+                // Pending with messages queued: the task's cooperative budget is spent (it was woken to
+                // yield), not the messages.
+                Poll::Pending if !turned && self.rx.is_empty() => {
+                    // Woken when the reactor has more, whoever turns it.
+                    self.engine.wait(cx.waker());
+                    if !self.engine.try_turn() {
+                        return Poll::Pending;
+                    }
+                    turned = true;
+                }
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None | Some(Item::End)) => {
                     self.ended = true;

@@ -1,14 +1,24 @@
 //! The engine: a tokio task that drives one connection's consumers. It owns the connection's driver
 //! (the poller and the one reconnect path a Hub uses) in a private reactor, whose poll descriptor tokio
-//! watches, and sleeps on `tokio::time` until the reactor's next timer. A consumer stream that runs out
-//! of messages turns the reactor itself first ([`Engine::try_turn`]): what is waiting reaches it on its
-//! own task, without a wake of the engine's task in between.
+//! watches, and sleeps on `tokio::time` until the reactor's next timer.
+//!
+//! The consumer streams turn the reactor too. A stream that runs out of messages turns it on its own
+//! task ([`Engine::try_turn`]), so that what waits (in a broker's buffer, in a store in this process)
+//! reaches it without crossing to the engine's task and back. While streams are polled, the engine's
+//! task hands its wake-ups to them (it wakes those waiting) instead of turning the reactor on another
+//! thread; it turns it itself once no stream was polled for [`HANDOFF`] (the program is busy elsewhere,
+//! or the streams are gone), so that timers, reconnects and the prefetch window's deliveries go on.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// How long after a stream was last polled the engine's task leaves the turning to the streams.
+const HANDOFF: Duration = Duration::from_millis(10);
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, Notify};
@@ -48,6 +58,10 @@ struct Turning {
 struct Core {
     turning: Mutex<Option<Turning>>,
     sinks: Mutex<Vec<Sink>>,
+    /// Streams waiting for messages, to wake when the reactor has events for them to take.
+    waiting: Mutex<Vec<Waker>>,
+    /// A stream was polled since the engine's task last looked.
+    polled: AtomicBool,
     stop: Notify,
     /// A turn on a stream's task changed what the engine's task waits for (an earlier timer, more
     /// events than one turn takes): it looks again.
@@ -144,6 +158,8 @@ impl Engine {
         let core = Arc::new(Core {
             turning: Mutex::new(Some(turning)),
             sinks: Mutex::new(Vec::new()),
+            waiting: Mutex::new(Vec::new()),
+            polled: AtomicBool::new(false),
             stop: Notify::new(),
             retime: Notify::new(),
         });
@@ -158,9 +174,25 @@ impl Engine {
         sinks.push(sink);
     }
 
+    /// A stream is polled: the engine's task leaves turning the reactor to the streams a while.
+    pub(crate) fn polled(&self) {
+        if !self.core.polled.load(Ordering::Relaxed) {
+            self.core.polled.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A stream waits for messages: `waker` is woken when the reactor has events (the stream then
+    /// turns it).
+    pub(crate) fn wait(&self, waker: &Waker) {
+        let mut waiting = self.core.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if !waiting.iter().any(|w| w.will_wake(waker)) {
+            waiting.push(waker.clone());
+        }
+    }
+
     /// Turns the reactor once on the caller's task, without waiting, unless another task is turning it
     /// now (or the engine ended); returns whether it did. What was ready is handed to the consumers'
-    /// sinks; the engine's task hears of what changed for it (more to take, an earlier timer, the end).
+    /// sinks; the engine's task hears of what changed for it (an earlier timer, the end).
     pub(crate) fn try_turn(&self) -> bool {
         let mut guard = match self.core.turning.try_lock() {
             Ok(guard) => guard,
@@ -170,7 +202,8 @@ impl Engine {
         let Some(t) = guard.as_mut() else { return false };
         match self.core.turn(t) {
             Turned::Ended => self.core.stop.notify_one(),
-            Turned::More => self.core.retime.notify_one(),
+            // The stream has messages now, and turns again when it has none.
+            Turned::More => {}
             Turned::Idle => {
                 let due = t.reactor.next_due();
                 if due.is_some_and(|at| t.planned.is_none_or(|planned| at < planned)) {
@@ -211,16 +244,25 @@ async fn run(watch: Watch) {
     let Some(fd) = watch.fd.as_ref() else { return };
     loop {
         // Everything ready now, without waiting; again at once while the event buffer came back full.
+        // While streams turn the reactor, the waiting ones are woken to do it instead.
         let due = loop {
             let turned = {
                 let mut guard = core.turning();
                 let Some(t) = guard.as_mut() else { return };
-                match core.turn(t) {
-                    Turned::Idle => {
-                        t.planned = t.reactor.next_due();
-                        Ok(t.planned)
+                let waiting = std::mem::take(&mut *core.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                if core.polled.swap(false, Ordering::Relaxed) || !waiting.is_empty() {
+                    waiting.into_iter().for_each(Waker::wake);
+                    let handoff_ends = Instant::now() + HANDOFF;
+                    t.planned = Some(t.reactor.next_due().map_or(handoff_ends, |at| at.min(handoff_ends)));
+                    Ok(t.planned)
+                } else {
+                    match core.turn(t) {
+                        Turned::Idle => {
+                            t.planned = t.reactor.next_due();
+                            Ok(t.planned)
+                        }
+                        other => Err(other),
                     }
-                    other => Err(other),
                 }
             };
             match turned {
