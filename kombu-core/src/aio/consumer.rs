@@ -227,7 +227,7 @@ impl Consumer {
                 Poll::Pending if !turned && self.rx.is_empty() => {
                     // Woken when the reactor has more, whoever turns it.
                     self.engine.wait(cx.waker());
-                    if !self.engine.try_turn() {
+                    if !self.engine.turn_now() {
                         return Poll::Pending;
                     }
                     turned = true;

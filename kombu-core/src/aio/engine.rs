@@ -3,7 +3,7 @@
 //! watches, and sleeps on `tokio::time` until the reactor's next timer.
 //!
 //! The consumer streams turn the reactor too. A stream that runs out of messages turns it on its own
-//! task ([`Engine::try_turn`]), so that what waits (in a broker's buffer, in a store in this process)
+//! task ([`Engine::turn_now`]), so that what waits (in a broker's buffer, in a store in this process)
 //! reaches it without crossing to the engine's task and back. While streams are polled, the engine's
 //! task hands its wake-ups to them (it wakes those waiting) instead of turning the reactor on another
 //! thread; it turns it itself once no stream was polled for [`HANDOFF`] (the program is busy elsewhere,
@@ -11,7 +11,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -190,15 +190,15 @@ impl Engine {
         }
     }
 
-    /// Turns the reactor once on the caller's task, without waiting, unless another task is turning it
-    /// now (or the engine ended); returns whether it did. What was ready is handed to the consumers'
-    /// sinks; the engine's task hears of what changed for it (an earlier timer, the end).
-    pub(crate) fn try_turn(&self) -> bool {
-        let mut guard = match self.core.turning.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
-        };
+    /// Turns the reactor once on the caller's task, without waiting for events (after a turn under way
+    /// on another task, which is short: what is ready, at most a poller's budget), unless the engine
+    /// ended; returns whether it did. What was ready is handed to the consumers' sinks; the engine's
+    /// task hears of what changed for it (an earlier timer, the end).
+    ///
+    /// A stream that registered with [`wait`](Engine::wait) before this is woken by the engine's task
+    /// for what comes after, so no event is left waiting for the hand-off's timer.
+    pub(crate) fn turn_now(&self) -> bool {
+        let mut guard = self.core.turning();
         let Some(t) = guard.as_mut() else { return false };
         match self.core.turn(t) {
             Turned::Ended => self.core.stop.notify_one(),
