@@ -27,6 +27,7 @@ use crate::connection::Connection;
 use crate::driver::AttemptRunner;
 use crate::error::{Error, Result};
 use crate::hub::reactor::Reactor;
+use crate::hub::sources::WakeShared;
 use crate::hub::Event;
 use crate::message::Message;
 
@@ -58,8 +59,9 @@ struct Turning {
 struct Core {
     turning: Mutex<Option<Turning>>,
     sinks: Mutex<Vec<Sink>>,
-    /// Streams waiting for messages, to wake when the reactor has events for them to take.
-    waiting: Mutex<Vec<Waker>>,
+    /// Streams waiting for messages, to wake when the reactor has events for them to take: the
+    /// reactor's own list, which a wake from another thread (a backend's I/O thread) empties too.
+    waiting: Arc<WakeShared>,
     /// A stream was polled since the engine's task last looked.
     polled: AtomicBool,
     stop: Notify,
@@ -154,11 +156,12 @@ impl Engine {
                 )
             })?;
         connection.hand_to_loop(Some(runner), |driver| reactor.add_driver(driver).map(|_| ()))?;
+        let reactor_shared = reactor.shared().clone();
         let turning = Turning { reactor, external: Vec::new(), errors: Vec::new(), planned: None };
         let core = Arc::new(Core {
             turning: Mutex::new(Some(turning)),
             sinks: Mutex::new(Vec::new()),
-            waiting: Mutex::new(Vec::new()),
+            waiting: reactor_shared,
             polled: AtomicBool::new(false),
             stop: Notify::new(),
             retime: Notify::new(),
@@ -184,7 +187,7 @@ impl Engine {
     /// A stream waits for messages: `waker` is woken when the reactor has events (the stream then
     /// turns it).
     pub(crate) fn wait(&self, waker: &Waker) {
-        let mut waiting = self.core.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting = self.core.waiting.watchers.lock().unwrap_or_else(|e| e.into_inner());
         if !waiting.iter().any(|w| w.will_wake(waker)) {
             waiting.push(waker.clone());
         }
@@ -249,7 +252,7 @@ async fn run(watch: Watch) {
             let turned = {
                 let mut guard = core.turning();
                 let Some(t) = guard.as_mut() else { return };
-                let waiting = std::mem::take(&mut *core.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                let waiting = std::mem::take(&mut *core.waiting.watchers.lock().unwrap_or_else(|e| e.into_inner()));
                 if core.polled.swap(false, Ordering::Relaxed) || !waiting.is_empty() {
                     waiting.into_iter().for_each(Waker::wake);
                     let handoff_ends = Instant::now() + HANDOFF;
