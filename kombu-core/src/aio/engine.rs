@@ -65,8 +65,8 @@ struct Core {
     /// A stream was polled since the engine's task last looked.
     polled: AtomicBool,
     stop: Notify,
-    /// A turn on a stream's task changed what the engine's task waits for (an earlier timer, more
-    /// events than one turn takes): it looks again.
+    /// A turn on a stream's task set an earlier timer than the engine's task sleeps until: it looks
+    /// again.
     retime: Notify,
 }
 
@@ -253,7 +253,9 @@ async fn run(watch: Watch) {
                 let mut guard = core.turning();
                 let Some(t) = guard.as_mut() else { return };
                 let waiting = std::mem::take(&mut *core.waiting.watchers.lock().unwrap_or_else(|e| e.into_inner()));
-                if core.polled.swap(false, Ordering::Relaxed) || !waiting.is_empty() {
+                // A timer that is due is served here, not left to a stream that may be busy.
+                let due_now = t.reactor.next_due().is_some_and(|at| at <= Instant::now());
+                if !due_now && (core.polled.swap(false, Ordering::Relaxed) || !waiting.is_empty()) {
                     waiting.into_iter().for_each(Waker::wake);
                     let handoff_ends = Instant::now() + HANDOFF;
                     t.planned = Some(t.reactor.next_due().map_or(handoff_ends, |at| at.min(handoff_ends)));
