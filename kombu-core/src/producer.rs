@@ -572,6 +572,10 @@ impl Producer {
             queues.iter().for_each(|q| self.mark_queue_declared(q));
         }
         if let Some(nonblocking) = ch.nonblocking() {
+            if nonblocking.in_place() {
+                tokio::task::consume_budget().await;
+                return ch.publish(p.message, p.exchange, &p.routing_key, &p.options);
+            }
             return nonblocking.publish(p.message, p.exchange, &p.routing_key, &p.options).await;
         }
         let (message, exchange, key, options) =

@@ -378,6 +378,12 @@ pub trait AsyncChannel: Send + Sync {
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether the channel's own blocking calls (publish, ack, reject) never wait: they are done in
+    /// place, in this process (memory). The async API then makes them directly, after a unit of the
+    /// task's cooperative budget, instead of through this trait's boxed futures. `false` by default.
+    fn in_place(&self) -> bool {
+        false
+    }
 }
 
 thread_local! {

@@ -108,7 +108,7 @@ impl ConsumerBuilder {
             }
         })
         .await?;
-        Ok(Consumer { channel, subscription: Some(started), rx, poison: self.poison, ended: false, _engine: engine })
+        Ok(Consumer { channel, subscription: Some(started), rx, poison: self.poison, ended: false, engine })
     }
 }
 
@@ -134,7 +134,7 @@ pub struct Consumer {
     rx: mpsc::UnboundedReceiver<Item>,
     poison: PoisonPolicy,
     ended: bool,
-    _engine: Arc<Engine>,
+    engine: Arc<Engine>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -216,8 +216,22 @@ impl Consumer {
         if self.ended {
             return Poll::Ready(None);
         }
+        // Out of messages, the stream turns the reactor itself once: what waits (in the broker's
+        // buffer, or in a store in this process) comes here on this task, not by a wake of the engine's.
+        let mut turned = false;
+        self.engine.polled();
         loop {
             match self.rx.poll_recv(cx) {
+                // Pending with messages queued: the task's cooperative budget is spent (it was woken to
+                // yield), not the messages.
+                Poll::Pending if !turned && self.rx.is_empty() => {
+                    // Woken when the reactor has more, whoever turns it.
+                    self.engine.wait(cx.waker());
+                    if !self.engine.turn_now() {
+                        return Poll::Pending;
+                    }
+                    turned = true;
+                }
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None | Some(Item::End)) => {
                     self.ended = true;

@@ -54,6 +54,14 @@ impl Message {
         let tag = &self.0.delivery_info.delivery_tag;
         let acked = to == MessageState::Acked;
         let done = match channel.nonblocking() {
+            Some(ch) if ch.in_place() => {
+                tokio::task::consume_budget().await;
+                if acked {
+                    channel.ack(tag)
+                } else {
+                    channel.reject(tag, requeue)
+                }
+            }
             Some(ch) if acked => ch.ack(tag).await,
             Some(ch) => ch.reject(tag, requeue).await,
             None => {

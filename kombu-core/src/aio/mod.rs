@@ -26,7 +26,9 @@
 //! connection driver a [`Hub`](crate::Hub) would (its poller, its reconnect and failover path), in a
 //! private reactor whose poll descriptor tokio watches (`AsyncFd`), with the reactor's timers on
 //! `tokio::time`. Wake-ups from other threads (a backend's I/O thread, a connection attempt) reach the
-//! task through the reactor's waker. Calls that may block (connecting, declaring, and the publishes and
+//! task through the reactor's waker. A consumer stream out of messages turns the reactor itself, on its
+//! own task, and while streams are polled the engine leaves the turning to them: deliveries are made on
+//! the consumer's thread, as `drain_events` makes them in the blocking API. Calls that may block (connecting, declaring, and the publishes and
 //! acks of a backend without a non-blocking side, [`Channel::nonblocking`](crate::Channel::nonblocking))
 //! run on tokio's blocking pool; a backend whose hot calls never block (memory) or that is async
 //! underneath (AMQP on lapin) is awaited directly.

@@ -20,7 +20,7 @@
 //! ```
 
 pub(crate) mod reactor;
-mod sources;
+pub(crate) mod sources;
 mod timer;
 
 use std::collections::HashMap;

@@ -56,7 +56,7 @@ impl Reactor {
         Ok(Reactor {
             poll,
             events: mio::Events::with_capacity(256),
-            shared: Arc::new(WakeShared { waker, woken: Mutex::new(Vec::new()) }),
+            shared: Arc::new(WakeShared { waker, woken: Mutex::new(Vec::new()), watchers: Mutex::new(Vec::new()) }),
             table: Table::new(1),
             drivers: HashMap::new(),
             next_driver: 1,

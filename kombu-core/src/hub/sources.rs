@@ -86,6 +86,9 @@ impl Event {
 pub(crate) struct WakeShared {
     pub(crate) waker: mio::Waker,
     pub(crate) woken: Mutex<Vec<Token>>,
+    /// Tasks to wake with the Hub (the async API's consumer streams waiting for a delivery, which turn
+    /// the reactor themselves): each wake that is not merged wakes them too, from the waking thread.
+    pub(crate) watchers: Mutex<Vec<std::task::Waker>>,
 }
 
 /// Wakes the Hub from any thread so that its owner is told (`EventKind::Woken`). Cheap to clone; wakes
@@ -111,6 +114,8 @@ impl WakeHandle {
             if let Err(e) = self.shared.waker.wake() {
                 tracing::warn!("cannot wake the hub: {e}");
             }
+            let watchers = std::mem::take(&mut *self.shared.watchers.lock().unwrap_or_else(|e| e.into_inner()));
+            watchers.into_iter().for_each(std::task::Waker::wake);
         }
     }
 

@@ -337,6 +337,9 @@ impl<B: Backend> AsyncChannel for VirtualChannel<B> {
         cooperate().await;
         Channel::reject(self, tag, requeue)
     }
+    fn in_place(&self) -> bool {
+        true
+    }
 }
 
 async fn cooperate() {
