@@ -1,0 +1,64 @@
+//! The async link's reply matching, without a server.
+
+use super::*;
+
+#[test]
+fn refusals_are_found_inside_transactions() {
+    assert_eq!(refusal(&Frame::Error("WRONGTYPE x".into())).as_deref(), Some("WRONGTYPE x"));
+    let exec = Frame::Array(vec![Frame::Integer(1), Frame::Error("OOM".into())]);
+    assert_eq!(refusal(&exec).as_deref(), Some("OOM"));
+    assert_eq!(refusal(&Frame::SimpleString(b"OK".to_vec())), None);
+}
+
+fn request(id: u64, replies: usize, awaited: bool) -> Request {
+    Request { id, what: "publish", packed: Bytes::new(), replies, got: 0, refused: None, awaited }
+}
+
+#[test]
+fn replies_complete_requests_in_order() {
+    let mut w = Wire::default();
+    w.queue.push_back(request(0, 1, true));
+    w.queue.push_back(request(1, 4, false));
+    w.queue.push_back(request(2, 1, true));
+    w.inbuf.extend(b":1\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n-WRONGTYPE bad\r\n-ERR no\r\n");
+    assert!(w.take_replies().expect("replies"));
+    assert!(w.queue.is_empty());
+    assert!(matches!(w.outcomes.remove(&0), Some(Ok(()))));
+    let refused = w.outcomes.remove(&2).and_then(|r| r.err()).map(|e| e.to_string());
+    assert!(refused.is_some_and(|t| t.contains("ERR no")), "the awaited one's refusal");
+    let deferred = w.deferred.take().map(|e| e.to_string());
+    assert!(deferred.is_some_and(|t| t.contains("WRONGTYPE")), "the unconfirmed one's refusal is kept");
+}
+
+#[test]
+fn a_partial_reply_waits_for_the_rest() {
+    let mut w = Wire::default();
+    w.queue.push_back(request(0, 1, true));
+    w.inbuf.extend(b"$5\r\nhel");
+    assert!(w.take_replies().expect("partial"));
+    assert_eq!(w.queue.len(), 1);
+    w.inbuf.extend(b"lo\r\n");
+    assert!(w.take_replies().expect("whole"));
+    assert!(w.queue.is_empty());
+}
+
+#[test]
+fn noscript_loads_the_scripts_and_sends_again() {
+    let mut w = Wire::default();
+    let mut r = request(0, 1, true);
+    r.packed = Bytes::from_static(b"*1\r\n$4\r\nPING\r\n");
+    w.queue.push_back(r);
+    w.inbuf.extend(b"-NOSCRIPT No matching script\r\n");
+    assert!(w.take_replies().expect("replies"));
+    assert_eq!(w.queue.len(), 2, "the scripts, then the request again");
+    assert_eq!(w.queue.back().map(|r| r.id), Some(0));
+    assert!(w.outcomes.is_empty());
+    assert!(w.out.ends_with(b"PING\r\n"));
+}
+
+#[test]
+fn an_unasked_reply_is_an_error() {
+    let mut w = Wire::default();
+    w.inbuf.extend(b"+OK\r\n");
+    assert!(w.take_replies().is_err());
+}
