@@ -4,7 +4,7 @@
 //! the server is the same.
 //!
 //! A confirmed publish (`confirm_timeout` set, or `mandatory`) and an ack resolve when the server has
-//! answered them; an unconfirmed publish resolves once it is written (waiting only while 128 are
+//! answered them (a confirmed publish gives up after its `confirm_timeout`, saying it may have arrived); an unconfirmed publish resolves once it is written (waiting only while 128 are
 //! unanswered), and a refusal of one is reported by the next call. [`AsyncChannel::flush`] (which the
 //! async channel's other operations await first) waits until every earlier publish is answered.
 //!
@@ -64,7 +64,16 @@ impl AsyncChannel for RedisChannel {
             c.write_packed_command(&mut packed);
         }
         let confirmed = options.confirm_timeout.is_some() || options.mandatory;
-        self.shared.aio.call(&self.shared, "publish", packed, commands.len(), confirmed).await
+        let sent = self.shared.aio.call(&self.shared, "publish", packed, commands.len(), confirmed);
+        match options.confirm_timeout {
+            None => sent.await,
+            // A server that stopped answering: the caller hears of it within its confirm time-out (the
+            // request stays queued, and is sent again if the link is lost: it may still arrive).
+            Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or_else(|_| {
+                Err(Error::timeout(format!("publish: no reply from redis within confirm_timeout {limit:?}"))
+                    .with_may_have_reached_broker(true))
+            }),
+        }
     }
 
     async fn publish_batch(&self, batch: Vec<Outgoing>, options: &PublishOptions) -> Result<()> {

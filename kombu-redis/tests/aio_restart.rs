@@ -1,6 +1,6 @@
 //! The async API on a private redis-server that restarts under it: the async link connects again for
 //! the producer's next send, the consumer stream goes on through the engine's reconnect, and no message
-//! published is lost.
+//! published is lost. And one that freezes: a confirmed send gives up within its confirm time-out.
 
 mod common;
 
@@ -73,5 +73,35 @@ fn async_producer_and_consumer_go_on_after_a_server_restart() {
         assert_eq!(seen, all);
         consumer.cancel().await.expect("cancel");
         conn.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_confirmed_send_to_a_frozen_server_gives_up_within_its_confirm_timeout() {
+    let server = PrivateRedis::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let conn = Connection::open(&server.url()).expect("open");
+        let queue = Queue::new(unique("aio-frozen")).durable(false);
+        conn.channel().await.expect("channel").declare(&queue).await.expect("declare");
+        let limit = Duration::from_millis(300);
+        let producer =
+            Producer::new(&conn).await.expect("producer").routing_key(queue.name.clone()).confirm_timeout(Some(limit));
+        producer.publish_bytes("before").send().await.expect("a send to a live server");
+        server.signal("STOP");
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), producer.publish_bytes("frozen").send())
+            .await
+            .expect("the send gave up by itself, well before 10 s");
+        let took = started.elapsed();
+        server.signal("CONT");
+        let err = outcome.expect_err("no reply from a frozen server");
+        assert_eq!(err.kind(), kombu_core::ErrorKind::Timeout, "{err}");
+        assert!(err.may_have_reached_broker(), "the request was written: {err:?}");
+        assert!(took >= limit && took < limit * 10, "gave up after {took:?}");
+        // Thawed: the link goes on, and the message given up on arrives after all (at least once).
+        producer.publish_bytes("after").send().await.expect("a send after the thaw");
+        let ch = conn.channel().await.expect("channel");
+        assert_eq!(ch.declare_queue(&queue, true).await.expect("count").message_count, 3);
     });
 }

@@ -117,6 +117,14 @@ impl PrivateRedis {
         }
     }
 
+    /// Sends the server a signal (`STOP` freezes it: it keeps its sockets open and answers nothing).
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let sent = std::process::Command::new("kill").arg(format!("-{name}")).arg(c.id().to_string()).status();
+            assert!(sent.is_ok_and(|s| s.success()), "kill -{name}");
+        }
+    }
+
     /// Stops it (SIGTERM: it writes its data) and waits.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
