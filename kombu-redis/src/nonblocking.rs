@@ -1,10 +1,11 @@
 //! The channel's non-blocking side ([`kombu_core::AsyncChannel`]), for the async API: publishes and acks
 //! pipelined on the connection's async link (`wire.rs`), in the order they were made. The commands are
-//! the blocking path's (`publish::commands_to`, the ROUTE script; `acks::forget_pipe`), so the data on
-//! the server is the same.
+//! the blocking path's (the ROUTE script or LPUSH of `publish`; `acks::forget_pipe`), so the data on
+//! the server is the same; publishes to one place made while others are in flight share one command.
 //!
 //! A confirmed publish (`confirm_timeout` set, or `mandatory`) and an ack resolve when the server has
-//! answered them (a confirmed publish gives up after its `confirm_timeout`, saying it may have arrived); an unconfirmed publish resolves once it is written (waiting only while 128 are
+//! answered them (a confirmed publish gives up after its `confirm_timeout`, saying it may have
+//! arrived); an unconfirmed publish resolves once it is queued (waiting only while 128 requests are
 //! unanswered), and a refusal of one is reported by the next call. [`AsyncChannel::flush`] (which the
 //! async channel's other operations await first) waits until every earlier publish is answered.
 //!
@@ -54,17 +55,26 @@ impl AsyncChannel for RedisChannel {
                 .await;
         }
         let dest = publish::destination(&self.shared, &message, exchange, routing_key, kind, None)?;
-        let commands = publish::commands_to(&self.shared, dest, &message, exchange, routing_key)?;
-        if commands.is_empty() {
-            // Routed to no queue: dropped, as AMQP drops it.
-            return Ok(());
-        }
-        let mut packed = Vec::new();
-        for c in &commands {
-            c.write_packed_command(&mut packed);
-        }
         let confirmed = options.confirm_timeout.is_some() || options.mandatory;
-        let sent = self.shared.aio.call(&self.shared, "publish", packed, commands.len(), confirmed);
+        let link = &self.shared.aio;
+        let sent = async {
+            if dest.joinable() {
+                return match publish::joinable(&self.shared, dest, &message, exchange, routing_key)? {
+                    Some(one) => link.call_joinable(&self.shared, one, confirmed).await,
+                    // Routed to no queue: dropped, as AMQP drops it.
+                    None => Ok(()),
+                };
+            }
+            let commands = publish::commands_to(&self.shared, dest, &message, exchange, routing_key)?;
+            if commands.is_empty() {
+                return Ok(());
+            }
+            let mut packed = Vec::new();
+            for c in &commands {
+                c.write_packed_command(&mut packed);
+            }
+            link.call(&self.shared, "publish", packed, commands.len(), confirmed).await
+        };
         match options.confirm_timeout {
             None => sent.await,
             // A server that stopped answering: the caller hears of it within its confirm time-out (the

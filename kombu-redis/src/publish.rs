@@ -23,7 +23,7 @@ use crate::payload::new_tag;
 use crate::scripts::scripts;
 
 /// Most payloads one command carries.
-const MAX_RUN: usize = 1000;
+pub(crate) const MAX_RUN: usize = 1000;
 
 /// The binding sets of some exchanges, as read at one moment.
 pub(crate) type Tables = HashMap<String, Vec<Member>>;
@@ -37,6 +37,18 @@ pub(crate) enum Destination {
     Route { binding: String, kind: &'static str, routing_key: String, suffix: String },
     /// PUBLISH to a fanout channel.
     Fanout(String),
+}
+
+impl Destination {
+    /// Whether one command carries a message there, with more payloads after it when more messages go
+    /// the same way (one list, or routed server-side; not a fanout PUBLISH).
+    pub(crate) fn joinable(&self) -> bool {
+        match self {
+            Destination::Lists(keys) => keys.len() == 1,
+            Destination::Route { .. } => true,
+            Destination::Fanout(_) => false,
+        }
+    }
 }
 
 /// Consecutive messages for one destination, each envelope written straight into the command that
@@ -237,6 +249,22 @@ pub(crate) fn commands_to(
         }
         None => Vec::new(),
     })
+}
+
+/// One message to `dest` (see [`Destination::joinable`]) as a publish the async link may carry in one
+/// command with the publishes to the same place around it.
+pub(crate) fn joinable(
+    shared: &Shared,
+    dest: Destination,
+    message: &Message,
+    exchange: &str,
+    routing_key: &str,
+) -> Result<Option<crate::wire::Joinable>> {
+    let Some(run) = Run::new(dest, &shared.opts.global_keyprefix, &shared.opts.sep) else { return Ok(None) };
+    // The envelope's room: the body in base64 and about 500 bytes of properties, headers and tags.
+    let mut payload = Vec::with_capacity(message.body.len() / 3 * 4 + 768);
+    Envelope::write_message(message, exchange, routing_key, &new_tag(), &mut payload)?;
+    Ok(Some(crate::wire::Joinable::new(run.cmd, payload)))
 }
 
 /// Most publishes whose replies are not read yet.

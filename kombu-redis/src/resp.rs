@@ -19,8 +19,11 @@ pub fn pack<A: redis::ToRedisArgs>(name: &str, args: &[A]) -> Vec<u8> {
 /// A buffer of received bytes from which whole frames are taken.
 #[derive(Debug, Default)]
 pub struct FrameBuf {
+    /// Received bytes in `start..end`; the room after `end` stays allocated and zeroed, so a read
+    /// does not clear it again.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl FrameBuf {
@@ -31,37 +34,40 @@ impl FrameBuf {
 
     /// Spare room to read into (at least `min` bytes); call [`FrameBuf::filled`] with what was read.
     pub fn spare(&mut self, min: usize) -> &mut [u8] {
-        if self.start > 0 && (self.start == self.buf.len() || self.start > self.buf.len() / 2) {
-            self.buf.drain(..self.start);
+        if self.start > 0 && (self.start == self.end || self.start > self.end / 2) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + min, 0);
-        &mut self.buf[len..]
+        if self.buf.len() < self.end + min {
+            self.buf.resize(self.end + min, 0);
+        }
+        &mut self.buf[self.end..]
     }
 
-    /// Marks `n` bytes of the spare room as received (and gives the rest back).
+    /// Marks `n` bytes of the spare room (`spare_len` long, as [`FrameBuf::spare`] gave) as received.
     pub fn filled(&mut self, spare_len: usize, n: usize) {
-        let keep = self.buf.len() - spare_len + n;
-        self.buf.truncate(keep);
+        debug_assert_eq!(self.buf.len() - self.end, spare_len);
+        self.end += n.min(spare_len);
     }
 
     /// Appends bytes.
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
     /// Bytes received and not yet framed.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// The next whole frame, `None` if more bytes are needed, an error if the bytes are not RESP.
     pub fn next_frame(&mut self) -> Result<Option<Frame>> {
-        if self.start == self.buf.len() {
+        if self.start == self.end {
             return Ok(None);
         }
-        match decode(&self.buf[self.start..]) {
+        match decode(&self.buf[self.start..self.end]) {
             Ok(Some((frame, used))) => {
                 self.start += used;
                 Ok(Some(frame))

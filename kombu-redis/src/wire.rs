@@ -8,6 +8,12 @@
 //! woken by its readiness) reads the replies, matches them to the requests in order and wakes each
 //! waiting caller.
 //!
+//! A publish to one list or one routing key (one command with its payload last) joins the publishes to
+//! the same place made while earlier requests are unanswered ([`run`]): they go as one command when
+//! the link has nothing else unanswered, so many publishes in flight cost the server one script run,
+//! not one each. A publish on an idle link yields once first, so that those made in the same turn go
+//! with it.
+//!
 //! - A caller that waits (a confirmed publish, an ack) is woken when its replies are in.
 //! - An unconfirmed publish does not wait, except while [`WINDOW`] requests are unanswered (or a
 //!   megabyte is not written yet); a refusal of one is reported by the next call. [`AsyncLink::flush`]
@@ -22,20 +28,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
-use std::io::ErrorKind as IoKind;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use kombu_core::{Error, ErrorKind, Result};
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-
-use tokio::io::unix::AsyncFd;
 
 use crate::connection::Shared;
-use crate::dial::Stream;
 use crate::resp::{Frame, FrameBuf};
+
+mod io;
+mod run;
+use io::{read_replies, watch, Sock};
+pub(crate) use run::Joinable;
 
 /// Most requests left unanswered before an unconfirmed publish waits for replies (as the blocking
 /// publisher's window).
@@ -55,8 +60,10 @@ enum Until {
     Room,
 }
 
-/// One request: packed commands, written together, answered by `replies` replies.
+/// One request: packed commands, written together, answered by `replies` replies; the request of each
+/// id in `first..=id` (more than one: publishes that joined one command, see `run`).
 struct Request {
+    first: u64,
     id: u64,
     what: &'static str,
     packed: Bytes,
@@ -78,6 +85,8 @@ struct Wire {
     inbuf: FrameBuf,
     /// Written or to be written, unanswered, oldest first.
     queue: VecDeque<Request>,
+    /// Publishes gathered into one command after the queue's, not yet in `out`.
+    open: Option<run::Open>,
     next_id: u64,
     /// Outcomes of answered requests whose callers have not taken them yet.
     outcomes: HashMap<u64, Result<()>>,
@@ -103,7 +112,12 @@ pub(crate) struct AsyncLink {
 impl std::fmt::Debug for AsyncLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let w = self.lock();
-        f.debug_struct("AsyncLink").field("connected", &w.io.is_some()).field("unanswered", &w.queue.len()).finish()
+        let gathered = w.open.as_ref().map_or(0, run::Open::count);
+        f.debug_struct("AsyncLink")
+            .field("connected", &w.io.is_some())
+            .field("unanswered", &w.queue.len())
+            .field("gathered", &gathered)
+            .finish()
     }
 }
 
@@ -129,27 +143,40 @@ impl AsyncLink {
         replies: usize,
         awaited: bool,
     ) -> Result<()> {
+        self.send(shared, awaited, |w| (w.push(what, Bytes::from(packed), replies, awaited), false)).await
+    }
+
+    /// Sends one publish that may share a command with the publishes to the same place made while
+    /// earlier requests are in flight (see `run`); otherwise as [`call`](Self::call).
+    pub(crate) async fn call_joinable(&self, shared: &Arc<Shared>, publish: Joinable, awaited: bool) -> Result<()> {
+        self.send(shared, awaited, |w| w.join(publish, awaited)).await
+    }
+
+    /// Queues a request (`enqueue` gives its id, and whether it leads a run on an idle link) and waits
+    /// for what `awaited` says.
+    async fn send(
+        &self,
+        shared: &Arc<Shared>,
+        awaited: bool,
+        enqueue: impl FnOnce(&mut Wire) -> (u64, bool),
+    ) -> Result<()> {
         if self.lock().io.is_none() {
             self.connect(shared).await.map_err(|e| e.with_may_have_reached_broker(false))?;
         }
-        let id = {
+        let (id, leads) = {
             let mut w = self.lock();
             if let Some(e) = w.deferred.take() {
                 return Err(e.with_may_have_reached_broker(false));
             }
-            let id = w.next_id;
-            w.next_id += 1;
-            let packed = Bytes::from(packed);
-            w.out.extend_from_slice(&packed);
-            w.queue.push_back(Request { id, what, packed, replies, got: 0, refused: None, awaited });
-            // The only request: written now, its reply is what the caller waits for.
-            let blocked = w.queue.len() == 1 && w.write_now();
-            if blocked || !w.out.is_empty() {
-                // Others are in flight: the reader task writes everything that came meanwhile in one go.
-                w.kick.notify_one();
-            }
-            id
+            enqueue(&mut w)
         };
+        if leads {
+            // A run on an idle link: one yield lets the publishes made in the same turn (the task's other
+            // futures, other tasks) join it; then it goes. Dropped meanwhile, it goes all the same.
+            let lead = Lead(self);
+            tokio::task::yield_now().await;
+            drop(lead);
+        }
         if awaited {
             return self.wait(shared, Until::Answered(id)).await;
         }
@@ -166,7 +193,7 @@ impl AsyncLink {
     pub(crate) async fn flush(&self, shared: &Arc<Shared>) -> Result<()> {
         let last = {
             let mut w = self.lock();
-            match w.queue.iter().map(|r| r.id).max() {
+            match w.open.as_ref().map(|o| o.last).or_else(|| w.queue.back().map(|r| r.id)) {
                 Some(id) => id,
                 None => return w.deferred.take().map_or(Ok(()), Err),
             }
@@ -294,6 +321,7 @@ impl AsyncLink {
         }
         let pending: Vec<Bytes> = {
             let mut w = self.lock();
+            w.seal();
             w.lose();
             w.queue.drain(..).map(|r| r.packed).collect()
         };
@@ -318,81 +346,18 @@ fn lock(wire: &Mutex<Wire>) -> MutexGuard<'_, Wire> {
     wire.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The reader task of one socket: reads replies as they come and writes what callers left over, until
-/// the socket is lost or replaced. Ending any other way (its runtime shut down) loses the socket too.
-async fn read_replies(wire: Arc<Mutex<Wire>>, io: Arc<Sock>, generation: u64, kick: Arc<tokio::sync::Notify>) {
-    struct Ends<'a>(&'a Mutex<Wire>, u64);
-    impl Drop for Ends<'_> {
-        fn drop(&mut self) {
-            let mut w = lock(self.0);
-            if w.generation == self.1 && w.io.is_some() {
-                w.lose();
-            }
+/// A run opened on an idle link: when dropped (after one yield, or cancelled), the run goes, unless
+/// something was sent meanwhile (then the reader task sends it once that is answered).
+struct Lead<'a>(&'a AsyncLink);
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        let mut w = self.0.lock();
+        if w.open.is_some() && w.queue.is_empty() {
+            w.seal();
+            w.written_or_kicked();
         }
     }
-    let _ends = Ends(&wire, generation);
-    loop {
-        let writing = {
-            let w = lock(&wire);
-            if w.generation != generation || w.io.is_none() {
-                return;
-            }
-            !w.out.is_empty() || io.get_ref().lock().wants_write()
-        };
-        let woke = tokio::select! {
-            biased;
-            () = kick.notified() => None,
-            ready = io.readable() => Some(ready),
-            ready = io.writable(), if writing => Some(ready),
-        };
-        let mut guard = match woke {
-            None => None,
-            Some(Ok(guard)) => Some(guard),
-            Some(Err(_)) => return,
-        };
-        let mut w = lock(&wire);
-        if w.generation != generation {
-            return;
-        }
-        let blocked = w.write_now() | w.read_now(&io);
-        if blocked {
-            // The socket said "not now": tokio waits for its next readiness.
-            if let Some(g) = guard.as_mut() {
-                g.clear_ready();
-            }
-        }
-        w.wake_reached();
-    }
-}
-
-/// A connected socket, plain or TLS, non-blocking, watched by tokio (which lets go of the descriptor
-/// before the stream closes it).
-type Sock = AsyncFd<Held>;
-
-struct Held {
-    stream: Mutex<Stream>,
-    fd: RawFd,
-}
-
-impl AsRawFd for Held {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd
-    }
-}
-
-impl Held {
-    fn lock(&self) -> MutexGuard<'_, Stream> {
-        self.stream.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Watches `stream` (turned non-blocking) with the current runtime's reactor.
-fn watch(stream: Stream) -> std::io::Result<Sock> {
-    stream.tcp().set_nonblocking(true)?;
-    let fd = stream.tcp().as_raw_fd();
-    // SAFETY: `fd` is the socket `Held` owns, open until `Held` drops, and `Held` never replaces its
-    // stream; the `AsyncFd` deregisters it before dropping `Held`.
-    unsafe { AsyncFd::register(Held { stream: Mutex::new(stream), fd }) }.map_err(|e| e.into_parts().1)
 }
 
 /// A waiting caller's registration; dropping it (a wait over, or cancelled) unregisters.
@@ -413,16 +378,76 @@ impl Wire {
         self.next_token
     }
 
+    /// Sends `packed` after everything before it; the request's id.
+    fn push(&mut self, what: &'static str, packed: Bytes, replies: usize, awaited: bool) -> u64 {
+        self.seal();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.out.extend_from_slice(&packed);
+        self.queue.push_back(Request { first: id, id, what, packed, replies, got: 0, refused: None, awaited });
+        self.written_or_kicked();
+        id
+    }
+
+    /// Sends `publish` after everything before it, in the open run when it may join it: its id, and
+    /// whether nothing else is unanswered (the caller then sees that the run goes, see [`Lead`]); while
+    /// something is, the run goes when the reader task has the replies.
+    fn join(&mut self, publish: Joinable, awaited: bool) -> (u64, bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        match &mut self.open {
+            Some(open) if open.takes(&publish, awaited) => open.push(&publish, id),
+            _ => {
+                self.seal();
+                self.open = Some(run::Open::new(publish, id, awaited));
+            }
+        }
+        (id, self.queue.is_empty())
+    }
+
+    /// The only request is written now (its reply is what the caller waits for); when others are in
+    /// flight, the reader task writes everything that came meanwhile in one go.
+    fn written_or_kicked(&mut self) {
+        let blocked = self.queue.len() == 1 && self.write_now();
+        if blocked || !self.out.is_empty() {
+            self.kick.notify_one();
+        }
+    }
+
+    /// Closes the open run: its command joins the queue.
+    fn seal(&mut self) {
+        if let Some(open) = self.open.take() {
+            let packed = Bytes::from(open.packed());
+            self.out.extend_from_slice(&packed);
+            self.queue.push_back(Request {
+                first: open.first,
+                id: open.last,
+                what: "publish",
+                packed,
+                replies: 1,
+                got: 0,
+                refused: None,
+                awaited: open.awaited,
+            });
+        }
+    }
+
     fn reached(&mut self, until: Until) -> Option<Progress> {
         match until {
             Until::Answered(id) => self.outcomes.remove(&id).map(Progress::Done),
-            Until::AllUpTo(id) => self.queue.iter().all(|r| r.id > id).then_some(Progress::Done(Ok(()))),
+            Until::AllUpTo(id) => (self.oldest().is_none_or(|f| f > id)).then_some(Progress::Done(Ok(()))),
             Until::Room => self.has_room().then_some(Progress::Done(Ok(()))),
         }
     }
 
+    /// The id of the oldest request not answered.
+    fn oldest(&self) -> Option<u64> {
+        self.queue.front().map(|r| r.first).or(self.open.as_ref().map(|o| o.first))
+    }
+
     fn has_room(&self) -> bool {
-        self.io.is_some() && self.out.len() <= MAX_UNWRITTEN && self.queue.len() <= WINDOW
+        let (gathered, runs) = self.open.as_ref().map_or((0, 0), |o| (o.bytes(), 1));
+        self.io.is_some() && self.out.len() + gathered <= MAX_UNWRITTEN && self.queue.len() + runs <= WINDOW
     }
 
     fn wake_all(&mut self) {
@@ -438,73 +463,6 @@ impl Wire {
         self.out.clear();
         self.inbuf = FrameBuf::new();
         self.wake_all();
-    }
-
-    /// Writes what it can without waiting; `true` if the socket would block.
-    fn write_now(&mut self) -> bool {
-        let Some(io) = self.io.clone() else { return false };
-        let mut stream = io.get_ref().lock();
-        let mut outcome = Ok(());
-        while !self.out.is_empty() {
-            match stream.write(&self.out) {
-                Ok(0) => outcome = Err(IoKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out.drain(..n);
-                    continue;
-                }
-                Err(e) => outcome = Err(e),
-            }
-            break;
-        }
-        // Over TLS, what rustls holds encrypted goes out too.
-        let outcome = outcome.and_then(|()| stream.flush());
-        drop(stream);
-        match outcome {
-            Ok(()) => false,
-            Err(e) if e.kind() == IoKind::WouldBlock => true,
-            Err(e) => {
-                tracing::debug!("async redis link: write failed ({e}); sending again on a new connection");
-                self.lose();
-                false
-            }
-        }
-    }
-
-    /// Reads what the socket has now, matching replies to requests; `true` if the socket would block.
-    fn read_now(&mut self, io: &Sock) -> bool {
-        while self.io.is_some() {
-            let spare = self.inbuf.spare(64 * 1024);
-            let spare_len = spare.len();
-            let got = io.get_ref().lock().read(spare);
-            match got {
-                Ok(0) => {
-                    self.inbuf.filled(spare_len, 0);
-                    tracing::debug!("async redis link: the server closed the connection; sending again");
-                    self.lose();
-                }
-                Ok(n) => {
-                    self.inbuf.filled(spare_len, n);
-                    match self.take_replies() {
-                        Ok(true) => {}
-                        Ok(false) => self.lose(),
-                        Err(e) => {
-                            tracing::warn!("async redis link: {e}; connecting again");
-                            self.lose();
-                        }
-                    }
-                }
-                Err(e) if e.kind() == IoKind::WouldBlock => {
-                    self.inbuf.filled(spare_len, 0);
-                    return true;
-                }
-                Err(e) => {
-                    self.inbuf.filled(spare_len, 0);
-                    tracing::debug!("async redis link: read failed ({e}); sending again on a new connection");
-                    self.lose();
-                }
-            }
-        }
-        false
     }
 
     /// Matches the whole replies received to the oldest requests. `false`: the socket must be given up
@@ -534,14 +492,17 @@ impl Wire {
                 self.requeue_after_scripts(done);
                 continue;
             }
-            let outcome = match done.refused {
+            let outcome = || match &done.refused {
                 None => Ok(()),
                 Some(text) => Err(Error::channel(format!("{} refused by redis: {text}", done.what))
                     .with_may_have_reached_broker(false)),
             };
             if done.awaited {
-                self.outcomes.insert(done.id, outcome);
-            } else if let Err(e) = outcome {
+                // Every publish a joined command carried has its outcome.
+                for id in done.first..=done.id {
+                    self.outcomes.insert(id, outcome());
+                }
+            } else if let Err(e) = outcome() {
                 tracing::warn!("{e} (an unconfirmed publish; reported by the next call)");
                 self.deferred.get_or_insert(e);
             }
@@ -559,6 +520,7 @@ impl Wire {
         let load = Bytes::from(load);
         self.out.extend_from_slice(&load);
         self.queue.push_back(Request {
+            first: id,
             id,
             what: "SCRIPT LOAD",
             packed: load,
@@ -576,7 +538,7 @@ impl Wire {
 
     /// Wakes the waiters whose wait is over.
     fn wake_reached(&mut self) {
-        let oldest = self.queue.iter().map(|r| r.id).min();
+        let oldest = self.oldest();
         let room = self.has_room();
         let outcomes = &self.outcomes;
         self.waiting.retain(|_, (until, waker)| {

@@ -11,7 +11,7 @@ fn refusals_are_found_inside_transactions() {
 }
 
 fn request(id: u64, replies: usize, awaited: bool) -> Request {
-    Request { id, what: "publish", packed: Bytes::new(), replies, got: 0, refused: None, awaited }
+    Request { first: id, id, what: "publish", packed: Bytes::new(), replies, got: 0, refused: None, awaited }
 }
 
 #[test]
@@ -61,4 +61,50 @@ fn an_unasked_reply_is_an_error() {
     let mut w = Wire::default();
     w.inbuf.extend(b"+OK\r\n");
     assert!(w.take_replies().is_err());
+}
+
+fn lpush(payload: &str) -> Joinable {
+    let mut c = redis::cmd("LPUSH");
+    c.arg("q");
+    Joinable::new(c, payload.as_bytes().to_vec())
+}
+
+#[test]
+fn publishes_in_flight_share_a_command_and_each_has_its_outcome() {
+    let mut w = Wire::default();
+    let (first, leads) = w.join(lpush("1"), true);
+    assert!(leads, "nothing else unanswered: the caller sees that it goes");
+    w.seal();
+    let (second, leads) = w.join(lpush("2"), true);
+    assert!(!leads);
+    let (third, _) = w.join(lpush("3"), true);
+    assert_eq!(w.queue.len(), 1, "the second and third gather");
+    // Another request closes the run first: the server sees the calls' order.
+    let ack = w.push("ack", Bytes::from_static(b"*1\r\n$4\r\nPING\r\n"), 1, true);
+    assert_eq!(w.queue.len(), 3);
+    let joined = b"*4\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$1\r\n2\r\n$1\r\n3\r\n*1\r\n$4\r\nPING\r\n";
+    assert!(w.out.ends_with(joined), "{:?}", String::from_utf8_lossy(&w.out));
+    w.inbuf.extend(b":1\r\n-WRONGTYPE no\r\n+PONG\r\n");
+    assert!(w.take_replies().expect("replies"));
+    assert!(matches!(w.outcomes.remove(&first), Some(Ok(()))));
+    for id in [second, third] {
+        let refused = w.outcomes.remove(&id).and_then(|r| r.err()).map(|e| e.to_string());
+        assert!(refused.is_some_and(|t| t.contains("WRONGTYPE")), "each publish the command carried");
+    }
+    assert!(matches!(w.outcomes.remove(&ack), Some(Ok(()))));
+}
+
+#[test]
+fn a_flush_waits_for_publishes_still_gathering() {
+    let mut w = Wire::default();
+    w.join(lpush("1"), false);
+    w.seal();
+    let (gathering, _) = w.join(lpush("2"), false);
+    w.inbuf.extend(b":1\r\n");
+    assert!(w.take_replies().expect("reply"));
+    assert!(w.reached(Until::AllUpTo(gathering)).is_none(), "the second is not sent yet");
+    w.seal();
+    w.inbuf.extend(b":2\r\n");
+    assert!(w.take_replies().expect("reply"));
+    assert!(w.reached(Until::AllUpTo(gathering)).is_some());
 }

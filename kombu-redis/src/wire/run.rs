@@ -1,0 +1,137 @@
+//! Publishes that share one command: while earlier requests are in flight, consecutive publishes to one
+//! place (the same command but for the payloads at its end: one list's `LPUSH`, one routing key's ROUTE
+//! script) join one open command, written as one when the link next writes. The server then runs one
+//! script for many messages, in the order they were published, with the same outcome for each.
+//!
+//! A run holds at most [`MAX_RUN`] payloads and about [`MAX_BODY`] bytes; a publish to another place, any
+//! other request, or a publish that waits differently (confirmed or not) closes it first, so requests
+//! still reach the server in call order.
+
+/// Most payloads one command carries (as a batch's runs).
+pub(crate) const MAX_RUN: usize = crate::publish::MAX_RUN;
+
+/// Bytes of payloads after which a run takes no more.
+const MAX_BODY: usize = 256 * 1024;
+
+/// One publish that may join others: its command without the payload, and its payload.
+pub(crate) struct Joinable {
+    cmd: redis::Cmd,
+    payload: Vec<u8>,
+}
+
+impl Joinable {
+    /// `cmd` is the command without its payload (`LPUSH key`, `EVALSHA route 1 binding …`).
+    pub(crate) fn new(cmd: redis::Cmd, payload: Vec<u8>) -> Joinable {
+        Joinable { cmd, payload }
+    }
+}
+
+/// A run not yet written: request ids `first..=last`, all confirmed or all not.
+pub(super) struct Open {
+    cmd: redis::Cmd,
+    head: Vec<u8>,
+    args: usize,
+    body: Vec<u8>,
+    len: usize,
+    pub(super) first: u64,
+    pub(super) last: u64,
+    pub(super) awaited: bool,
+}
+
+impl Open {
+    pub(super) fn new(j: Joinable, id: u64, awaited: bool) -> Open {
+        let (mut head, mut args) = (Vec::new(), 0);
+        for arg in j.cmd.args_iter() {
+            if let redis::Arg::Simple(bytes) = arg {
+                bulk(&mut head, bytes);
+                args += 1;
+            }
+        }
+        // Room for a few publishes: a run that grows reallocates seldom.
+        let mut body = Vec::with_capacity((j.payload.len() + 16) * 8);
+        bulk(&mut body, &j.payload);
+        Open { cmd: j.cmd, head, args, body, len: 1, first: id, last: id, awaited }
+    }
+
+    /// Whether `j` may join this run.
+    pub(super) fn takes(&self, j: &Joinable, awaited: bool) -> bool {
+        self.awaited == awaited
+            && self.len < MAX_RUN
+            && self.body.len() < MAX_BODY
+            && self.cmd.args_iter().eq(j.cmd.args_iter())
+    }
+
+    pub(super) fn push(&mut self, j: &Joinable, id: u64) {
+        bulk(&mut self.body, &j.payload);
+        self.len += 1;
+        self.last = id;
+    }
+
+    /// Bytes it will take when written.
+    pub(super) fn bytes(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// Publishes in it.
+    pub(super) fn count(&self) -> usize {
+        self.len
+    }
+
+    /// The one command that carries the run.
+    pub(super) fn packed(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + self.body.len() + 16);
+        out.push(b'*');
+        out.extend_from_slice(itoa::Buffer::new().format(self.args + self.len).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Appends `arg` as a RESP bulk string.
+fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lpush(key: &str, payload: &str) -> Joinable {
+        let mut c = redis::cmd("LPUSH");
+        c.arg(key);
+        Joinable::new(c, payload.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_run_packs_as_the_one_command_with_every_payload() {
+        let mut run = Open::new(lpush("q", "a"), 7, true);
+        assert!(run.takes(&lpush("q", "bc"), true));
+        assert!(!run.takes(&lpush("other", "bc"), true), "another list");
+        assert!(!run.takes(&lpush("q", "bc"), false), "an unconfirmed publish");
+        run.push(&lpush("q", "bc"), 8);
+        let mut whole = redis::cmd("LPUSH");
+        whole.arg("q").arg("a").arg("bc");
+        assert_eq!(run.packed(), whole.get_packed_command());
+        assert_eq!((run.first, run.last, run.count()), (7, 8, 2));
+        assert_eq!(run.bytes(), whole.get_packed_command().len() - b"*4\r\n".len());
+    }
+
+    #[test]
+    fn a_run_is_bounded() {
+        let mut run = Open::new(lpush("q", "x"), 0, false);
+        for id in 1..MAX_RUN as u64 {
+            assert!(run.takes(&lpush("q", "x"), false));
+            run.push(&lpush("q", "x"), id);
+        }
+        assert!(!run.takes(&lpush("q", "x"), false), "{MAX_RUN} payloads");
+        let big = "y".repeat(MAX_BODY);
+        let run = Open::new(lpush("q", &big), 0, false);
+        assert!(!run.takes(&lpush("q", "x"), false), "{MAX_BODY} bytes");
+    }
+}
