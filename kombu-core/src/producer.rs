@@ -545,9 +545,7 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T, Async> {
     pub fn send(self) -> impl std::future::Future<Output = Result<()>> + Send + 'a {
         let producer = self.producer;
         let prepared = self.prepare();
-        // Boxed: the future holds the message and the publish's state (kilobytes), and a pointer is what
-        // moves when many are in flight (joined, spawned).
-        Box::pin(async move { producer.send_async(prepared.map_err(not_sent)?).await })
+        async move { producer.send_async(prepared.map_err(not_sent)?).await }
     }
 }
 

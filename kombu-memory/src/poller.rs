@@ -10,8 +10,9 @@ use kombu_core::Result;
 
 use crate::channel::ConnShared;
 
-/// Most messages one wake-up hands out before letting the Hub serve timers and other connections.
-const BUDGET: usize = 4096;
+/// Most messages one wake-up hands out before letting the Hub serve timers and other connections. A
+/// turn's batch stays in the core's cache (4,096 took 20-30% more CPU per message, blocking and async).
+const BUDGET: usize = 256;
 
 pub(crate) struct MemoryPoller {
     pub(crate) conn: Arc<ConnShared>,

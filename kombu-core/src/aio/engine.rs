@@ -21,7 +21,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const HANDOFF: Duration = Duration::from_millis(10);
 
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::connection::Connection;
 use crate::driver::AttemptRunner;
@@ -43,7 +43,7 @@ pub(crate) enum Item {
     End,
 }
 
-pub(crate) type Sink = mpsc::UnboundedSender<Item>;
+pub(crate) use super::inbox::Sink;
 
 /// The reactor and what a turn of it needs, shared by the engine's task and the consumer streams
 /// (`None` once the engine ended: the reactor is gone).

@@ -49,6 +49,7 @@
 mod connection;
 mod consumer;
 mod engine;
+mod inbox;
 mod message;
 mod producer;
 mod simple;
