@@ -544,14 +544,15 @@ impl<'a, T: Serialize + ?Sized> Publish<'a, T, Async> {
     /// (a time-out is better given with [`confirm_timeout`](Publish::confirm_timeout) than by dropping).
     pub fn send(self) -> impl std::future::Future<Output = Result<()>> + Send + 'a {
         let producer = self.producer;
-        let prepared = self.prepare();
+        // Boxed: the future then holds a pointer, not the message (an async fn keeps its argument twice).
+        let prepared = self.prepare().map(Box::new);
         async move { producer.send_async(prepared.map_err(not_sent)?).await }
     }
 }
 
 #[cfg(feature = "tokio")]
 impl Producer {
-    async fn send_async(&self, p: Prepared<'_>) -> Result<()> {
+    async fn send_async(&self, p: Box<Prepared<'_>>) -> Result<()> {
         let ch = self.channel_for_async().await.map_err(not_sent)?;
         let exchange = self.exchange_to_declare(p.declare_exchange).cloned();
         let queues: Vec<Queue> =
@@ -580,7 +581,7 @@ impl Producer {
         }
         let (message, exchange, key, options) =
             (p.message, p.exchange.to_owned(), p.routing_key.into_owned(), p.options);
-        crate::aio::blocking(move || ch.publish(message, &exchange, &key, &options)).await
+        Box::pin(crate::aio::blocking(move || ch.publish(message, &exchange, &key, &options))).await
     }
 
     /// The channel to publish on, a new one (opened where blocking is allowed) after a lost connection.

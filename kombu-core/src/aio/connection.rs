@@ -218,7 +218,7 @@ impl Channel {
     /// Takes one message from a queue, if there is one.
     pub async fn get(&self, queue: &str, no_ack: bool) -> Result<Option<super::Message>> {
         let queue = queue.to_owned();
-        self.call(move |ch| ch.get(&queue, no_ack)).await.map(|m| m.map(super::Message))
+        self.call(move |ch| ch.get(&queue, no_ack)).await.map(|m| m.map(|m| super::Message(Box::new(m))))
     }
 
     /// Closes the channel; its unacknowledged messages go back to their queues.

@@ -74,7 +74,7 @@ impl ConsumerBuilder {
         let channel = self.connection.channel().await?.raw();
         let deliver = tx.clone();
         let refusals: RefusalFn = Arc::new(move |message, queue: &str, reason| {
-            let refused = Item::DeadLetter { message, queue: queue.to_owned(), reason };
+            let refused = Item::DeadLetter { message: Box::new(message), queue: queue.to_owned(), reason };
             if let Err(Item::DeadLetter { message, .. }) = tx.send(refused) {
                 requeue_orphan(&message);
             }
@@ -88,7 +88,7 @@ impl ConsumerBuilder {
             .poison_policy(self.poison.clone())
             .refusals(refusals)
             .on_message(move |m| {
-                if let Err(Item::Message(m)) = deliver.send(Item::Message(m)) {
+                if let Err(Item::Message(m)) = deliver.send(Item::Message(Box::new(m))) {
                     requeue_orphan(&m);
                 }
             });
@@ -190,7 +190,7 @@ impl Consumer {
         while let Some(item) = self.rx.try_recv() {
             match item {
                 Item::Message(m) => left.push(Message(m)),
-                Item::DeadLetter { message, queue, reason } => self.dead_letter(message, queue, reason),
+                Item::DeadLetter { message, queue, reason } => self.dead_letter(*message, queue, reason),
                 Item::Failed(_) | Item::End => {}
             }
         }
@@ -238,7 +238,7 @@ impl Consumer {
                 Poll::Ready(Some(Item::Message(m))) => return Poll::Ready(Some(Ok(Message(m)))),
                 Poll::Ready(Some(Item::Failed(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Item::DeadLetter { message, queue, reason })) => {
-                    self.dead_letter(message, queue, reason)
+                    self.dead_letter(*message, queue, reason)
                 }
             }
         }

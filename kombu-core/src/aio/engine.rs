@@ -34,9 +34,9 @@ use crate::message::Message;
 /// What the engine hands a consumer stream.
 pub(crate) enum Item {
     /// A delivery that passed the consumer's checks.
-    Message(Message),
+    Message(Box<Message>),
     /// A delivery the poison policy refuses: dead-lettered by the stream, off the engine's task.
-    DeadLetter { message: Message, queue: String, reason: String },
+    DeadLetter { message: Box<Message>, queue: String, reason: String },
     /// An error of the connection (a reconnect that gave up, a failing poller).
     Failed(Error),
     /// The connection's driver ended (closed, or gave up): nothing more will come.

@@ -9,7 +9,8 @@ use crate::message::MessageState;
 /// properties, `decode`); settling it is awaited. Clones are the same delivery: only the first settle of
 /// any clone goes to the broker.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Message(pub(crate) crate::Message);
+// Boxed: a delivery moves through the inbox and the stream's layers as a pointer, not 400-odd bytes.
+pub struct Message(pub(crate) Box<crate::Message>);
 
 impl Deref for Message {
     type Target = crate::Message;
@@ -20,14 +21,14 @@ impl Deref for Message {
 
 impl From<Message> for crate::Message {
     fn from(m: Message) -> crate::Message {
-        m.0
+        *m.0
     }
 }
 
 impl Message {
     /// The message itself, for the blocking API.
     pub fn into_inner(self) -> crate::Message {
-        self.0
+        *self.0
     }
 
     /// Acknowledges the message: when this resolves, the acknowledgement is done, as for the blocking
