@@ -37,6 +37,15 @@ async fn drain(ch: &Channel, queue: &str) -> Vec<u32> {
     out
 }
 
+/// Sends the bodies `0..n` with `producer`, 64 sends in flight at a time; their outcomes.
+async fn send_in_flight(producer: &Producer, n: u32) -> Vec<kombu_core::Result<()>> {
+    stream::iter(0..n)
+        .map(|i| async move { producer.publish_bytes(i.to_string()).send().await })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
@@ -56,14 +65,7 @@ fn confirmed_sends_in_flight_share_scripts_and_each_lands_once() {
         }
         let producer = Producer::new(&conn).await.expect("producer").exchange(exchange.clone()).routing_key("k");
         let before = calls(&url, "evalsha");
-        let outcomes: Vec<_> = stream::iter(0..N)
-            .map(|i| {
-                let producer = &producer;
-                async move { producer.publish_bytes(i.to_string()).send().await }
-            })
-            .buffer_unordered(64)
-            .collect()
-            .await;
+        let outcomes = send_in_flight(&producer, N).await;
         assert!(outcomes.iter().all(Result::is_ok), "every confirmed send: {:?}", outcomes.iter().find(|o| o.is_err()));
         let scripts = calls(&url, "evalsha") - before;
         // Without joining: one script per message. Runs are shorter on a busy machine.
@@ -97,14 +99,7 @@ fn a_refused_shared_command_fails_every_send_it_carried() {
         let _: () = redis::cmd("SET").arg(&queue.name).arg("not a list").query(&mut raw).expect("SET");
         let producer = Producer::new(&conn).await.expect("producer").routing_key(queue.name.clone());
         let before = calls(&url, "lpush");
-        let outcomes: Vec<_> = stream::iter(0..256u32)
-            .map(|i| {
-                let producer = &producer;
-                async move { producer.publish_bytes(i.to_string()).send().await }
-            })
-            .buffer_unordered(64)
-            .collect()
-            .await;
+        let outcomes = send_in_flight(&producer, 256).await;
         for outcome in &outcomes {
             let err = outcome.as_ref().expect_err("refused");
             assert!(err.to_string().contains("WRONGTYPE"), "{err}");

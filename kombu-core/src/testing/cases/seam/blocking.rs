@@ -88,7 +88,7 @@ impl super::Chan for Chan {
         self.0.publish(message, exchange, key, &PublishOptions::default())
     }
     fn get(&self, queue: &str) -> Result<Option<Delivery>> {
-        Ok(self.0.get(queue, false)?.map(Delivery::Blocking))
+        Ok(self.0.get(queue, false)?.map(|m| Delivery::Blocking(Box::new(m))))
     }
     fn close(&self) -> Result<()> {
         self.0.close()
@@ -113,7 +113,7 @@ impl super::Stream for Stream {
         let end = Instant::now() + wait;
         loop {
             if let Some(m) = self.pop() {
-                return Ok(Some(Delivery::Blocking(m)));
+                return Ok(Some(Delivery::Blocking(Box::new(m))));
             }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -167,7 +167,7 @@ pub(crate) trait Prod {
 
 /// A received message (it derefs to the `Message`), settled through the API it came by.
 pub(crate) enum Delivery {
-    Blocking(Message),
+    Blocking(Box<Message>),
     #[cfg(feature = "tokio")]
     Async(crate::aio::Message, std::sync::Arc<aio::Rt>),
 }
