@@ -5,10 +5,10 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
-    let mut stdin = stdin.lock();
-    let mut stdout = io::BufWriter::new(stdout.lock());
-    let mut stderr = stderr.lock();
+    // The handles, not their locks: a lock held for the whole run would hang every other thread that
+    // writes there (a panic's message on a runtime's worker, a progress bar).
+    let (mut stdin, mut stderr) = (io::stdin(), io::stderr());
+    let mut stdout = io::BufWriter::new(io::stdout());
     let code = kombu::cli::run(
         std::env::args_os(),
         &mut kombu::cli::Io { stdin: &mut stdin, stdout: &mut stdout, stderr: &mut stderr },
