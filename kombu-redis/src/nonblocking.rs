@@ -61,7 +61,7 @@ impl AsyncChannel for RedisChannel {
             if dest.joinable() {
                 return match publish::joinable(&self.shared, dest, &message, exchange, routing_key)? {
                     Some(one) => link.call_joinable(&self.shared, one, confirmed).await,
-                    // Routed to no queue: dropped, as AMQP drops it.
+                    // A list of no queues (a joinable destination has one): dropped, as AMQP drops it.
                     None => Ok(()),
                 };
             }

@@ -47,8 +47,10 @@ impl Open {
                 args += 1;
             }
         }
-        // Room for a few publishes: a run that grows reallocates seldom.
-        let mut body = Vec::with_capacity((j.payload.len() + 16) * 8);
+        // Room for a few publishes like it (a run that grows reallocates seldom), not past the run's
+        // bound: a large payload gets no more than its own room.
+        let own = j.payload.len() + 16;
+        let mut body = Vec::with_capacity(own.saturating_mul(8).min(MAX_BODY).max(own));
         bulk(&mut body, &j.payload);
         Open { cmd: j.cmd, head, args, body, len: 1, first: id, last: id, awaited }
     }
