@@ -7,7 +7,7 @@ pub const DEFAULT_SEP: &str = "\x06\x16";
 
 /// The binding set of an exchange: `_kombu.binding.<exchange>`.
 pub fn binding_key(prefix: &str, exchange: &str) -> String {
-    format!("{prefix}_kombu.binding.{exchange}")
+    [prefix, "_kombu.binding.", exchange].concat()
 }
 
 /// The set Kombu 5.7 keeps beside it for bindings of queues without `x-expires`.
@@ -79,6 +79,9 @@ pub fn priority_step(priority: u8, steps: &[u8]) -> u8 {
 /// The list holding a queue's messages of one band: the queue itself for band 0, `queue sep step`
 /// otherwise (Kombu's `_q_for_pri`).
 pub fn queue_key(prefix: &str, queue: &str, step: u8, sep: &str) -> String {
+    if step == 0 {
+        return [prefix, queue].concat();
+    }
     format!("{prefix}{queue}{}", step_suffix(step, sep))
 }
 

@@ -5,7 +5,7 @@
 //!
 //! A confirmed publish (`confirm_timeout` set, or `mandatory`) and an ack resolve when the server has
 //! answered them (a confirmed publish gives up after its `confirm_timeout`, saying it may have
-//! arrived); an unconfirmed publish resolves once it is queued (waiting only while 128 requests are
+//! arrived: one timer per call, for that and the `socket_timeout` option); an unconfirmed publish resolves once it is queued (waiting only while 128 requests are
 //! unanswered), and a refusal of one is reported by the next call. [`AsyncChannel::flush`] (which the
 //! async channel's other operations await first) waits until every earlier publish is answered.
 //!
@@ -17,6 +17,7 @@ use kombu_core::{AsyncChannel, DeliveryTag, Error, ExchangeKind, Message, Outgoi
 use crate::channel::RedisChannel;
 use crate::options::RedisOptions;
 use crate::publish;
+use crate::wire::Reply;
 
 /// Whether the async link serves these options: any socket (plain or TLS, dialed directly or through
 /// Sentinel), without a wait for replicas (`WAIT` after each confirmed publish, on the blocking path).
@@ -50,40 +51,35 @@ impl AsyncChannel for RedisChannel {
         let kind = self.shared.exchange_kind(exchange);
         if kind == ExchangeKind::Headers || !direct(&self.shared.opts) {
             let (ex, key, options) = (exchange.to_owned(), routing_key.to_owned(), options.clone());
-            return self
-                .on_blocking_pool(move |ch| kombu_core::Channel::publish(ch, message, &ex, &key, &options))
-                .await;
+            // Boxed: the rare path's future does not enlarge every publish's.
+            return Box::pin(
+                self.on_blocking_pool(move |ch| kombu_core::Channel::publish(ch, message, &ex, &key, &options)),
+            )
+            .await;
         }
         let dest = publish::destination(&self.shared, &message, exchange, routing_key, kind, None)?;
-        let confirmed = options.confirm_timeout.is_some() || options.mandatory;
-        let link = &self.shared.aio;
-        let sent = async {
-            if dest.joinable() {
-                return match publish::joinable(&self.shared, dest, &message, exchange, routing_key)? {
-                    Some(one) => link.call_joinable(&self.shared, one, confirmed).await,
-                    // A list of no queues (a joinable destination has one): dropped, as AMQP drops it.
-                    None => Ok(()),
-                };
-            }
-            let commands = publish::commands_to(&self.shared, dest, &message, exchange, routing_key)?;
-            if commands.is_empty() {
-                return Ok(());
-            }
-            let mut packed = Vec::new();
-            for c in &commands {
-                c.write_packed_command(&mut packed);
-            }
-            link.call(&self.shared, "publish", packed, commands.len(), confirmed).await
+        let reply = if options.confirm_timeout.is_some() || options.mandatory {
+            Reply::Awaited(options.confirm_timeout)
+        } else {
+            Reply::NotAwaited
         };
-        match options.confirm_timeout {
-            None => sent.await,
-            // A server that stopped answering: the caller hears of it within its confirm time-out (the
-            // request stays queued, and is sent again if the link is lost: it may still arrive).
-            Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or_else(|_| {
-                Err(Error::timeout(format!("publish: no reply from redis within confirm_timeout {limit:?}"))
-                    .with_may_have_reached_broker(true))
-            }),
+        let link = &self.shared.aio;
+        if dest.joinable() {
+            return match publish::joinable(&self.shared, dest, &message, exchange, routing_key)? {
+                Some(one) => link.call_joinable(&self.shared, one, reply).await,
+                // A list of no queues (a joinable destination has one): dropped, as AMQP drops it.
+                None => Ok(()),
+            };
         }
+        let commands = publish::commands_to(&self.shared, dest, &message, exchange, routing_key)?;
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let mut packed = Vec::new();
+        for c in &commands {
+            c.write_packed_command(&mut packed);
+        }
+        link.call(&self.shared, "publish", packed, commands.len(), reply).await
     }
 
     async fn publish_batch(&self, batch: Vec<Outgoing>, options: &PublishOptions) -> Result<()> {
@@ -103,7 +99,7 @@ impl AsyncChannel for RedisChannel {
             let pipe = crate::acks::forget_pipe(&self.shared, &[ack.key.as_str()]);
             // MULTI, the commands, EXEC: a reply each.
             let replies = pipe.len() + 2;
-            self.shared.aio.call(&self.shared, "ack", pipe.get_packed_pipeline(), replies, true).await
+            self.shared.aio.call(&self.shared, "ack", pipe.get_packed_pipeline(), replies, Reply::Awaited(None)).await
         } else {
             Ok(())
         };

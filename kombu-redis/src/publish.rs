@@ -40,6 +40,29 @@ pub(crate) enum Destination {
 }
 
 impl Destination {
+    /// Gives `each` argument of the command that carries messages there, before their payloads
+    /// (`prefix`: the global key prefix, `sep`: the separator of binding members); `None` when it drops
+    /// them (a list of no queues). Of several lists, the first (see [`Run::into_commands`]).
+    fn head<'a>(&'a self, prefix: &'a str, sep: &'a str, mut each: impl FnMut(&'a [u8])) -> Option<()> {
+        match self {
+            Destination::Lists(keys) => {
+                let key = keys.first()?;
+                each(b"LPUSH");
+                each(key.as_bytes());
+            }
+            Destination::Route { binding, kind, routing_key, suffix } => {
+                let args = [scripts().route.get_hash(), "1", binding, kind, routing_key, suffix, prefix, sep];
+                each(b"EVALSHA");
+                args.iter().for_each(|a| each(a.as_bytes()));
+            }
+            Destination::Fanout(topic) => {
+                each(b"PUBLISH");
+                each(topic.as_bytes());
+            }
+        }
+        Some(())
+    }
+
     /// Whether one command carries a message there, with more payloads after it when more messages go
     /// the same way (one list, or routed server-side; not a fanout PUBLISH).
     pub(crate) fn joinable(&self) -> bool {
@@ -63,30 +86,10 @@ impl Run {
     /// An empty run for `destination` (`prefix`: the global key prefix, `sep`: the separator of binding
     /// members); `None` when it drops its messages (a list of no queues).
     fn new(destination: Destination, prefix: &str, sep: &str) -> Option<Run> {
-        let cmd = match &destination {
-            Destination::Lists(keys) => {
-                let mut c = redis::cmd("LPUSH");
-                c.arg(keys.first()?);
-                c
-            }
-            Destination::Route { binding, kind, routing_key, suffix } => {
-                let mut c = redis::cmd("EVALSHA");
-                c.arg(scripts().route.get_hash())
-                    .arg(1)
-                    .arg(binding)
-                    .arg(*kind)
-                    .arg(routing_key)
-                    .arg(suffix)
-                    .arg(prefix)
-                    .arg(sep);
-                c
-            }
-            Destination::Fanout(topic) => {
-                let mut c = redis::cmd("PUBLISH");
-                c.arg(topic);
-                c
-            }
-        };
+        let mut cmd = redis::Cmd::new();
+        destination.head(prefix, sep, |arg| {
+            cmd.arg(arg);
+        })?;
         Some(Run { destination, cmd, len: 0 })
     }
 
@@ -260,11 +263,18 @@ pub(crate) fn joinable(
     exchange: &str,
     routing_key: &str,
 ) -> Result<Option<crate::wire::Joinable>> {
-    let Some(run) = Run::new(dest, &shared.opts.global_keyprefix, &shared.opts.sep) else { return Ok(None) };
+    let (mut head, mut args) = (Vec::with_capacity(256), 0);
+    let head_of = |arg: &[u8]| {
+        crate::resp::bulk(&mut head, arg);
+        args += 1;
+    };
+    if dest.head(&shared.opts.global_keyprefix, &shared.opts.sep, head_of).is_none() {
+        return Ok(None);
+    }
     // The envelope's room: the body in base64 and about 500 bytes of properties, headers and tags.
     let mut payload = Vec::with_capacity(message.body.len() / 3 * 4 + 768);
     Envelope::write_message(message, exchange, routing_key, &new_tag(), &mut payload)?;
-    Ok(Some(crate::wire::Joinable::new(run.cmd, payload)))
+    Ok(Some(crate::wire::Joinable::new(head, args, payload)))
 }
 
 /// Most publishes whose replies are not read yet.

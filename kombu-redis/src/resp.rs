@@ -16,6 +16,15 @@ pub fn pack<A: redis::ToRedisArgs>(name: &str, args: &[A]) -> Vec<u8> {
     c.get_packed_command()
 }
 
+/// Appends `arg` to `out` as a RESP bulk string.
+pub(crate) fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A buffer of received bytes from which whole frames are taken.
 #[derive(Debug, Default)]
 pub struct FrameBuf {

@@ -12,7 +12,8 @@
 //! the same place made while earlier requests are unanswered ([`run`]): they go as one command when
 //! the link has nothing else unanswered, so many publishes in flight cost the server one script run,
 //! not one each. A publish on an idle link yields once first, so that those made in the same turn go
-//! with it.
+//! with it; that first run goes as soon as it holds [`LEAD_RUN`] publishes, so that the server runs it
+//! while the next ones gather (the client and the server work at once).
 //!
 //! - A caller that waits (a confirmed publish, an ack) is woken when its replies are in.
 //! - An unconfirmed publish does not wait, except while [`WINDOW`] requests are unanswered (or a
@@ -26,13 +27,15 @@
 //! handed to tokio, plain or TLS (rustls driven without blocking: what it holds encrypted is written when
 //! the socket takes it).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kombu_core::{Error, ErrorKind, Result};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::connection::Shared;
 use crate::resp::{Frame, FrameBuf};
@@ -48,6 +51,28 @@ pub(crate) const WINDOW: usize = 128;
 
 /// Most bytes queued and not yet written before an unconfirmed publish waits for the writes.
 const MAX_UNWRITTEN: usize = 1 << 20;
+
+/// Publishes after which a run opened on an idle link goes without waiting for its yield: the server
+/// runs them while the next ones gather behind. With 64 sends in flight, a quarter more confirmed
+/// publishes a second than one run of all 64 at a time (8, 16, 24 and 32 measured alike, within the
+/// noise; larger runs cost the server less).
+const LEAD_RUN: usize = 32;
+
+/// Whether a caller waits for the reply to its request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reply {
+    /// No: it waits only while [`WINDOW`] requests are unanswered (an unconfirmed publish).
+    NotAwaited,
+    /// Yes, giving up after this limit if one is given (a confirmed publish's `confirm_timeout`; the
+    /// request may still arrive), and after the `socket_timeout` option in any case.
+    Awaited(Option<Duration>),
+}
+
+impl Reply {
+    fn awaited(self) -> bool {
+        matches!(self, Reply::Awaited(_))
+    }
+}
 
 /// What a caller waits for.
 #[derive(Clone, Copy)]
@@ -121,6 +146,14 @@ impl std::fmt::Debug for AsyncLink {
     }
 }
 
+/// Which limit ends a wait first.
+enum Expiry {
+    /// The `socket_timeout` option: the socket is given up.
+    Socket(Duration),
+    /// The caller's own (what it names, how long).
+    Caller(&'static str, Duration),
+}
+
 /// How waiting ended.
 enum Progress {
     Done(Result<()>),
@@ -133,31 +166,32 @@ impl AsyncLink {
         lock(&self.wire)
     }
 
-    /// Sends a request and, if `awaited`, waits for its replies; otherwise waits only while the window
-    /// is full. `what` names it in errors ("publish", "ack").
+    /// Sends a request and waits as `reply` says. `what` names it in errors ("publish", "ack").
     pub(crate) async fn call(
         &self,
         shared: &Arc<Shared>,
         what: &'static str,
         packed: Vec<u8>,
         replies: usize,
-        awaited: bool,
+        reply: Reply,
     ) -> Result<()> {
-        self.send(shared, awaited, |w| (w.push(what, Bytes::from(packed), replies, awaited), false)).await
+        let awaited = reply.awaited();
+        self.send(shared, what, reply, |w| (w.push(what, Bytes::from(packed), replies, awaited), false)).await
     }
 
     /// Sends one publish that may share a command with the publishes to the same place made while
     /// earlier requests are in flight (see `run`); otherwise as [`call`](Self::call).
-    pub(crate) async fn call_joinable(&self, shared: &Arc<Shared>, publish: Joinable, awaited: bool) -> Result<()> {
-        self.send(shared, awaited, |w| w.join(publish, awaited)).await
+    pub(crate) async fn call_joinable(&self, shared: &Arc<Shared>, publish: Joinable, reply: Reply) -> Result<()> {
+        self.send(shared, "publish", reply, |w| w.join(publish, reply.awaited())).await
     }
 
     /// Queues a request (`enqueue` gives its id, and whether it leads a run on an idle link) and waits
-    /// for what `awaited` says.
+    /// as `reply` says.
     async fn send(
         &self,
         shared: &Arc<Shared>,
-        awaited: bool,
+        what: &'static str,
+        reply: Reply,
         enqueue: impl FnOnce(&mut Wire) -> (u64, bool),
     ) -> Result<()> {
         if self.lock().io.is_none() {
@@ -177,14 +211,14 @@ impl AsyncLink {
             tokio::task::yield_now().await;
             drop(lead);
         }
-        if awaited {
-            return self.wait(shared, Until::Answered(id)).await;
+        if let Reply::Awaited(limit) = reply {
+            return self.wait(shared, Until::Answered(id), limit.map(|l| (what, l))).await;
         }
         let room = self.lock().reached(Until::Room).is_some();
         if room {
             Ok(())
         } else {
-            self.wait(shared, Until::Room).await
+            self.wait(shared, Until::Room, None).await
         }
     }
 
@@ -198,7 +232,7 @@ impl AsyncLink {
                 None => return w.deferred.take().map_or(Ok(()), Err),
             }
         };
-        self.wait(shared, Until::AllUpTo(last)).await?;
+        self.wait(shared, Until::AllUpTo(last), None).await?;
         match self.lock().deferred.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -206,8 +240,9 @@ impl AsyncLink {
     }
 
     /// Waits for `until`, connecting again (once) if the socket is lost meanwhile; bounded by the
-    /// `socket_timeout` option.
-    async fn wait(&self, shared: &Arc<Shared>, until: Until) -> Result<()> {
+    /// `socket_timeout` option, and by the caller's own `limit` (what it names, how long) if one is
+    /// given: one timer for both.
+    async fn wait(&self, shared: &Arc<Shared>, until: Until, limit: Option<(&'static str, Duration)>) -> Result<()> {
         let waited = async {
             let mut reconnected = false;
             loop {
@@ -235,21 +270,35 @@ impl AsyncLink {
                 }
             }
         };
-        match shared.opts.socket_timeout {
-            None => waited.await,
-            Some(limit) => match tokio::time::timeout(limit, waited).await {
-                Ok(r) => r,
-                Err(_) => {
+        let socket = shared.opts.socket_timeout;
+        let first = match (socket, limit) {
+            (None, None) => return waited.await,
+            (Some(s), Some((what, l))) if l < s => Expiry::Caller(what, l),
+            (Some(s), _) => Expiry::Socket(s),
+            (None, Some((what, l))) => Expiry::Caller(what, l),
+        };
+        let after = match first {
+            Expiry::Socket(d) | Expiry::Caller(_, d) => d,
+        };
+        match tokio::time::timeout(after, waited).await {
+            Ok(r) => r,
+            Err(_) => Err(match first {
+                Expiry::Socket(limit) => {
                     // The replies may still come; the socket is given up and what is unanswered sent
                     // again on a new one (at least once).
                     self.lock().lose();
-                    Err(Error::timeout(format!(
+                    Error::timeout(format!(
                         "no reply from redis at {} within socket_timeout {limit:?}",
                         shared.dialer.address()
                     ))
-                    .with_may_have_reached_broker(true))
                 }
-            },
+                // A server that stopped answering: the caller hears of it within its limit (the request
+                // stays queued, and is sent again if the link is lost: it may still arrive).
+                Expiry::Caller(what, limit) => {
+                    Error::timeout(format!("{what}: no reply from redis within confirm_timeout {limit:?}"))
+                }
+            }
+            .with_may_have_reached_broker(true)),
         }
     }
 
@@ -391,12 +440,21 @@ impl Wire {
 
     /// Sends `publish` after everything before it, in the open run when it may join it: its id, and
     /// whether nothing else is unanswered (the caller then sees that the run goes, see [`Lead`]); while
-    /// something is, the run goes when the reader task has the replies.
+    /// something is, the run goes when the reader task has the replies. A run on an idle link goes as
+    /// soon as it holds [`LEAD_RUN`] publishes.
     fn join(&mut self, publish: Joinable, awaited: bool) -> (u64, bool) {
         let id = self.next_id;
         self.next_id += 1;
         match &mut self.open {
-            Some(open) if open.takes(&publish, awaited) => open.push(&publish, id),
+            Some(open) if open.takes(&publish, awaited) => {
+                open.push(&publish, id);
+                if self.queue.is_empty() && open.count() >= LEAD_RUN {
+                    // The first run on an idle link is long enough: it goes now, the next gather.
+                    self.seal();
+                    self.written_or_kicked();
+                    return (id, false);
+                }
+            }
             _ => {
                 self.seal();
                 self.open = Some(run::Open::new(publish, id, awaited));

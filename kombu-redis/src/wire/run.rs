@@ -10,25 +10,29 @@
 /// Most payloads one command carries (as a batch's runs).
 pub(crate) const MAX_RUN: usize = crate::publish::MAX_RUN;
 
+use crate::resp::bulk;
+
 /// Bytes of payloads after which a run takes no more.
 const MAX_BODY: usize = 256 * 1024;
 
-/// One publish that may join others: its command without the payload, and its payload.
+/// One publish that may join others: its command's arguments before the payload, and its payload.
 pub(crate) struct Joinable {
-    cmd: redis::Cmd,
+    /// The arguments, each packed as a RESP bulk string.
+    head: Vec<u8>,
+    args: usize,
     payload: Vec<u8>,
 }
 
 impl Joinable {
-    /// `cmd` is the command without its payload (`LPUSH key`, `EVALSHA route 1 binding …`).
-    pub(crate) fn new(cmd: redis::Cmd, payload: Vec<u8>) -> Joinable {
-        Joinable { cmd, payload }
+    /// A publish of `payload` by a command whose arguments before it are `head`, `args` of them, each
+    /// packed as a RESP bulk string ([`crate::resp::bulk`]).
+    pub(crate) fn new(head: Vec<u8>, args: usize, payload: Vec<u8>) -> Joinable {
+        Joinable { head, args, payload }
     }
 }
 
 /// A run not yet written: request ids `first..=last`, all confirmed or all not.
 pub(super) struct Open {
-    cmd: redis::Cmd,
     head: Vec<u8>,
     args: usize,
     body: Vec<u8>,
@@ -40,27 +44,17 @@ pub(super) struct Open {
 
 impl Open {
     pub(super) fn new(j: Joinable, id: u64, awaited: bool) -> Open {
-        let (mut head, mut args) = (Vec::new(), 0);
-        for arg in j.cmd.args_iter() {
-            if let redis::Arg::Simple(bytes) = arg {
-                bulk(&mut head, bytes);
-                args += 1;
-            }
-        }
         // Room for a few publishes like it (a run that grows reallocates seldom), not past the run's
         // bound: a large payload gets no more than its own room.
         let own = j.payload.len() + 16;
         let mut body = Vec::with_capacity(own.saturating_mul(8).min(MAX_BODY).max(own));
         bulk(&mut body, &j.payload);
-        Open { cmd: j.cmd, head, args, body, len: 1, first: id, last: id, awaited }
+        Open { head: j.head, args: j.args, body, len: 1, first: id, last: id, awaited }
     }
 
     /// Whether `j` may join this run.
     pub(super) fn takes(&self, j: &Joinable, awaited: bool) -> bool {
-        self.awaited == awaited
-            && self.len < MAX_RUN
-            && self.body.len() < MAX_BODY
-            && self.cmd.args_iter().eq(j.cmd.args_iter())
+        self.awaited == awaited && self.len < MAX_RUN && self.body.len() < MAX_BODY && self.head == j.head
     }
 
     pub(super) fn push(&mut self, j: &Joinable, id: u64) {
@@ -91,23 +85,15 @@ impl Open {
     }
 }
 
-/// Appends `arg` as a RESP bulk string.
-fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(arg);
-    out.extend_from_slice(b"\r\n");
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn lpush(key: &str, payload: &str) -> Joinable {
-        let mut c = redis::cmd("LPUSH");
-        c.arg(key);
-        Joinable::new(c, payload.as_bytes().to_vec())
+    pub(crate) fn lpush(key: &str, payload: &str) -> Joinable {
+        let mut head = Vec::new();
+        bulk(&mut head, b"LPUSH");
+        bulk(&mut head, key.as_bytes());
+        Joinable::new(head, 2, payload.as_bytes().to_vec())
     }
 
     #[test]

@@ -64,9 +64,7 @@ fn an_unasked_reply_is_an_error() {
 }
 
 fn lpush(payload: &str) -> Joinable {
-    let mut c = redis::cmd("LPUSH");
-    c.arg("q");
-    Joinable::new(c, payload.as_bytes().to_vec())
+    run::tests::lpush("q", payload)
 }
 
 #[test]
@@ -107,4 +105,23 @@ fn a_flush_waits_for_publishes_still_gathering() {
     w.inbuf.extend(b":2\r\n");
     assert!(w.take_replies().expect("reply"));
     assert!(w.reached(Until::AllUpTo(gathering)).is_some());
+}
+
+#[test]
+fn a_run_on_an_idle_link_goes_once_it_is_long_enough() {
+    let mut w = Wire::default();
+    let (_, leads) = w.join(lpush("0"), true);
+    assert!(leads);
+    for i in 1..LEAD_RUN - 1 {
+        let (_, leads) = w.join(lpush(&i.to_string()), true);
+        assert!(leads, "still gathering on an idle link");
+    }
+    assert!(w.queue.is_empty());
+    let (last, leads) = w.join(lpush("last"), true);
+    assert!(!leads, "the run went with this one");
+    assert_eq!(w.queue.len(), 1, "the first run is on its way");
+    assert_eq!(w.queue.front().map(|r| (r.first, r.id)), Some((0, last)));
+    let (next, leads) = w.join(lpush("next"), true);
+    assert!(!leads, "behind the first, the next gather until its reply");
+    assert_eq!(w.open.as_ref().map(|o| (o.first, o.count())), Some((next, 1)));
 }
