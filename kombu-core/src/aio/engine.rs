@@ -95,7 +95,8 @@ impl Core {
             self.tell(|| Item::End);
             return Turned::Ended;
         }
-        if t.reactor.saturated() {
+        // A full event buffer, or a poller that ran out of its budget and asked for another turn.
+        if t.reactor.saturated() || t.reactor.rewoken() {
             Turned::More
         } else {
             Turned::Idle
@@ -107,7 +108,7 @@ impl Core {
 enum Turned {
     /// Nothing more ready now.
     Idle,
-    /// The event buffer came back full: more may be waiting.
+    /// The event buffer came back full, or a poller asked for another turn: more may be waiting.
     More,
     /// The connection's driver is gone.
     Ended,

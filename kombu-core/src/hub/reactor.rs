@@ -3,14 +3,44 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::sources::{Event, EventKind, Owner, Sources, Table, Token, WakeShared};
+use super::sources::{this_thread, Event, EventKind, Owner, Sources, Table, Token, WakeShared};
 use crate::error::{Error, Result};
 
 const WAKER: mio::Token = mio::Token(0);
+
+/// Marks the reactor as turned by this thread while the drivers run (unmarked when dropped, even by a
+/// panic, so that no later thread is taken for it).
+struct Turner(Arc<WakeShared>);
+
+impl Turner {
+    fn begin(shared: &Arc<WakeShared>) -> Turner {
+        shared.turner.store(this_thread(), Ordering::Release);
+        Turner(shared.clone())
+    }
+}
+
+impl Drop for Turner {
+    fn drop(&mut self) {
+        self.0.turner.store(0, Ordering::Release);
+    }
+}
+
+/// The owners of the tokens woken since the last look get a `Woken` event.
+fn take_woken(shared: &WakeShared, table: &Table, pending: &mut Vec<(Owner, Event)>) {
+    let woken = std::mem::take(&mut *shared.woken.lock().unwrap_or_else(|e| e.into_inner()));
+    for t in woken {
+        if let Some(flag) = table.wake_flags.get(&t) {
+            flag.store(false, Ordering::Release);
+        }
+        if let Some(owner) = table.owners.get(&t) {
+            pending.push((*owner, Event::signal(t, EventKind::Woken)));
+        }
+    }
+}
 
 /// Something the reactor drives: a connection's poller plus its consumers.
 pub(crate) trait Driver: Send {
@@ -56,7 +86,13 @@ impl Reactor {
         Ok(Reactor {
             poll,
             events: mio::Events::with_capacity(256),
-            shared: Arc::new(WakeShared { waker, woken: Mutex::new(Vec::new()), watchers: Mutex::new(Vec::new()) }),
+            shared: Arc::new(WakeShared {
+                waker,
+                woken: Mutex::new(Vec::new()),
+                turner: AtomicUsize::new(0),
+                merged: AtomicBool::new(false),
+                watchers: Mutex::new(Vec::new()),
+            }),
             table: Table::new(1),
             drivers: HashMap::new(),
             next_driver: 1,
@@ -110,6 +146,12 @@ impl Reactor {
         self.events.iter().count() >= self.events.capacity()
     }
 
+    /// Whether a wake made during the last turn waits for the next (the caller turns again soon).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn rewoken(&self) -> bool {
+        self.shared.merged.load(Ordering::Acquire)
+    }
+
     /// When the next poller timer is due.
     pub(crate) fn next_due(&mut self) -> Option<Instant> {
         self.table.prune_due();
@@ -126,8 +168,11 @@ impl Reactor {
         external: &mut Vec<Event>,
         errors: &mut Vec<Error>,
     ) -> Result<usize> {
+        // Wakes made during the last turn on its own thread (see `WakeShared::turner`) are this one's.
+        let merged = self.shared.merged.swap(false, Ordering::AcqRel);
         let now = Instant::now();
         let timeout = match (timeout, self.next_due()) {
+            _ if merged => Some(Duration::ZERO),
             (t, None) => t,
             (None, Some(due)) => Some(due.saturating_duration_since(now)),
             (Some(t), Some(due)) => Some(t.min(due.saturating_duration_since(now))),
@@ -138,16 +183,12 @@ impl Reactor {
             }
         }
         let mut pending = std::mem::take(&mut self.pending);
+        let mut took_woken = false;
         for ev in self.events.iter() {
             if ev.token() == WAKER {
-                let woken = std::mem::take(&mut *self.shared.woken.lock().unwrap_or_else(|e| e.into_inner()));
-                for t in woken {
-                    if let Some(flag) = self.table.wake_flags.get(&t) {
-                        flag.store(false, Ordering::Release);
-                    }
-                    if let Some(owner) = self.table.owners.get(&t) {
-                        pending.push((*owner, Event::signal(t, EventKind::Woken)));
-                    }
+                if !took_woken {
+                    take_woken(&self.shared, &self.table, &mut pending);
+                    took_woken = true;
                 }
                 continue;
             }
@@ -165,6 +206,9 @@ impl Reactor {
                 ));
             }
         }
+        if merged && !took_woken {
+            take_woken(&self.shared, &self.table, &mut pending);
+        }
         let now = Instant::now();
         while let Some(token) = self.table.pop_due(now) {
             if let Some(owner) = self.table.owners.get(&token) {
@@ -172,6 +216,8 @@ impl Reactor {
             }
         }
         let mut delivered = 0;
+        // From here a wake on this thread (a driver's) is merged into the next turn.
+        let turning = Turner::begin(&self.shared);
         for (owner, event) in pending.drain(..) {
             match owner {
                 Owner::External => external.push(event),
@@ -186,11 +232,87 @@ impl Reactor {
                 }
             }
         }
+        drop(turning);
         self.pending = pending;
         let finished: Vec<u64> = self.drivers.iter().filter(|(_, d)| d.finished()).map(|(id, _)| *id).collect();
         for id in finished {
             self.remove_driver(id);
         }
         Ok(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::sources::WakeHandle;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Wakes itself from inside its own turns until it was woken `times` times.
+    struct Rewaking {
+        handle: Option<WakeHandle>,
+        woken: Arc<AtomicUsize>,
+        times: usize,
+    }
+
+    impl Driver for Rewaking {
+        fn register(&mut self, sources: &mut Sources<'_>) -> Result<()> {
+            let handle = sources.waker();
+            handle.wake();
+            self.handle = Some(handle);
+            Ok(())
+        }
+        fn ready(&mut self, event: &Event, _: &mut Sources<'_>) -> Result<usize> {
+            if event.kind == EventKind::Woken && self.woken.fetch_add(1, Ordering::AcqRel) + 1 < self.times {
+                self.handle.as_ref().map(WakeHandle::wake);
+            }
+            Ok(0)
+        }
+        fn deregister(&mut self, _: &mut Sources<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn finished(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_wake_inside_a_turn_is_the_next_turns_without_waiting() {
+        let mut reactor = Reactor::new().unwrap();
+        let woken = Arc::new(AtomicUsize::new(0));
+        reactor.add_driver(Box::new(Rewaking { handle: None, woken: woken.clone(), times: 3 })).unwrap();
+        let (mut external, mut errors) = (Vec::new(), Vec::new());
+        for expected in 1..=3 {
+            let started = Instant::now();
+            reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).unwrap();
+            assert!(started.elapsed() < Duration::from_secs(2), "turn {expected} waited for a wake it had");
+            assert_eq!(woken.load(Ordering::Acquire), expected);
+        }
+        assert!(!reactor.shared.merged.load(Ordering::Acquire), "the last turn asked for no other");
+        // Nothing more: the next turn waits its time out.
+        let started = Instant::now();
+        reactor.turn(Some(Duration::from_millis(50)), &mut external, &mut errors).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(45));
+        assert_eq!(woken.load(Ordering::Acquire), 3);
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_still_wakes_the_poll() {
+        let mut reactor = Reactor::new().unwrap();
+        let woken = Arc::new(AtomicUsize::new(0));
+        reactor.add_driver(Box::new(Rewaking { handle: None, woken: woken.clone(), times: 1 })).unwrap();
+        let (mut external, mut errors) = (Vec::new(), Vec::new());
+        reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).unwrap();
+        assert_eq!(woken.load(Ordering::Acquire), 1);
+        // A wake from a thread that is not turning the reactor writes to the waker, as always.
+        let shared = reactor.shared.clone();
+        let handle = reactor.external_sources().waker();
+        std::thread::spawn(move || handle.wake()).join().unwrap();
+        assert!(!shared.merged.load(Ordering::Acquire));
+        let started = Instant::now();
+        reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "the other thread's wake reached the poll");
+        assert_eq!(external.len(), 1);
     }
 }

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,12 @@ impl Event {
 pub(crate) struct WakeShared {
     pub(crate) waker: mio::Waker,
     pub(crate) woken: Mutex<Vec<Token>>,
+    /// The thread turning the reactor now (see [`this_thread`]; 0: none). A wake from that thread (a
+    /// poller that ran out of budget asks for another turn) needs no write to the waker: the turn's
+    /// caller turns again, and the next turn takes it ([`WakeShared::merged`]).
+    pub(crate) turner: AtomicUsize,
+    /// Wakes merged into the next turn (pushed to `woken` without a write to the waker).
+    pub(crate) merged: AtomicBool,
     /// Tasks to wake with the Hub (the async API's consumer streams waiting for a delivery, which turn
     /// the reactor themselves): each wake that is not merged wakes them too, from the waking thread.
     pub(crate) watchers: Mutex<Vec<std::task::Waker>>,
@@ -111,7 +117,9 @@ impl WakeHandle {
     pub fn wake(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
             self.shared.woken.lock().unwrap_or_else(|e| e.into_inner()).push(self.token);
-            if let Err(e) = self.shared.waker.wake() {
+            if self.shared.turner.load(Ordering::Acquire) == this_thread() {
+                self.shared.merged.store(true, Ordering::Release);
+            } else if let Err(e) = self.shared.waker.wake() {
                 tracing::warn!("cannot wake the hub: {e}");
             }
             let watchers = std::mem::take(&mut *self.shared.watchers.lock().unwrap_or_else(|e| e.into_inner()));
@@ -123,6 +131,15 @@ impl WakeHandle {
     pub fn token(&self) -> Token {
         self.token
     }
+}
+
+/// A number that tells this thread from every other running one (never 0): the address of a
+/// thread-local.
+pub(crate) fn this_thread() -> usize {
+    thread_local! {
+        static MARK: u8 = const { 0 };
+    }
+    MARK.with(|m| std::ptr::from_ref(m) as usize)
 }
 
 /// Who gets the events of a token.
