@@ -5,8 +5,9 @@
 //!
 //! A confirmed publish (`confirm_timeout` set, or `mandatory`) and an ack resolve when the server has
 //! answered them (a confirmed publish gives up after its `confirm_timeout`, saying it may have
-//! arrived: one timer per call, for that and the `socket_timeout` option); an unconfirmed publish resolves once it is queued (waiting only while 128 requests are
-//! unanswered), and a refusal of one is reported by the next call. [`AsyncChannel::flush`] (which the
+//! arrived: one timer per call, for that and the `socket_timeout` option); an unconfirmed publish
+//! resolves once it is queued (waiting only while 128 requests are unanswered), and a refusal of one
+//! is reported by the next call. [`AsyncChannel::flush`] (which the
 //! async channel's other operations await first) waits until every earlier publish is answered.
 //!
 //! On the blocking pool instead: every call with `wait_for_replicas`, a publish through a headers exchange (whose binding set is read first), a batch
