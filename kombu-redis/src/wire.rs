@@ -456,7 +456,12 @@ impl Wire {
                 }
             }
             _ => {
-                self.seal();
+                if self.open.is_some() {
+                    // Closed by a publish to another place: it goes now, whoever led it (its lead,
+                    // seeing something unanswered, leaves it be).
+                    self.seal();
+                    self.written_or_kicked();
+                }
                 self.open = Some(run::Open::new(publish, id, awaited));
             }
         }

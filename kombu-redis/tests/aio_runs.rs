@@ -114,3 +114,43 @@ fn a_refused_shared_command_fails_every_send_it_carried() {
         assert_eq!(drain(&ch, &queue.name).await, vec![7]);
     });
 }
+
+#[test]
+fn confirmed_sends_in_flight_to_places_in_turn_all_go_at_once() {
+    // Each send to another routing key than the one before closes the run it would have joined; every
+    // closed run must go at once (not wait for its leader, nor for a time-out).
+    const N: u32 = 600;
+    let server = PrivateRedis::start();
+    runtime().block_on(async {
+        let conn = Connection::open(&server.url()).expect("open");
+        let ch = conn.channel().await.expect("channel");
+        let exchange = Exchange::new("turns", ExchangeKind::Direct).durable(false);
+        let queues: Vec<Queue> = (0..3)
+            .map(|k| Queue::with_exchange(format!("turns.{k}"), exchange.clone(), format!("k{k}")).durable(false))
+            .collect();
+        for q in &queues {
+            ch.declare(q).await.expect("declare");
+        }
+        let producer = Producer::new(&conn)
+            .await
+            .expect("producer")
+            .exchange(exchange)
+            .confirm_timeout(Some(std::time::Duration::from_secs(5)));
+        let started = std::time::Instant::now();
+        let outcomes: Vec<_> = stream::iter(0..N)
+            .map(|i| {
+                let producer = &producer;
+                async move { producer.publish_bytes(i.to_string()).routing_key(format!("k{}", i % 3)).send().await }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        assert!(outcomes.iter().all(Result::is_ok), "every send: {:?}", outcomes.iter().find(|o| o.is_err()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(4), "took {:?}", started.elapsed());
+        for (k, q) in queues.iter().enumerate() {
+            let got: BTreeSet<u32> = drain(&ch, &q.name).await.into_iter().collect();
+            let k = u32::try_from(k).expect("k");
+            assert_eq!(got, (0..N).filter(|i| i % 3 == k).collect(), "{}", q.name);
+        }
+    });
+}

@@ -480,15 +480,19 @@ pub struct BenchArgs {
     /// Number of messages.
     #[arg(short = 'n', long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
-    /// Size of the `p` field of each message, in bytes.
-    #[arg(long, default_value_t = 100)]
+    /// Size of the `p` field of each message, in bytes (at most 64 MiB).
+    #[arg(long, default_value_t = 100, value_parser = super::bench::parse_body_size)]
     pub size: usize,
     /// Name of the exchange (another name keeps runs on one broker apart).
     #[arg(long, default_value = "bench_ex")]
     pub exchange: String,
-    /// Name of the queue.
+    /// Name of the queue (with `--queues N`, the prefix of theirs).
     #[arg(long, default_value = "bench_q")]
     pub queue: String,
+    /// Spread the messages over this many queues (`<queue>-0` …, bound with keys `bench-0` …, in turn)
+    /// consumed by one consumer of them all; they are deleted at the end.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub queues: u16,
     /// Longest wait for the next message while consuming, in seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub idle_timeout: Duration,

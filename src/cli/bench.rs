@@ -97,6 +97,7 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             "url": url,
             "count": result.count,
             "size": args.size,
+            "queues": args.queues,
             "publish_secs": result.publish.as_secs_f64(),
             "consume_secs": result.consume.as_secs_f64(),
             "publish_per_sec": result.publish_rate(),
@@ -108,13 +109,14 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
         writeln!(io.stdout, "{line}")
     } else {
         let batch = result.batch_rate().map(|r| format!(" batch={r:.0} msg/s")).unwrap_or_default();
+        let queues = if args.queues > 1 { format!(" queues={}", args.queues) } else { String::new() };
         let confirmed = match (result.confirmed_rate(), args.in_flight) {
             (Some(r), Some(k)) => format!(" confirmed={r:.0} msg/s ({k} in flight)"),
             _ => String::new(),
         };
         writeln!(
             io.stdout,
-            "kombu-rs {transport}{mode} n={} size={} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}",
+            "kombu-rs {transport}{mode} n={} size={}{queues} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}",
             result.count,
             args.size,
             result.publish_rate(),
@@ -123,11 +125,42 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
     }
 }
 
-/// The exchange and queue of the workload, both transient.
-pub(super) fn entities(args: &BenchArgs) -> (Exchange, Queue) {
-    let exchange = Exchange::direct(args.exchange.as_str()).durable(false);
-    let queue = Queue::with_exchange(args.queue.as_str(), exchange.clone(), "bench").durable(false);
-    (exchange, queue)
+/// The exchange and queues of the workload, all transient: one queue bound with the key `bench` (the
+/// anchor's), or with `--queues N`, queues `<queue>-0` … `<queue>-(N-1)` bound with keys `bench-0` …,
+/// the messages published to them in turn and consumed by one consumer of them all.
+pub(super) struct Entities {
+    pub(super) exchange: Exchange,
+    pub(super) queues: Vec<Queue>,
+    keys: Vec<String>,
+}
+
+impl Entities {
+    pub(super) fn new(args: &BenchArgs) -> Entities {
+        let exchange = Exchange::direct(args.exchange.as_str()).durable(false);
+        let n = usize::from(args.queues);
+        let (names, keys): (Vec<String>, Vec<String>) = if n == 1 {
+            (vec![args.queue.clone()], vec!["bench".to_owned()])
+        } else {
+            (0..n).map(|k| (format!("{}-{k}", args.queue), format!("bench-{k}"))).unzip()
+        };
+        let queues = names
+            .iter()
+            .zip(&keys)
+            .map(|(name, key)| Queue::with_exchange(name.as_str(), exchange.clone(), key.as_str()).durable(false))
+            .collect();
+        Entities { exchange, queues, keys }
+    }
+
+    /// The routing key of message `i`: the queues take turns.
+    pub(super) fn key(&self, i: u64) -> &str {
+        let at = usize::try_from(i % self.keys.len() as u64).unwrap_or(0);
+        &self.keys[at]
+    }
+
+    /// Whether the run made queues of its own (`--queues` above 1), deleted when it ends.
+    pub(super) fn own_queues(&self) -> bool {
+        self.queues.len() > 1
+    }
 }
 
 /// The consumer's prefetch window: the anchor's, none on memory (where the anchor sets none).
@@ -137,31 +170,33 @@ pub(super) fn prefetch(args: &BenchArgs) -> Option<u16> {
 
 fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, Error> {
     let n = args.count;
-    let (exchange, queue) = entities(args);
+    let ents = Entities::new(args);
     let channel = conn.default_channel()?;
-    channel.declare(&queue)?;
-    channel.purge_queue(&queue.name)?;
+    for queue in &ents.queues {
+        channel.declare(queue)?;
+        channel.purge_queue(&queue.name)?;
+    }
 
     // Unconfirmed publishes, as the Python Kombu anchor makes them.
-    let producer = Producer::new(conn)?.exchange(exchange).routing_key("bench").confirm_timeout(None);
+    let producer = Producer::new(conn)?.exchange(ents.exchange.clone()).routing_key("bench").confirm_timeout(None);
     let payload = "x".repeat(args.size);
     let bar = progress_bar(args, n, "publish");
     let started = Instant::now();
     for i in 0..n {
-        producer.publish(&BenchBody { i, p: &payload }).send()?;
+        producer.publish(&BenchBody { i, p: &payload }).routing_key(ents.key(i)).send()?;
         if i % 256 == 0 {
             bar.set_position(i);
         }
     }
     // One answered round trip on the same channel: every publish before it has reached the broker.
-    channel.declare_queue(&queue, true)?;
+    channel.declare_queue(&ents.queues[0], true)?;
     let publish = started.elapsed();
     bar.finish_and_clear();
 
     let got = Arc::new(AtomicU64::new(0));
     let ack_error: Arc<Mutex<Option<Error>>> = Arc::default();
     let (seen, failed) = (got.clone(), ack_error.clone());
-    let mut consumer = Consumer::new(conn, [queue]).accept(Accept::new(["json"])?);
+    let mut consumer = Consumer::new(conn, ents.queues.clone()).accept(Accept::new(["json"])?);
     if let Some(window) = prefetch(args) {
         consumer = consumer.prefetch(window);
     }
@@ -199,9 +234,14 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     bar.finish_and_clear();
     subscription.cancel()?;
     let batch = match args.batch {
-        Some(size) => Some(batched(&producer, &payload, n, size, &args.queue, &channel)?),
+        Some(size) => Some(batched(&producer, &payload, n, size, &ents, &channel)?),
         None => None,
     };
+    if ents.own_queues() {
+        for queue in &ents.queues {
+            channel.delete_queue(&queue.name, false, false)?;
+        }
+    }
     Ok(BenchResult { count: n, publish, consume, batch, confirmed: None })
 }
 
@@ -216,7 +256,7 @@ fn batched(
     payload: &str,
     n: u64,
     size: u64,
-    queue: &str,
+    ents: &Entities,
     channel: &std::sync::Arc<dyn kombu_core::Channel>,
 ) -> Result<Duration, Error> {
     let mut passes = Vec::with_capacity(BATCH_PASSES);
@@ -226,13 +266,16 @@ fn batched(
         while i < n {
             let end = (i + size).min(n);
             let batch = (i..end)
-                .map(|i| producer.publish(&BenchBody { i, p: payload }).into_outgoing())
+                .map(|i| producer.publish(&BenchBody { i, p: payload }).routing_key(ents.key(i)).into_outgoing())
                 .collect::<Result<_, _>>()?;
             producer.send_batch(batch)?;
             i = end;
         }
         passes.push(started.elapsed());
-        let left = channel.purge_queue(queue)?;
+        let mut left = 0;
+        for queue in &ents.queues {
+            left += channel.purge_queue(&queue.name)?;
+        }
         if left != n {
             return Err(Error::precondition(format!(
                 "bench: batched publish left {left} of {n} messages in the queue"
@@ -241,6 +284,18 @@ fn batched(
     }
     passes.sort();
     Ok(passes[passes.len() / 2])
+}
+
+/// Largest `kombu bench --size`: 64 MiB.
+const MAX_BODY_SIZE: usize = 64 << 20;
+
+/// A benchmark body size in bytes (`--size`), at most [`MAX_BODY_SIZE`].
+pub(super) fn parse_body_size(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if n > MAX_BODY_SIZE {
+        return Err(format!("{n} bytes is more than the largest body, {MAX_BODY_SIZE} (64 MiB)"));
+    }
+    Ok(n)
 }
 
 pub(super) fn progress_bar(args: &BenchArgs, len: u64, what: &'static str) -> ProgressBar {
@@ -279,6 +334,43 @@ mod tests {
         assert_eq!(r.consume_rate(), 500.0);
         // A run too fast to measure does not divide by zero.
         assert!(rate(1, Duration::ZERO).is_finite());
+    }
+
+    #[test]
+    fn sizes_and_queue_counts_are_bounded() {
+        use clap::Parser;
+        assert_eq!(parse_body_size("1048576"), Ok(1 << 20));
+        assert!(parse_body_size("67108865").is_err_and(|e| e.contains("64 MiB")));
+        assert!(parse_body_size("-1").is_err());
+        let parsed = |extra: &[&str]| {
+            super::super::args::Cli::try_parse_from([&["kombu", "bench", "memory://"][..], extra].concat())
+        };
+        assert!(parsed(&["--queues", "1000"]).is_ok());
+        assert!(parsed(&["--queues", "0"]).is_err());
+        assert!(parsed(&["--queues", "10001"]).is_err());
+        assert!(parsed(&["--size", "999999999999"]).is_err());
+    }
+
+    #[test]
+    fn one_queue_is_the_anchors_and_more_take_turns() {
+        use clap::Parser;
+        let args = |extra: &[&str]| match super::super::args::Cli::try_parse_from(
+            [&["kombu", "bench", "memory://"][..], extra].concat(),
+        ) {
+            Ok(super::super::args::Cli { command: super::super::args::Command::Bench(b), .. }) => b,
+            other => panic!("not a bench command: {other:?}"),
+        };
+        let one = Entities::new(&args(&[]));
+        assert_eq!((one.queues.len(), one.queues[0].name.as_str(), one.key(7)), (1, "bench_q", "bench"));
+        assert!(!one.own_queues());
+        let three = Entities::new(&args(&["--queues", "3", "--queue", "q"]));
+        let names: Vec<&str> = three.queues.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["q-0", "q-1", "q-2"]);
+        assert_eq!(
+            [three.key(0), three.key(1), three.key(2), three.key(3)],
+            ["bench-0", "bench-1", "bench-2", "bench-0"]
+        );
+        assert!(three.own_queues());
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use futures_util::FutureExt;
 use kombu_core::aio::{Channel, Connection, Consumer, Producer};
-use kombu_core::{Accept, Error, ErrorKind, Exchange, Queue};
+use kombu_core::{Accept, Error, ErrorKind};
 
 use super::args::BenchArgs;
-use super::bench::{entities, prefetch, progress_bar, report, BenchBody, BenchResult, Received};
+use super::bench::{prefetch, progress_bar, report, BenchBody, BenchResult, Entities, Received};
 use super::{Io, Outcome, EXIT_OK};
 
 /// Runs `kombu bench --async`.
@@ -33,28 +33,31 @@ pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> Outcome {
 
 async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Error> {
     let n = args.count;
-    let (exchange, queue) = entities(args);
+    let ents = Entities::new(args);
     let channel = conn.default_channel().await?;
-    channel.declare(&queue).await?;
-    channel.purge_queue(&queue.name).await?;
+    for queue in &ents.queues {
+        channel.declare(queue).await?;
+        channel.purge_queue(&queue.name).await?;
+    }
 
     // Unconfirmed publishes, as the blocking run (and the Python Kombu anchor) makes them.
-    let producer = Producer::new(conn).await?.exchange(exchange.clone()).routing_key("bench").confirm_timeout(None);
+    let producer =
+        Producer::new(conn).await?.exchange(ents.exchange.clone()).routing_key("bench").confirm_timeout(None);
     let payload = "x".repeat(args.size);
     let bar = progress_bar(args, n, "publish");
     let started = Instant::now();
     for i in 0..n {
-        producer.publish(&BenchBody { i, p: &payload }).send().await?;
+        producer.publish(&BenchBody { i, p: &payload }).routing_key(ents.key(i)).send().await?;
         if i % 256 == 0 {
             bar.set_position(i);
         }
     }
     // One answered round trip on the same channel: every publish before it has reached the broker.
-    channel.declare_queue(&queue, true).await?;
+    channel.declare_queue(&ents.queues[0], true).await?;
     let publish = started.elapsed();
     bar.finish_and_clear();
 
-    let mut consumer = Consumer::builder(conn, [queue.clone()]).accept(Accept::new(["json"])?);
+    let mut consumer = Consumer::builder(conn, ents.queues.clone()).accept(Accept::new(["json"])?);
     consumer = consumer.prefetch(prefetch(args).unwrap_or(0));
     let bar = progress_bar(args, n, "consume");
     let started = Instant::now();
@@ -85,9 +88,14 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
     bar.finish_and_clear();
     stream.cancel().await?;
     let confirmed = match args.in_flight {
-        Some(k) => Some(in_flight(conn, exchange, &payload, n, usize::from(k), &queue, &channel).await?),
+        Some(k) => Some(in_flight(conn, &ents, &payload, n, usize::from(k), &channel).await?),
         None => None,
     };
+    if ents.own_queues() {
+        for queue in &ents.queues {
+            channel.delete_queue(&queue.name, false, false).await?;
+        }
+    }
     Ok(BenchResult { count: n, publish, consume, batch: None, confirmed })
 }
 
@@ -95,26 +103,28 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
 /// in flight at a time on one task, then purges them: the time until the last was confirmed.
 async fn in_flight(
     conn: &Connection,
-    exchange: Exchange,
+    ents: &Entities,
     payload: &str,
     n: u64,
     depth: usize,
-    queue: &Queue,
     channel: &Channel,
 ) -> Result<Duration, Error> {
     // The exchange was declared by the first pass.
-    let producer = Producer::new(conn).await?.exchange(exchange).routing_key("bench").auto_declare(false);
+    let producer = Producer::new(conn).await?.exchange(ents.exchange.clone()).routing_key("bench").auto_declare(false);
     let started = Instant::now();
     stream::iter(0..n)
         .map(|i| {
             let producer = &producer;
-            async move { producer.publish(&BenchBody { i, p: payload }).send().await }
+            async move { producer.publish(&BenchBody { i, p: payload }).routing_key(ents.key(i)).send().await }
         })
         .buffer_unordered(depth)
         .try_for_each(|()| std::future::ready(Ok(())))
         .await?;
     let took = started.elapsed();
-    let left = channel.purge_queue(&queue.name).await?;
+    let mut left = 0;
+    for queue in &ents.queues {
+        left += channel.purge_queue(&queue.name).await?;
+    }
     if left != n {
         return Err(Error::precondition(format!("bench: {n} confirmed publishes left {left} messages in the queue")));
     }

@@ -17,19 +17,23 @@ const IN_FLIGHT: usize = 64;
 pub(crate) struct Args {
     /// Messages per run.
     #[arg(long, default_value_t = 20_000)]
-    n: u64,
+    pub(crate) n: u64,
     /// Payload size in bytes.
     #[arg(long, default_value_t = 100)]
-    size: u64,
+    pub(crate) size: u64,
     /// Rounds per side (the median is reported). Single runs drift by 10-25% on a shared machine.
     #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    pub(crate) rounds: usize,
     /// Backends to measure.
     #[arg(long, value_delimiter = ',', default_values_t = ["memory".to_string(), "redis".to_string(), "amqp".to_string()])]
-    backends: Vec<String>,
+    pub(crate) backends: Vec<String>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    pub(crate) json: Option<std::path::PathBuf>,
+    /// Instead of the BENCH.md workload, how the rates change as the queues per consumer and the body
+    /// size grow (`scale.rs`; JSON under target/bench/).
+    #[arg(long, conflicts_with = "json")]
+    scale: bool,
 }
 
 /// Publish and consume rates, msg/s.
@@ -42,7 +46,7 @@ struct Rates {
     confirmed: Option<f64>,
 }
 
-fn url(backend: &str) -> Result<&'static str, String> {
+pub(crate) fn url(backend: &str) -> Result<&'static str, String> {
     match backend {
         "memory" => Ok("memory://"),
         "redis" => Ok("redis://127.0.0.1:6379/0"),
@@ -57,7 +61,7 @@ fn field(text: &str, key: &str) -> Option<f64> {
         .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')).and_then(|v| v.parse().ok()))
 }
 
-fn output(cmd: &mut Command) -> Result<String, String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String, String> {
     let shown = format!("{cmd:?}");
     let out = cmd.output().map_err(|e| format!("cannot run {shown}: {e}"))?;
     if !out.status.success() {
@@ -97,7 +101,7 @@ fn python_side(url: &str, a: &Args) -> Result<Rates, String> {
     rates(&output(Command::new("python3").arg(&anchor).args([url, &a.n.to_string(), &a.size.to_string()]))?)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
@@ -110,7 +114,7 @@ fn amqp_ceiling(url: &str, a: &Args, confirms: usize) -> Result<Rates, String> {
     rates(&output(Command::new(target.join("release/examples/amqp_ceiling")).args([url, &n, &size, &confirms]))?)
 }
 
-fn target_dir() -> std::path::PathBuf {
+pub(crate) fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
@@ -142,6 +146,10 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
             .args(["build", "--release", "-p", "kombu", "--bin", "kombu", "--features"])
             .arg(features.join(",")),
     )?;
+    let kombu = target_dir().join("release/kombu");
+    if a.scale {
+        return crate::scale::run(&kombu, a);
+    }
     if a.backends.iter().any(|b| b == "amqp") {
         run_checked(cargo().current_dir(root()).args([
             "build",
@@ -152,7 +160,6 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
             "amqp_ceiling",
         ]))?;
     }
-    let kombu = target_dir().join("release/kombu");
     let mut json = Vec::new();
     println!(
         "\nBENCH.md workload: n={} size={} rounds={} (medians; Rust and Python alternate on the same broker)",

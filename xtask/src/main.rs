@@ -4,6 +4,7 @@ mod bench;
 mod cluster;
 mod fuzz;
 mod lint;
+mod scale;
 mod services;
 mod soak;
 mod test;
@@ -30,7 +31,8 @@ enum Command {
     },
     /// cargo fmt --check, clippy -D warnings on everything, rustdoc -D warnings, and the tidy checks.
     Lint,
-    /// The BENCH.md workload for each backend, side by side with Python Kombu, with ratios.
+    /// The BENCH.md workload for each backend, side by side with Python Kombu, with ratios (`--scale`:
+    /// how the rates change as queues per consumer and body sizes grow).
     Bench(bench::Args),
     /// Find, start or install Redis, RabbitMQ and Python Kombu; print what runs where.
     Services,

@@ -125,3 +125,19 @@ fn a_run_on_an_idle_link_goes_once_it_is_long_enough() {
     assert!(!leads, "behind the first, the next gather until its reply");
     assert_eq!(w.open.as_ref().map(|o| (o.first, o.count())), Some((next, 1)));
 }
+
+#[test]
+fn a_run_closed_by_a_publish_elsewhere_goes_at_once() {
+    use futures_util::FutureExt;
+    let mut w = Wire::default();
+    let (_, leads) = w.join(lpush("1"), true);
+    assert!(leads);
+    assert!(w.kick.notified().now_or_never().is_none(), "nothing to write yet");
+    let other = run::tests::lpush("elsewhere", "2");
+    let (_, leads) = w.join(other, true);
+    assert!(!leads, "the first run is unanswered now");
+    assert_eq!(w.queue.len(), 1);
+    // No socket here: the closed run waits in `out`, and the reader task was told to write it.
+    assert!(!w.out.is_empty());
+    assert!(w.kick.notified().now_or_never().is_some(), "the reader task was told");
+}

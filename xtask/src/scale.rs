@@ -1,0 +1,188 @@
+//! `cargo xtask bench --scale`: how the rates change as the work grows (issue 18), for each backend and
+//! both APIs, the medians of `--rounds` runs of `kombu bench --json` per point:
+//!
+//! - `queues`: one consumer of 1, 10, 100 and 1,000 queues, the messages published to them in turn
+//!   (`kombu bench --queues N`);
+//! - `size`: bodies of 100 B, 10 KB and 1 MB (`--size`), as many messages as fit [`BYTES_PER_POINT`].
+//!
+//! Each dimension is written to `target/bench/scale-<dimension>.json` and printed as a table with the
+//! change from its first point. Still to come (issue 18): producer threads and tasks on one connection,
+//! consumers on one queue, latency at a fixed rate, Python Kombu beside, plots.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::bench::{median, output, target_dir, url, Args};
+
+/// The queues per consumer measured.
+const QUEUES: [u64; 4] = [1, 10, 100, 1000];
+
+/// The body sizes measured, in bytes.
+const SIZES: [u64; 3] = [100, 10_000, 1_000_000];
+
+/// Most body bytes one point publishes (and the broker holds): bodies of 1 MB run 128 messages.
+const BYTES_PER_POINT: u64 = 128 << 20;
+
+/// One dimension: its name, the `kombu bench` flag it sets, and its points.
+struct Dimension {
+    name: &'static str,
+    flag: &'static str,
+    points: &'static [u64],
+}
+
+const DIMENSIONS: [Dimension; 2] = [
+    Dimension { name: "queues", flag: "--queues", points: &QUEUES },
+    Dimension { name: "size", flag: "--size", points: &SIZES },
+];
+
+/// The rates of one point (msg/s, medians).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    value: u64,
+    count: u64,
+    publish: f64,
+    consume: f64,
+}
+
+/// Messages for one point: `--n`, fewer where the bodies would pass [`BYTES_PER_POINT`] (at least 64).
+fn count_for(n: u64, size: u64) -> u64 {
+    n.min((BYTES_PER_POINT / size.max(1)).max(64))
+}
+
+/// The publish and consume rates of one line of `kombu bench --json`.
+fn json_rates(line: &str) -> Result<(f64, f64), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).map_err(|e| format!("kombu bench --json printed no JSON ({e}): {line}"))?;
+    let rate = |key: &str| v[key].as_f64().ok_or_else(|| format!("no {key} in kombu bench --json: {line}"));
+    Ok((rate("publish_per_sec")?, rate("consume_per_sec")?))
+}
+
+/// The change from the first point's rate to `rate`, as "1.00x" ("-" without a first rate).
+fn versus_first(first: f64, rate: f64) -> String {
+    if first > 0.0 {
+        format!("{:.2}x", rate / first)
+    } else {
+        "-".to_owned()
+    }
+}
+
+fn measure(
+    kombu: &Path,
+    url: &str,
+    dim: &Dimension,
+    value: u64,
+    asynchronous: bool,
+    a: &Args,
+) -> Result<Point, String> {
+    let size = if dim.name == "size" { value } else { a.size };
+    let count = count_for(a.n, size);
+    let (mut publish, mut consume) = (Vec::new(), Vec::new());
+    for _ in 0..a.rounds.max(1) {
+        let mut cmd = Command::new(kombu);
+        cmd.args(["bench", url, "--json", "--no-progress", "--count", &count.to_string()]);
+        cmd.args(["--size", &size.to_string()]);
+        if dim.name != "size" {
+            cmd.args([dim.flag, &value.to_string()]);
+        }
+        if asynchronous {
+            cmd.arg("--async");
+        }
+        let (p, c) = json_rates(&output(&mut cmd)?)?;
+        publish.push(p);
+        consume.push(c);
+    }
+    Ok(Point { value, count, publish: median(publish), consume: median(consume) })
+}
+
+fn json_path(dim: &Dimension) -> PathBuf {
+    target_dir().join("bench").join(format!("scale-{}.json", dim.name))
+}
+
+/// Runs every dimension (the `kombu` binary is built, the brokers run).
+pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
+    for dim in &DIMENSIONS {
+        let values: Vec<String> = dim.points.iter().map(u64::to_string).collect();
+        println!(
+            "\nscale: {} ({}), rounds={} (medians); publish / consume+ack msg/s, then vs the first point",
+            dim.name,
+            values.join(", "),
+            a.rounds
+        );
+        let mut json = Vec::new();
+        for backend in &a.backends {
+            let url = url(backend)?;
+            for (api, asynchronous) in [("blocking", false), ("async", true)] {
+                let mut points = Vec::new();
+                for &value in dim.points {
+                    points.push(measure(kombu, url, dim, value, asynchronous, a)?);
+                }
+                let first = points.first().copied().ok_or("a dimension without points")?;
+                let cells: Vec<String> = points
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}: {:.0} / {:.0} ({} / {})",
+                            p.value,
+                            p.publish,
+                            p.consume,
+                            versus_first(first.publish, p.publish),
+                            versus_first(first.consume, p.consume)
+                        )
+                    })
+                    .collect();
+                println!("{backend:<7} {api:<8} {}", cells.join(" | "));
+                json.push(serde_json::json!({
+                    "backend": backend,
+                    "api": api,
+                    "dimension": dim.name,
+                    "points": points.iter().map(|p| serde_json::json!({
+                        "value": p.value, "count": p.count, "publish": p.publish, "consume": p.consume,
+                    })).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        let path = json_path(dim);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("written: {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_bodies_run_fewer_messages() {
+        assert_eq!(count_for(20_000, 100), 20_000);
+        assert_eq!(count_for(20_000, 10_000), 13_421);
+        assert_eq!(count_for(20_000, 1_000_000), 134);
+        assert_eq!(count_for(20_000, 1 << 30), 64, "never fewer than 64");
+        assert_eq!(count_for(20_000, 0), 20_000);
+    }
+
+    #[test]
+    fn reads_the_rates_of_kombu_bench_json() {
+        let line = r#"{"transport":"memory","publish_per_sec":1000.5,"consume_per_sec":250.0,"queues":10}"#;
+        assert_eq!(json_rates(line), Ok((1000.5, 250.0)));
+        assert!(json_rates("kombu-rs memory n=1 publish=1 msg/s").is_err());
+        assert!(json_rates(r#"{"publish_per_sec":1}"#).is_err_and(|e| e.contains("consume_per_sec")));
+    }
+
+    #[test]
+    fn changes_are_against_the_first_point() {
+        assert_eq!(versus_first(100.0, 50.0), "0.50x");
+        assert_eq!(versus_first(0.0, 1.0), "-");
+    }
+
+    #[test]
+    fn every_dimension_starts_at_the_bench_md_point() {
+        assert_eq!(DIMENSIONS[0].points[0], 1, "one queue");
+        assert_eq!(DIMENSIONS[1].points[0], 100, "100-byte bodies");
+        assert!(json_path(&DIMENSIONS[0]).ends_with("bench/scale-queues.json"));
+    }
+}
