@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use kombu_core::routing::binding_matches;
+use crate::bindings::Bindings;
 use kombu_core::virtual_transport::{Entities, WakeSlot, Watchers};
 use kombu_core::{Error, Exchange, ExchangeKind, FieldTable, Message, Queue, QueueInfo, Result};
 
@@ -19,16 +19,10 @@ pub(crate) struct Stored {
     pub(crate) expires_at: Option<Instant>,
 }
 
-struct Bind {
-    queue: String,
-    key: String,
-    args: FieldTable,
-}
-
 struct ExchangeEntry {
     name: Arc<str>,
     kind: ExchangeKind,
-    bindings: Vec<Bind>,
+    bindings: Bindings,
 }
 
 pub(crate) struct QueueEntry {
@@ -129,8 +123,11 @@ impl Entities for Broker {
             Some(_) => Ok(()),
             None if passive => Err(no_exchange(&exchange.name)),
             None => {
-                let entry =
-                    ExchangeEntry { name: exchange.name.as_str().into(), kind: exchange.kind, bindings: Vec::new() };
+                let entry = ExchangeEntry {
+                    name: exchange.name.as_str().into(),
+                    kind: exchange.kind,
+                    bindings: Bindings::default(),
+                };
                 st.exchanges.insert(exchange.name.clone(), entry);
                 Ok(())
             }
@@ -202,7 +199,7 @@ impl Entities for Broker {
         }
         let removed = st.queues.remove(name).map(|q| q.len as u64).unwrap_or(0);
         for ex in st.exchanges.values_mut() {
-            ex.bindings.retain(|b| b.queue != name);
+            ex.bindings.remove_queue(name);
         }
         Ok(removed)
     }
@@ -213,16 +210,14 @@ impl Entities for Broker {
             return Err(no_queue(queue));
         }
         let ex = st.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
-        if !ex.bindings.iter().any(|b| b.queue == queue && b.key == key && &b.args == args) {
-            ex.bindings.push(Bind { queue: queue.to_owned(), key: key.to_owned(), args: args.clone() });
-        }
+        ex.bindings.add(queue, key, args);
         Ok(())
     }
 
     fn unbind_queue(&self, queue: &str, exchange: &str, key: &str, args: &FieldTable) -> Result<()> {
         let mut st = self.lock();
         let ex = st.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
-        ex.bindings.retain(|b| !(b.queue == queue && b.key == key && &b.args == args));
+        ex.bindings.remove(queue, key, args);
         Ok(())
     }
 }
@@ -244,17 +239,9 @@ impl State {
             }
             return Ok(());
         }
-        let ex = self.exchanges.get(exchange).ok_or_else(|| no_exchange(exchange))?;
+        let ex = self.exchanges.get_mut(exchange).ok_or_else(|| no_exchange(exchange))?;
         message.delivery_info.exchange = ex.name.clone();
-        let mut targets: Vec<&str> = Vec::new();
-        for b in &ex.bindings {
-            if !targets.contains(&b.queue.as_str())
-                && binding_matches(ex.kind, &b.key, &b.args, routing_key, &message.headers)
-            {
-                targets.push(&b.queue);
-            }
-        }
-        let targets: Vec<String> = targets.into_iter().map(str::to_owned).collect();
+        let targets = ex.bindings.targets(ex.kind, routing_key, &message.headers);
         let shared = Arc::new(message);
         for name in targets {
             if let Some(q) = self.queues.get_mut(&name) {
@@ -328,7 +315,7 @@ impl State {
         if auto_delete {
             self.queues.remove(queue);
             for ex in self.exchanges.values_mut() {
-                ex.bindings.retain(|b| b.queue != queue);
+                ex.bindings.remove_queue(queue);
             }
         }
     }

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod bindings;
 mod broker;
 mod channel;
 mod poller;
