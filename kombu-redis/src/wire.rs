@@ -194,8 +194,27 @@ impl AsyncLink {
         reply: Reply,
         enqueue: impl FnOnce(&mut Wire) -> (u64, bool),
     ) -> Result<()> {
+        // The caller's limit covers connecting too; what that took is taken from the wait for the reply.
+        let mut limit = match reply {
+            Reply::Awaited(limit) => limit,
+            Reply::NotAwaited => None,
+        };
         if self.lock().io.is_none() {
-            self.connect(shared).await.map_err(|e| e.with_may_have_reached_broker(false))?;
+            let connected = match limit {
+                None => self.connect(shared).await,
+                Some(l) => {
+                    let started = std::time::Instant::now();
+                    let connected = tokio::time::timeout(l, self.connect(shared)).await.unwrap_or_else(|_| {
+                        Err(Error::timeout(format!(
+                            "{what}: no connection to redis at {} within confirm_timeout {l:?}",
+                            shared.dialer.address()
+                        )))
+                    });
+                    limit = Some(l.saturating_sub(started.elapsed()));
+                    connected
+                }
+            };
+            connected.map_err(|e| e.with_may_have_reached_broker(false))?;
         }
         let (id, leads) = {
             let mut w = self.lock();
@@ -211,7 +230,7 @@ impl AsyncLink {
             tokio::task::yield_now().await;
             drop(lead);
         }
-        if let Reply::Awaited(limit) = reply {
+        if reply.awaited() {
             return self.wait(shared, Until::Answered(id), limit.map(|l| (what, l))).await;
         }
         let room = self.lock().reached(Until::Room).is_some();
@@ -277,9 +296,7 @@ impl AsyncLink {
             (Some(s), _) => Expiry::Socket(s),
             (None, Some((what, l))) => Expiry::Caller(what, l),
         };
-        let after = match first {
-            Expiry::Socket(d) | Expiry::Caller(_, d) => d,
-        };
+        let (Expiry::Socket(after) | Expiry::Caller(_, after)) = first;
         match tokio::time::timeout(after, waited).await {
             Ok(r) => r,
             Err(_) => Err(match first {

@@ -105,3 +105,33 @@ fn a_confirmed_send_to_a_frozen_server_gives_up_within_its_confirm_timeout() {
         assert_eq!(ch.declare_queue(&queue, true).await.expect("count").message_count, 3);
     });
 }
+
+#[test]
+fn a_confirmed_send_that_must_connect_to_a_frozen_server_gives_up_within_its_confirm_timeout() {
+    // The async link connects on the first send: its confirm time-out covers connecting too (the
+    // handshake would otherwise wait for the socket time-out, 30 s).
+    let server = PrivateRedis::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let conn = Connection::open(&server.url()).expect("open");
+        let queue = Queue::new(unique("aio-frozen-connect")).durable(false);
+        conn.channel().await.expect("channel").declare(&queue).await.expect("declare");
+        let limit = Duration::from_millis(300);
+        let producer =
+            Producer::new(&conn).await.expect("producer").routing_key(queue.name.clone()).confirm_timeout(Some(limit));
+        server.signal("STOP");
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), producer.publish_bytes("frozen").send())
+            .await
+            .expect("the send gave up by itself, well before 10 s");
+        let took = started.elapsed();
+        server.signal("CONT");
+        let err = outcome.expect_err("no connection to a frozen server");
+        assert_eq!(err.kind(), kombu_core::ErrorKind::Timeout, "{err}");
+        assert!(!err.may_have_reached_broker(), "nothing was sent: {err:?}");
+        assert!(took >= limit && took < limit * 10, "gave up after {took:?}");
+        producer.publish_bytes("after").send().await.expect("a send after the thaw");
+        let ch = conn.channel().await.expect("channel");
+        assert_eq!(ch.declare_queue(&queue, true).await.expect("count").message_count, 1);
+    });
+}

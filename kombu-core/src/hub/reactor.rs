@@ -278,20 +278,22 @@ mod tests {
 
     #[test]
     fn a_wake_inside_a_turn_is_the_next_turns_without_waiting() {
-        let mut reactor = Reactor::new().unwrap();
+        let mut reactor = Reactor::new().expect("a reactor");
         let woken = Arc::new(AtomicUsize::new(0));
-        reactor.add_driver(Box::new(Rewaking { handle: None, woken: woken.clone(), times: 3 })).unwrap();
+        reactor
+            .add_driver(Box::new(Rewaking { handle: None, woken: woken.clone(), times: 3 }))
+            .expect("the driver registers");
         let (mut external, mut errors) = (Vec::new(), Vec::new());
         for expected in 1..=3 {
             let started = Instant::now();
-            reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).unwrap();
+            reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).expect("a turn");
             assert!(started.elapsed() < Duration::from_secs(2), "turn {expected} waited for a wake it had");
             assert_eq!(woken.load(Ordering::Acquire), expected);
         }
         assert!(!reactor.shared.merged.load(Ordering::Acquire), "the last turn asked for no other");
         // Nothing more: the next turn waits its time out.
         let started = Instant::now();
-        reactor.turn(Some(Duration::from_millis(50)), &mut external, &mut errors).unwrap();
+        reactor.turn(Some(Duration::from_millis(50)), &mut external, &mut errors).expect("a turn");
         assert!(started.elapsed() >= Duration::from_millis(45));
         assert_eq!(woken.load(Ordering::Acquire), 3);
         assert!(errors.is_empty());
@@ -299,19 +301,21 @@ mod tests {
 
     #[test]
     fn a_wake_from_another_thread_still_wakes_the_poll() {
-        let mut reactor = Reactor::new().unwrap();
+        let mut reactor = Reactor::new().expect("a reactor");
         let woken = Arc::new(AtomicUsize::new(0));
-        reactor.add_driver(Box::new(Rewaking { handle: None, woken: woken.clone(), times: 1 })).unwrap();
+        reactor
+            .add_driver(Box::new(Rewaking { handle: None, woken: woken.clone(), times: 1 }))
+            .expect("the driver registers");
         let (mut external, mut errors) = (Vec::new(), Vec::new());
-        reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).unwrap();
+        reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).expect("a turn");
         assert_eq!(woken.load(Ordering::Acquire), 1);
         // A wake from a thread that is not turning the reactor writes to the waker, as always.
         let shared = reactor.shared.clone();
         let handle = reactor.external_sources().waker();
-        std::thread::spawn(move || handle.wake()).join().unwrap();
+        std::thread::spawn(move || handle.wake()).join().expect("the waking thread");
         assert!(!shared.merged.load(Ordering::Acquire));
         let started = Instant::now();
-        reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).unwrap();
+        reactor.turn(Some(Duration::from_secs(5)), &mut external, &mut errors).expect("a turn");
         assert!(started.elapsed() < Duration::from_secs(2), "the other thread's wake reached the poll");
         assert_eq!(external.len(), 1);
     }
