@@ -5,9 +5,19 @@
 //! Each lapin consumer is a stream fed by lapin's I/O thread. The poller polls every stream with a
 //! [`Waker`] of the connection's [`WakeSlot`] (kombu-core's virtual-transport toolkit), which wakes the
 //! Hub through the handle the poller put there in [`Poller::register`]; the
-//! Hub then calls [`Poller::ready`], which takes what arrived, a bounded batch per consumer per round so
-//! that no queue starves another. Of this crate, only that wake runs on lapin's threads.
+//! Hub then calls [`Poller::ready`], which takes what arrived, at most [`BATCH`] a round.
+//!
+//! The deliveries of one channel are handed out in the order the broker sent them (by delivery tag,
+//! merged across that channel's consumers), so that acks come back in that order too: RabbitMQ keeps a
+//! channel's unacked deliveries in a queue and looks an ack's tag up from its front, so acks out of
+//! order cost it a scan of the whole window each (one consumer on 100 queues with prefetch 100 has
+//! 10,000 unacked, and consumed 2.3k msg/s against 10k on one queue when this poller took slices from
+//! each consumer in turn). Fairness between queues is the broker's, which interleaves them within each
+//! consumer's prefetch window; channels take turns in slices of [`SLICE`]. Of this crate, only that wake
+//! runs on lapin's threads.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -22,7 +32,7 @@ use crate::errors::from_lapin;
 use crate::properties::{to_message, Envelope, SharedNames};
 use crate::runtime::poll_once;
 
-/// Deliveries taken from one consumer before the next gets its turn.
+/// Deliveries taken from one channel before the next gets its turn.
 const SLICE: usize = 8;
 /// Deliveries taken in one call of [`Poller::ready`] before the Hub gets a turn.
 const BATCH: usize = 256;
@@ -36,6 +46,8 @@ pub(crate) struct Entry {
     no_ack: bool,
     /// The stream ended (cancelled, or its channel failed).
     ended: bool,
+    /// The next delivery, taken from the stream but not yet handed out (the merge by tag looks at it).
+    head: Option<lapin::message::Delivery>,
     /// Names its messages share.
     names: SharedNames,
 }
@@ -49,7 +61,7 @@ impl Entry {
         lapin_channel: lapin::Channel,
         no_ack: bool,
     ) -> Entry {
-        Entry { tag, stream, channel, lapin_channel, no_ack, ended: false, names: SharedNames::default() }
+        Entry { tag, stream, channel, lapin_channel, no_ack, ended: false, head: None, names: SharedNames::default() }
     }
 
     fn delivery(&mut self, d: lapin::message::Delivery) -> Delivery {
@@ -68,11 +80,36 @@ impl Entry {
         Delivery::new(self.tag.clone(), message)
     }
 
+    /// The tag of the next delivery, taking it from the stream if none is held; `None` when nothing has
+    /// arrived (the stream will wake `cx`) or the stream ended (`ended` is set, and its error kept).
+    fn peek(&mut self, cx: &mut Context<'_>, first_err: &mut Option<kombu_core::Error>) -> Option<u64> {
+        if self.head.is_none() && !self.ended {
+            match Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Ready(Some(Ok(d))) => self.head = Some(d),
+                Poll::Ready(Some(Err(err))) => {
+                    first_err.get_or_insert_with(|| from_lapin(err, &format!("consumer {}", self.tag)));
+                    self.ended = true;
+                }
+                Poll::Ready(None) => {
+                    tracing::debug!("consumer {} was cancelled", self.tag);
+                    self.ended = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        self.head.as_ref().map(|d| d.delivery_tag)
+    }
+
     /// After a cancel: deliveries lapin already received for this consumer go back to the queue.
     pub(crate) fn requeue_leftovers(mut self) {
+        let mut held = self.head.take();
         loop {
             let mut cx = Context::from_waker(Waker::noop());
-            match Pin::new(&mut self.stream).poll_next(&mut cx) {
+            let next = match held.take() {
+                Some(d) => Poll::Ready(Some(Ok(d))),
+                None => Pin::new(&mut self.stream).poll_next(&mut cx),
+            };
+            match next {
                 Poll::Ready(Some(Ok(d))) if !self.no_ack => {
                     let requeue = BasicRejectOptions { requeue: true };
                     let mut reject = std::pin::pin!(self.lapin_channel.basic_reject(d.delivery_tag, requeue));
@@ -134,48 +171,48 @@ impl Deliveries {
         self.entries().clear();
     }
 
-    /// Takes what the consumers received, round-robin in slices of [`SLICE`] so that no queue starves
-    /// another, at most [`BATCH`] in all; wakes again if more is waiting.
+    /// Takes what the consumers received, at most [`BATCH`]: each channel's in delivery-tag order, the
+    /// channels in turn by slices of [`SLICE`]; wakes again if more is waiting.
     fn poll(&self, out: &mut Vec<Delivery>) -> Result<()> {
         let mut cx = Context::from_waker(&self.waker);
         let mut first_err = None;
-        let mut taken = 0;
         let mut entries = self.entries();
-        let mut open = vec![true; entries.len()];
-        let mut more = true;
-        while more && taken < BATCH {
-            more = false;
-            for (i, e) in entries.iter_mut().enumerate() {
-                if !open[i] {
-                    continue;
+        let mut channels: Vec<Merge> = Vec::new();
+        for (i, e) in entries.iter_mut().enumerate() {
+            let id = e.lapin_channel.id();
+            if !channels.iter().any(|m| m.channel == id) {
+                channels.push(Merge { channel: id, heads: BinaryHeap::new(), last: None });
+            }
+            if let Some(tag) = e.peek(&mut cx, &mut first_err) {
+                if let Some(m) = channels.iter_mut().find(|m| m.channel == id) {
+                    m.heads.push(Reverse((tag, i)));
                 }
-                let mut n = 0;
-                while n < SLICE {
-                    match Pin::new(&mut e.stream).poll_next(&mut cx) {
-                        Poll::Ready(Some(Ok(d))) => {
-                            out.push(e.delivery(d));
-                            n += 1;
-                        }
-                        Poll::Ready(Some(Err(err))) => {
-                            first_err.get_or_insert_with(|| from_lapin(err, &format!("consumer {}", e.tag)));
-                            open[i] = false;
-                            e.ended = true;
-                            break;
-                        }
-                        Poll::Ready(None) => {
-                            tracing::debug!("consumer {} was cancelled", e.tag);
-                            open[i] = false;
-                            e.ended = true;
-                            break;
-                        }
-                        Poll::Pending => {
-                            open[i] = false;
-                            break;
-                        }
+            }
+        }
+        let mut taken = 0;
+        let mut more;
+        'rounds: loop {
+            more = false;
+            for m in channels.iter_mut() {
+                for _ in 0..SLICE {
+                    if taken == BATCH {
+                        more = true;
+                        break 'rounds;
+                    }
+                    let Some(i) = m.next(&mut entries, &mut cx, &mut first_err) else { break };
+                    let e = &mut entries[i];
+                    if let Some(d) = e.head.take() {
+                        out.push(e.delivery(d));
+                        taken += 1;
+                    }
+                    if let Some(tag) = e.peek(&mut cx, &mut first_err) {
+                        m.heads.push(Reverse((tag, i)));
                     }
                 }
-                taken += n;
-                more |= n == SLICE;
+                more |= !m.heads.is_empty();
+            }
+            if !more {
+                break;
             }
         }
         entries.retain(|e| !e.ended);
@@ -187,6 +224,44 @@ impl Deliveries {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// The merge of one channel's consumers by delivery tag, for one [`Deliveries::poll`].
+struct Merge {
+    channel: u16,
+    /// The held next deliveries' tags, lowest first, with their entries' indices.
+    heads: BinaryHeap<Reverse<(u64, usize)>>,
+    /// The tag handed out last.
+    last: Option<u64>,
+}
+
+impl Merge {
+    /// The entry whose held delivery goes next.
+    ///
+    /// A channel's tags count up by one per delivery, and lapin hands the deliveries to their consumers'
+    /// streams in that order; but a stream found empty may have been filled since. So when the lowest held
+    /// tag is not the next in the count, the channel's empty streams are looked at again first: anything
+    /// they hold now arrived before that tag did, and so has a lower tag if it belongs before it.
+    fn next(
+        &mut self,
+        entries: &mut [Entry],
+        cx: &mut Context<'_>,
+        err: &mut Option<kombu_core::Error>,
+    ) -> Option<usize> {
+        let Reverse((tag, _)) = *self.heads.peek()?;
+        if self.last.map(|last| last + 1) != Some(tag) {
+            for (i, e) in entries.iter_mut().enumerate() {
+                if e.head.is_none() && e.lapin_channel.id() == self.channel {
+                    if let Some(tag) = e.peek(cx, err) {
+                        self.heads.push(Reverse((tag, i)));
+                    }
+                }
+            }
+        }
+        let Reverse((tag, i)) = self.heads.pop()?;
+        self.last = Some(tag);
+        Some(i)
     }
 }
 

@@ -203,6 +203,47 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
     ch.delete_queue(&other.name, false, false).unwrap();
 }
 
+/// RabbitMQ finds an acked tag by a scan from the front of the channel's unacked deliveries, so a
+/// consumer of many queues that handed out (and acked) them queue by queue made every ack cost the whole
+/// window: the 100-queue collapse of issue 18. The deliveries of one channel come in the broker's order.
+#[test]
+fn a_consumer_of_many_queues_hands_out_its_deliveries_in_the_order_the_broker_sent_them() {
+    let conn = connect();
+    let queues: Vec<Queue> = (0..5).map(|k| temp_queue(&unique(&format!("order{k}")))).collect();
+    let ch = conn.channel().unwrap();
+    for q in &queues {
+        ch.declare_queue(q, false).unwrap();
+        for i in 0..60 {
+            ch.publish(Message::new(format!("{i}")), "", &q.name, &PublishOptions::default()).unwrap();
+        }
+    }
+    ch.declare_queue(&queues[0], true).unwrap();
+    let tags: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = tags.clone();
+    let consumer = Consumer::new(&conn, queues.clone()).prefetch(100).on_message(move |m| {
+        m.ack().expect("ack");
+        match m.delivery_info.delivery_tag {
+            kombu_core::DeliveryTag::Number(n) => seen.lock().expect("tags").push(n),
+            ref other => panic!("not an AMQP delivery tag: {other}"),
+        }
+    });
+    let subscription = consumer.consume().unwrap();
+    let count = || tags.lock().expect("tags").len();
+    common::drain_until(
+        &conn,
+        Duration::from_secs(10),
+        || format!("only {} of 300 arrived", count()),
+        || count() >= 300,
+    );
+    let tags = tags.lock().unwrap().clone();
+    let out_of_order: Vec<(u64, u64)> = tags.windows(2).filter(|w| w[1] <= w[0]).map(|w| (w[0], w[1])).collect();
+    assert!(out_of_order.is_empty(), "handed out after a later tag: {out_of_order:?} in {tags:?}");
+    subscription.cancel().unwrap();
+    for q in &queues {
+        ch.delete_queue(&q.name, false, false).unwrap();
+    }
+}
+
 #[test]
 fn one_hub_drives_an_amqp_consumer_while_a_timer_fires() {
     let conn = connect();
