@@ -74,6 +74,8 @@ pub(crate) struct RedisChannel {
     pub(crate) shared: Arc<Shared>,
     pub(crate) state: Mutex<ChanState>,
     publisher: Mutex<publish::Publisher>,
+    /// Confirmed publishes of several threads, sent together.
+    gather: crate::gather::Gather<redis::Cmd>,
     open: AtomicBool,
 }
 
@@ -98,6 +100,7 @@ impl RedisChannel {
             shared,
             state: Mutex::new(ChanState::default()),
             publisher: Mutex::new(publish::Publisher::default()),
+            gather: crate::gather::Gather::default(),
             open: AtomicBool::new(true),
         })
     }
@@ -434,9 +437,12 @@ impl Channel for RedisChannel {
         if !self.is_open() {
             return Err(Error::state("redis channel is closed"));
         }
-        let wait = options.confirm_timeout.is_some() || options.mandatory;
-        let mut publisher = lock(&self.publisher);
-        publish::publish_one(&self.shared, &mut publisher, &message, exchange, routing_key, wait)
+        let commands = publish::commands_of(&self.shared, &message, exchange, routing_key)?;
+        if options.confirm_timeout.is_some() || options.mandatory {
+            self.gather.send(commands, |all| lock(&self.publisher).send(&self.shared, all, true))
+        } else {
+            lock(&self.publisher).send(&self.shared, &commands, false)
+        }
     }
 
     fn publish_batch(&self, batch: Vec<Outgoing>, _options: &PublishOptions) -> Result<()> {

@@ -101,6 +101,7 @@ mod command;
 mod connection;
 pub mod cycle;
 mod dial;
+mod gather;
 pub mod keys;
 mod nonblocking;
 mod options;

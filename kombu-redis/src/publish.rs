@@ -222,19 +222,17 @@ pub(crate) fn destination(
     })
 }
 
-/// Publishes one message on the channel's publisher: written at once, its reply read later (see
-/// [`Publisher`]) unless `wait`.
-pub(crate) fn publish_one(
+/// The commands that publish one message (for the channel's [`Publisher`], or a group of confirmed
+/// publishes: `gather.rs`).
+pub(crate) fn commands_of(
     shared: &Shared,
-    publisher: &mut Publisher,
     message: &Message,
     exchange: &str,
     routing_key: &str,
-    wait: bool,
-) -> Result<()> {
+) -> Result<Vec<redis::Cmd>> {
     let kind = shared.exchange_kind(exchange);
     let dest = destination(shared, message, exchange, routing_key, kind, None)?;
-    publisher.send(shared, &commands_to(shared, dest, message, exchange, routing_key)?, wait)
+    commands_to(shared, dest, message, exchange, routing_key)
 }
 
 /// The commands that publish one message to `dest` (none: it is dropped).

@@ -36,3 +36,34 @@ fn a_publish_cut_off_after_it_was_written_may_have_reached_the_server() {
     assert!(err.is_recoverable(), "{err:#}");
     assert!(!err.may_have_reached_broker(), "never written: {err:#}");
 }
+
+/// Threads sharing a connection share its default channel; their confirmed publishes are sent in groups
+/// (`gather.rs`), and each thread's publish returns once its own reply is read: every one lands, once.
+#[test]
+fn confirmed_publishes_from_many_threads_on_one_connection_each_land_once() {
+    let conn = common::open(common::URL);
+    let queue = common::unique("threads");
+    let (threads, each) = (16, 100);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (conn, queue) = (&conn, &queue);
+            scope.spawn(move || {
+                let producer = Producer::new(conn).expect("producer");
+                for i in 0..each {
+                    producer.publish(&format!("{t}-{i}")).routing_key(queue).send().expect("confirmed publish");
+                }
+            });
+        }
+    });
+    // Every publish returned, so each is in the queue now (no wait, no flush).
+    let ch = conn.channel().expect("channel");
+    let mut seen = Vec::new();
+    while let Some(m) = ch.get(&queue, true).expect("get") {
+        seen.push(m.decode::<String>().expect("a body of this test"));
+    }
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(before, threads * each, "some publishes are missing");
+    assert_eq!(seen.len(), before, "a publish landed twice");
+}

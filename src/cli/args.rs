@@ -513,6 +513,10 @@ pub struct BenchArgs {
     /// producer in flight at a time (then purge them).
     #[arg(long, value_name = "N", requires = "asynchronous", value_parser = clap::value_parser!(u16).range(1..))]
     pub in_flight: Option<u16>,
+    /// Also time confirmed publishes of the N messages from this many threads (tasks with --async), each
+    /// awaiting its own sends: once sharing one connection, once with a connection each (then purge them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub producers: Option<u16>,
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,

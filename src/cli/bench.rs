@@ -46,6 +46,19 @@ pub struct BenchResult {
     pub batch: Option<Duration>,
     /// Time taken to publish them all with confirms, several in flight (`--async --in-flight`), when asked.
     pub confirmed: Option<Duration>,
+    /// Time taken to publish them all with confirms from `--producers` threads or tasks, when asked.
+    pub producers: Option<Producers>,
+}
+
+/// Confirmed publishes from several threads (or tasks), each awaiting its own sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Producers {
+    /// How many threads or tasks.
+    pub count: u16,
+    /// Time taken with every producer on the run's one connection (and its default channel).
+    pub shared: Duration,
+    /// Time taken with a connection per producer.
+    pub own: Duration,
 }
 
 impl BenchResult {
@@ -64,6 +77,11 @@ impl BenchResult {
     /// Confirmed messages published per second with several in flight, when measured.
     pub fn confirmed_rate(&self) -> Option<f64> {
         self.confirmed.map(|d| rate(self.count, d))
+    }
+    /// Confirmed messages published per second by several producers on one connection, and with a
+    /// connection each, when measured.
+    pub fn producer_rates(&self) -> Option<(f64, f64)> {
+        self.producers.as_ref().map(|p| (rate(self.count, p.shared), rate(self.count, p.own)))
     }
 }
 
@@ -105,6 +123,9 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             "batch_publish_per_sec": result.batch_rate(),
             "in_flight": args.in_flight,
             "confirmed_publish_per_sec": result.confirmed_rate(),
+            "producers": args.producers,
+            "producers_shared_per_sec": result.producer_rates().map(|r| r.0),
+            "producers_own_per_sec": result.producer_rates().map(|r| r.1),
         });
         writeln!(io.stdout, "{line}")
     } else {
@@ -114,9 +135,15 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             (Some(r), Some(k)) => format!(" confirmed={r:.0} msg/s ({k} in flight)"),
             _ => String::new(),
         };
+        let producers = match (result.producer_rates(), args.producers) {
+            (Some((shared, own)), Some(k)) => {
+                format!(" producers={k}: one connection={shared:.0} msg/s, a connection each={own:.0} msg/s")
+            }
+            _ => String::new(),
+        };
         writeln!(
             io.stdout,
-            "kombu-rs {transport}{mode} n={} size={}{queues} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}",
+            "kombu-rs {transport}{mode} n={} size={}{queues} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}{producers}",
             result.count,
             args.size,
             result.publish_rate(),
@@ -128,6 +155,7 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
 /// The exchange and queues of the workload, all transient: one queue bound with the key `bench` (the
 /// anchor's), or with `--queues N`, queues `<queue>-0` … `<queue>-(N-1)` bound with keys `bench-0` …,
 /// the messages published to them in turn and consumed by one consumer of them all.
+#[derive(Clone)]
 pub(super) struct Entities {
     pub(super) exchange: Exchange,
     pub(super) queues: Vec<Queue>,
@@ -237,12 +265,86 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
         Some(size) => Some(batched(&producer, &payload, n, size, &ents, &channel)?),
         None => None,
     };
+    let producers = match args.producers {
+        Some(k) => Some(Producers {
+            count: k,
+            shared: from_threads(conn, args, &ents, &payload, k, &channel, false)?,
+            own: from_threads(conn, args, &ents, &payload, k, &channel, true)?,
+        }),
+        None => None,
+    };
     if ents.own_queues() {
         for queue in &ents.queues {
             channel.delete_queue(&queue.name, false, false)?;
         }
     }
-    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None })
+    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None, producers })
+}
+
+/// Publishes the N messages again with confirms from `k` threads, message `i` from thread `i % k`, each
+/// with a producer of its own on `conn` (so on its default channel, as `Producer::new` makes them) or,
+/// with `own`, on a connection of its own; then purges them. The time from when every thread is ready
+/// until the last publish returned.
+fn from_threads(
+    conn: &crate::Connection,
+    args: &BenchArgs,
+    ents: &Entities,
+    payload: &str,
+    k: u16,
+    channel: &std::sync::Arc<dyn kombu_core::Channel>,
+    own: bool,
+) -> Result<Duration, Error> {
+    let n = args.count;
+    let ready = std::sync::Barrier::new(usize::from(k) + 1);
+    let took = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..u64::from(k))
+            .map(|t| {
+                let ready = &ready;
+                scope.spawn(move || {
+                    let made = (|| {
+                        let conn = if own { connect(&args.url)? } else { conn.clone() };
+                        conn.connect()?;
+                        let producer = Producer::new(&conn)?.exchange(ents.exchange.clone()).auto_declare(false);
+                        Ok::<_, Error>((conn, producer))
+                    })();
+                    ready.wait();
+                    let (conn, producer) = made?;
+                    for i in (t..n).step_by(usize::from(k)) {
+                        producer.publish(&BenchBody { i, p: payload }).routing_key(ents.key(i)).send()?;
+                    }
+                    if own {
+                        conn.close()?;
+                    }
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        ready.wait();
+        let started = Instant::now();
+        for thread in threads {
+            thread.join().map_err(|_| Error::state("bench: a producer thread panicked"))??;
+        }
+        Ok::<_, Error>(started.elapsed())
+    })?;
+    purged_all(ents, channel, n, "confirmed publishes from several producers")?;
+    Ok(took)
+}
+
+/// Purges the workload's queues, which must have held the `n` messages just published.
+pub(super) fn purged_all(
+    ents: &Entities,
+    channel: &std::sync::Arc<dyn kombu_core::Channel>,
+    n: u64,
+    what: &str,
+) -> Result<(), Error> {
+    let mut left = 0;
+    for queue in &ents.queues {
+        left += channel.purge_queue(&queue.name)?;
+    }
+    if left != n {
+        return Err(Error::precondition(format!("bench: {what} left {left} of {n} messages in the queue")));
+    }
+    Ok(())
 }
 
 /// Passes of the batched publish; the median is reported. A batched publish of N messages is over in
@@ -272,15 +374,7 @@ fn batched(
             i = end;
         }
         passes.push(started.elapsed());
-        let mut left = 0;
-        for queue in &ents.queues {
-            left += channel.purge_queue(&queue.name)?;
-        }
-        if left != n {
-            return Err(Error::precondition(format!(
-                "bench: batched publish left {left} of {n} messages in the queue"
-            )));
-        }
+        purged_all(ents, channel, n, "batched publish")?;
     }
     passes.sort();
     Ok(passes[passes.len() / 2])
@@ -327,7 +421,9 @@ mod tests {
             consume: Duration::from_secs(2),
             batch: Some(Duration::from_millis(100)),
             confirmed: Some(Duration::from_millis(250)),
+            producers: Some(Producers { count: 16, shared: Duration::from_millis(125), own: Duration::from_secs(1) }),
         };
+        assert_eq!(r.producer_rates(), Some((8000.0, 1000.0)));
         assert_eq!(r.batch_rate(), Some(10_000.0));
         assert_eq!(r.confirmed_rate(), Some(4000.0));
         assert_eq!(r.publish_rate(), 2000.0);
@@ -349,6 +445,9 @@ mod tests {
         assert!(parsed(&["--queues", "0"]).is_err());
         assert!(parsed(&["--queues", "10001"]).is_err());
         assert!(parsed(&["--size", "999999999999"]).is_err());
+        assert!(parsed(&["--producers", "256"]).is_ok());
+        assert!(parsed(&["--producers", "0"]).is_err());
+        assert!(parsed(&["--producers", "257"]).is_err());
     }
 
     #[test]

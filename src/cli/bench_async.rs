@@ -3,6 +3,7 @@
 //! prefetch as the blocking run, each publish and each ack awaited; with `--in-flight K`, also confirmed
 //! publishes with K `send` futures of one producer outstanding at a time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -11,7 +12,7 @@ use kombu_core::aio::{Channel, Connection, Consumer, Producer};
 use kombu_core::{Accept, Error, ErrorKind};
 
 use super::args::BenchArgs;
-use super::bench::{prefetch, progress_bar, report, BenchBody, BenchResult, Entities, Received};
+use super::bench::{prefetch, progress_bar, report, BenchBody, BenchResult, Entities, Producers, Received};
 use super::{Io, Outcome, EXIT_OK};
 
 /// Runs `kombu bench --async`.
@@ -91,12 +92,20 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
         Some(k) => Some(in_flight(conn, &ents, &payload, n, usize::from(k), &channel).await?),
         None => None,
     };
+    let producers = match args.producers {
+        Some(k) => Some(Producers {
+            count: k,
+            shared: from_tasks(conn, args, &ents, &payload, k, &channel, false).await?,
+            own: from_tasks(conn, args, &ents, &payload, k, &channel, true).await?,
+        }),
+        None => None,
+    };
     if ents.own_queues() {
         for queue in &ents.queues {
             channel.delete_queue(&queue.name, false, false).await?;
         }
     }
-    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed })
+    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers })
 }
 
 /// Publishes the N messages again with confirms (the producer's default), `depth` sends of one producer
@@ -121,12 +130,70 @@ async fn in_flight(
         .try_for_each(|()| std::future::ready(Ok(())))
         .await?;
     let took = started.elapsed();
+    purged_all(ents, channel, n, "confirmed publishes in flight").await?;
+    Ok(took)
+}
+
+/// Publishes the N messages again with confirms from `k` tasks, message `i` from task `i % k`, each with
+/// a producer of its own on `conn` (so on its default channel) or, with `own`, on a connection of its
+/// own, awaiting each send; then purges them. The time from when every task is ready until the last
+/// publish returned.
+async fn from_tasks(
+    conn: &Connection,
+    args: &BenchArgs,
+    ents: &Entities,
+    payload: &str,
+    k: u16,
+    channel: &Channel,
+    own: bool,
+) -> Result<Duration, Error> {
+    let n = args.count;
+    let ready = Arc::new(tokio::sync::Barrier::new(usize::from(k) + 1));
+    let (ents, payload) = (Arc::new(ents.clone()), Arc::<str>::from(payload));
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..u64::from(k) {
+        let (ready, ents, payload, url) = (ready.clone(), ents.clone(), payload.clone(), args.url.clone());
+        let conn = (!own).then(|| conn.clone());
+        tasks.spawn(async move {
+            let made = async {
+                let conn = match conn {
+                    Some(conn) => conn,
+                    None => Connection::open(&url)?,
+                };
+                conn.connect().await?;
+                let producer = Producer::new(&conn).await?.exchange(ents.exchange.clone()).auto_declare(false);
+                Ok::<_, Error>((conn, producer))
+            };
+            let made = made.await;
+            ready.wait().await;
+            let (conn, producer) = made?;
+            for i in (t..n).step_by(usize::from(k)) {
+                producer.publish(&BenchBody { i, p: &payload }).routing_key(ents.key(i)).send().await?;
+            }
+            if own {
+                conn.close().await?;
+            }
+            Ok::<_, Error>(())
+        });
+    }
+    ready.wait().await;
+    let started = Instant::now();
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| Error::state(format!("bench: a producer task failed: {e}")))??;
+    }
+    let took = started.elapsed();
+    purged_all(&ents, channel, n, "confirmed publishes from several producers").await?;
+    Ok(took)
+}
+
+/// Purges the workload's queues, which must have held the `n` messages just published.
+async fn purged_all(ents: &Entities, channel: &Channel, n: u64, what: &str) -> Result<(), Error> {
     let mut left = 0;
     for queue in &ents.queues {
         left += channel.purge_queue(&queue.name).await?;
     }
     if left != n {
-        return Err(Error::precondition(format!("bench: {n} confirmed publishes left {left} messages in the queue")));
+        return Err(Error::precondition(format!("bench: {what} left {left} of {n} messages in the queue")));
     }
-    Ok(took)
+    Ok(())
 }

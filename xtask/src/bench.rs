@@ -34,6 +34,9 @@ pub(crate) struct Args {
     /// size grow (`scale.rs`; JSON under target/bench/).
     #[arg(long, conflicts_with = "json")]
     scale: bool,
+    /// With --scale, only these dimensions (queues, size, producers; all by default).
+    #[arg(long, value_delimiter = ',', requires = "scale")]
+    pub(crate) dimensions: Vec<String>,
 }
 
 /// Publish and consume rates, msg/s.

@@ -3,11 +3,13 @@
 //!
 //! - `queues`: one consumer of 1, 10, 100 and 1,000 queues, the messages published to them in turn
 //!   (`kombu bench --queues N`);
-//! - `size`: bodies of 100 B, 10 KB and 1 MB (`--size`), as many messages as fit [`BYTES_PER_POINT`].
+//! - `size`: bodies of 100 B, 10 KB and 1 MB (`--size`), as many messages as fit [`BYTES_PER_POINT`];
+//! - `producers`: confirmed publishes from 1, 4, 16 and 64 threads (tasks with the async API), each
+//!   awaiting its own sends, all on one connection and then with a connection each (`--producers N`).
 //!
 //! Each dimension is written to `target/bench/scale-<dimension>.json` and printed as a table with the
-//! change from its first point. Still to come (issue 18): producer threads and tasks on one connection,
-//! consumers on one queue, latency at a fixed rate, Python Kombu beside, plots.
+//! change from its first point. Still to come (issue 18): consumers on one queue, latency at a fixed
+//! rate, Python Kombu beside, plots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,25 +25,38 @@ const SIZES: [u64; 3] = [100, 10_000, 1_000_000];
 /// Most body bytes one point publishes (and the broker holds): bodies of 1 MB run 128 messages.
 const BYTES_PER_POINT: u64 = 128 << 20;
 
-/// One dimension: its name, the `kombu bench` flag it sets, and its points.
+/// The producer threads (or tasks) measured.
+const PRODUCERS: [u64; 4] = [1, 4, 16, 64];
+
+/// One dimension: its name, the `kombu bench` flag it sets, its points, and the two rates of
+/// `kombu bench --json` it reports, with the names they have in the table and the JSON file.
 struct Dimension {
     name: &'static str,
     flag: &'static str,
     points: &'static [u64],
+    rates: [(&'static str, &'static str); 2],
 }
 
-const DIMENSIONS: [Dimension; 2] = [
-    Dimension { name: "queues", flag: "--queues", points: &QUEUES },
-    Dimension { name: "size", flag: "--size", points: &SIZES },
+/// The rates of the BENCH.md workload.
+const WORKLOAD: [(&str, &str); 2] = [("publish_per_sec", "publish"), ("consume_per_sec", "consume")];
+
+const DIMENSIONS: [Dimension; 3] = [
+    Dimension { name: "queues", flag: "--queues", points: &QUEUES, rates: WORKLOAD },
+    Dimension { name: "size", flag: "--size", points: &SIZES, rates: WORKLOAD },
+    Dimension {
+        name: "producers",
+        flag: "--producers",
+        points: &PRODUCERS,
+        rates: [("producers_shared_per_sec", "one_connection"), ("producers_own_per_sec", "a_connection_each")],
+    },
 ];
 
-/// The rates of one point (msg/s, medians).
+/// The two rates of one point (msg/s, medians), in the order of its dimension's `rates`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Point {
     value: u64,
     count: u64,
-    publish: f64,
-    consume: f64,
+    rates: [f64; 2],
 }
 
 /// Messages for one point: `--n`, fewer where the bodies would pass [`BYTES_PER_POINT`] (at least 64).
@@ -49,12 +64,12 @@ fn count_for(n: u64, size: u64) -> u64 {
     n.min((BYTES_PER_POINT / size.max(1)).max(64))
 }
 
-/// The publish and consume rates of one line of `kombu bench --json`.
-fn json_rates(line: &str) -> Result<(f64, f64), String> {
+/// Two rates of one line of `kombu bench --json`, by their keys.
+fn json_rates(line: &str, keys: [&str; 2]) -> Result<[f64; 2], String> {
     let v: serde_json::Value =
         serde_json::from_str(line.trim()).map_err(|e| format!("kombu bench --json printed no JSON ({e}): {line}"))?;
     let rate = |key: &str| v[key].as_f64().ok_or_else(|| format!("no {key} in kombu bench --json: {line}"));
-    Ok((rate("publish_per_sec")?, rate("consume_per_sec")?))
+    Ok([rate(keys[0])?, rate(keys[1])?])
 }
 
 /// The change from the first point's rate to `rate`, as "1.00x" ("-" without a first rate).
@@ -76,7 +91,7 @@ fn measure(
 ) -> Result<Point, String> {
     let size = if dim.name == "size" { value } else { a.size };
     let count = count_for(a.n, size);
-    let (mut publish, mut consume) = (Vec::new(), Vec::new());
+    let (mut first, mut second) = (Vec::new(), Vec::new());
     for _ in 0..a.rounds.max(1) {
         let mut cmd = Command::new(kombu);
         cmd.args(["bench", url, "--json", "--no-progress", "--count", &count.to_string()]);
@@ -87,11 +102,20 @@ fn measure(
         if asynchronous {
             cmd.arg("--async");
         }
-        let (p, c) = json_rates(&output(&mut cmd)?)?;
-        publish.push(p);
-        consume.push(c);
+        let [x, y] = json_rates(&output(&mut cmd)?, dim.rates.map(|(key, _)| key))?;
+        first.push(x);
+        second.push(y);
     }
-    Ok(Point { value, count, publish: median(publish), consume: median(consume) })
+    Ok(Point { value, count, rates: [median(first), median(second)] })
+}
+
+/// The dimensions named (all when none is).
+fn chosen(names: &[String]) -> Result<Vec<&'static Dimension>, String> {
+    if let Some(unknown) = names.iter().find(|n| !DIMENSIONS.iter().any(|d| d.name == n.as_str())) {
+        let known: Vec<&str> = DIMENSIONS.iter().map(|d| d.name).collect();
+        return Err(format!("unknown dimension '{unknown}' ({})", known.join(", ")));
+    }
+    Ok(DIMENSIONS.iter().filter(|d| names.is_empty() || names.iter().any(|n| n == d.name)).collect())
 }
 
 fn json_path(dim: &Dimension) -> PathBuf {
@@ -100,10 +124,11 @@ fn json_path(dim: &Dimension) -> PathBuf {
 
 /// Runs every dimension (the `kombu` binary is built, the brokers run).
 pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
-    for dim in &DIMENSIONS {
+    for dim in chosen(&a.dimensions)? {
         let values: Vec<String> = dim.points.iter().map(u64::to_string).collect();
+        let [(_, x), (_, y)] = dim.rates;
         println!(
-            "\nscale: {} ({}), rounds={} (medians); publish / consume+ack msg/s, then vs the first point",
+            "\nscale: {} ({}), rounds={} (medians); {x} / {y} msg/s, then vs the first point",
             dim.name,
             values.join(", "),
             a.rounds
@@ -123,10 +148,10 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
                         format!(
                             "{}: {:.0} / {:.0} ({} / {})",
                             p.value,
-                            p.publish,
-                            p.consume,
-                            versus_first(first.publish, p.publish),
-                            versus_first(first.consume, p.consume)
+                            p.rates[0],
+                            p.rates[1],
+                            versus_first(first.rates[0], p.rates[0]),
+                            versus_first(first.rates[1], p.rates[1])
                         )
                     })
                     .collect();
@@ -135,9 +160,12 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
                     "backend": backend,
                     "api": api,
                     "dimension": dim.name,
-                    "points": points.iter().map(|p| serde_json::json!({
-                        "value": p.value, "count": p.count, "publish": p.publish, "consume": p.consume,
-                    })).collect::<Vec<_>>(),
+                    "points": points.iter().map(|p| {
+                        let mut point = serde_json::json!({ "value": p.value, "count": p.count });
+                        point[x] = p.rates[0].into();
+                        point[y] = p.rates[1].into();
+                        point
+                    }).collect::<Vec<_>>(),
                 }));
             }
         }
@@ -167,10 +195,22 @@ mod tests {
 
     #[test]
     fn reads_the_rates_of_kombu_bench_json() {
+        let keys = WORKLOAD.map(|(key, _)| key);
         let line = r#"{"transport":"memory","publish_per_sec":1000.5,"consume_per_sec":250.0,"queues":10}"#;
-        assert_eq!(json_rates(line), Ok((1000.5, 250.0)));
-        assert!(json_rates("kombu-rs memory n=1 publish=1 msg/s").is_err());
-        assert!(json_rates(r#"{"publish_per_sec":1}"#).is_err_and(|e| e.contains("consume_per_sec")));
+        assert_eq!(json_rates(line, keys), Ok([1000.5, 250.0]));
+        assert!(json_rates("kombu-rs memory n=1 publish=1 msg/s", keys).is_err());
+        assert!(json_rates(r#"{"publish_per_sec":1}"#, keys).is_err_and(|e| e.contains("consume_per_sec")));
+        let producers = DIMENSIONS[2].rates.map(|(key, _)| key);
+        let line = r#"{"producers":16,"producers_shared_per_sec":30.0,"producers_own_per_sec":null}"#;
+        assert!(json_rates(line, producers).is_err_and(|e| e.contains("producers_own_per_sec")));
+    }
+
+    #[test]
+    fn dimensions_are_chosen_by_name() {
+        assert_eq!(chosen(&[]).map(|d| d.len()), Ok(3));
+        let one = chosen(&["producers".to_owned()]).expect("a known dimension");
+        assert_eq!(one.iter().map(|d| d.name).collect::<Vec<_>>(), ["producers"]);
+        assert!(chosen(&["threads".to_owned()]).is_err_and(|e| e.contains("'threads'") && e.contains("queues")));
     }
 
     #[test]
@@ -183,6 +223,7 @@ mod tests {
     fn every_dimension_starts_at_the_bench_md_point() {
         assert_eq!(DIMENSIONS[0].points[0], 1, "one queue");
         assert_eq!(DIMENSIONS[1].points[0], 100, "100-byte bodies");
+        assert_eq!(DIMENSIONS[2].points[0], 1, "one producer");
         assert!(json_path(&DIMENSIONS[0]).ends_with("bench/scale-queues.json"));
     }
 }
