@@ -456,6 +456,23 @@ fn bench_on_memory_prints_rates() {
     assert!(j["consume_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
 }
 
+/// `kombu bench --producers N --consumers M`: confirmed publishes from N threads (one connection, then a
+/// connection each), and the consume phase with M consumers of a connection each; every message is
+/// counted (the run fails if any is missing or left over).
+#[test]
+fn bench_with_several_producers_and_consumers_prints_their_rates() {
+    let run = kombu(&["bench", "memory://cli-bench-many", "-n", "1000", "--producers", "4", "--consumers", "3"]).ok();
+    let line = run.stdout.trim();
+    assert!(line.starts_with("kombu-rs memory n=1000 size=100 consumers=3 "), "{line}");
+    assert!(line.contains(" producers=4 one_connection="), "{line}");
+    assert_positive(line, &["publish=", "consume=", "one_connection=", "a_connection_each="]);
+    let run = kombu(&["bench", "memory://cli-bench-many", "-n", "300", "--producers", "2", "--json"]).ok();
+    let j = &run.json_lines()[0];
+    assert_eq!((&j["producers"], &j["consumers"]), (&serde_json::json!(2), &serde_json::json!(1)), "{j}");
+    assert!(j["producers_shared_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
+    assert!(j["producers_own_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
+}
+
 /// `kombu bench --async`: the workload through `kombu::aio`, then confirmed publishes 8 in flight.
 #[cfg(feature = "tokio")]
 #[test]
@@ -489,7 +506,15 @@ fn bench_on_brokers_prints_rates() {
             let line = run.ok().stdout;
             assert!(line.starts_with(&format!("kombu-rs {transport} async n=300 ")), "{line}");
             assert_positive(&line, &["publish=", "consume=", "confirmed="]);
+            let many = ["--async", "--producers", "4", "--consumers", "3"];
+            let run = kombu(&[&["bench", url, "-n", "300", "--exchange", &ex, "--queue", &q][..], &many].concat());
+            let line = run.ok().stdout;
+            assert!(line.starts_with(&format!("kombu-rs {transport} async n=300 size=100 consumers=3 ")), "{line}");
+            assert_positive(&line, &["consume=", "one_connection=", "a_connection_each="]);
         }
+        let many = ["--producers", "4", "--consumers", "3"];
+        let run = kombu(&[&["bench", url, "-n", "300", "--exchange", &ex, "--queue", &q][..], &many].concat()).ok();
+        assert_positive(&run.stdout, &["consume=", "one_connection=", "a_connection_each="]);
         let run = kombu(&["delete", "queue", url, &q]).ok();
         assert!(run.stdout.contains("(0 messages)"), "bench left messages behind: {run:?}");
         kombu(&["delete", "exchange", url, &ex]).ok();

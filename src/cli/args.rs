@@ -517,6 +517,9 @@ pub struct BenchArgs {
     /// awaiting its own sends: once sharing one connection, once with a connection each (then purge them).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub producers: Option<u16>,
+    /// Consume with this many consumers, a connection each, in a thread (task with --async) each.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub consumers: u16,
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -116,6 +116,7 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             "count": result.count,
             "size": args.size,
             "queues": args.queues,
+            "consumers": args.consumers,
             "publish_secs": result.publish.as_secs_f64(),
             "consume_secs": result.consume.as_secs_f64(),
             "publish_per_sec": result.publish_rate(),
@@ -130,14 +131,17 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
         writeln!(io.stdout, "{line}")
     } else {
         let batch = result.batch_rate().map(|r| format!(" batch={r:.0} msg/s")).unwrap_or_default();
-        let queues = if args.queues > 1 { format!(" queues={}", args.queues) } else { String::new() };
+        let mut queues = if args.queues > 1 { format!(" queues={}", args.queues) } else { String::new() };
+        if args.consumers > 1 {
+            queues += &format!(" consumers={}", args.consumers);
+        }
         let confirmed = match (result.confirmed_rate(), args.in_flight) {
             (Some(r), Some(k)) => format!(" confirmed={r:.0} msg/s ({k} in flight)"),
             _ => String::new(),
         };
         let producers = match (result.producer_rates(), args.producers) {
             (Some((shared, own)), Some(k)) => {
-                format!(" producers={k}: one connection={shared:.0} msg/s, a connection each={own:.0} msg/s")
+                format!(" producers={k} one_connection={shared:.0} msg/s a_connection_each={own:.0} msg/s")
             }
             _ => String::new(),
         };
@@ -221,46 +225,10 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     let publish = started.elapsed();
     bar.finish_and_clear();
 
-    let got = Arc::new(AtomicU64::new(0));
-    let ack_error: Arc<Mutex<Option<Error>>> = Arc::default();
-    let (seen, failed) = (got.clone(), ack_error.clone());
-    let mut consumer = Consumer::new(conn, ents.queues.clone()).accept(Accept::new(["json"])?);
-    if let Some(window) = prefetch(args) {
-        consumer = consumer.prefetch(window);
-    }
-    let deferred = args.ack_deferred;
-    let consumer = consumer.callback(move |_: Received, message| {
-        match if deferred { message.ack_deferred() } else { message.ack() } {
-            Ok(()) => {
-                seen.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-            }
-        }
-    });
-    let bar = progress_bar(args, n, "consume");
-    let started = Instant::now();
-    let subscription = consumer.consume()?;
-    while got.load(Ordering::Relaxed) < n {
-        if let Err(e) = conn.drain_events(Some(args.idle_timeout)) {
-            if e.kind() == ErrorKind::Timeout {
-                return Err(Error::timeout(format!(
-                    "bench: only {} of {n} messages came back (none for {:?})",
-                    got.load(Ordering::Relaxed),
-                    args.idle_timeout
-                )));
-            }
-            return Err(e);
-        }
-        if let Some(e) = ack_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
-        bar.set_position(got.load(Ordering::Relaxed));
-    }
-    let consume = started.elapsed();
-    bar.finish_and_clear();
-    subscription.cancel()?;
+    let consume = match args.consumers {
+        1 => consume_one(conn, args, &ents)?,
+        k => super::bench_consumers::blocking(args, &ents, k)?,
+    };
     let batch = match args.batch {
         Some(size) => Some(batched(&producer, &payload, n, size, &ents, &channel)?),
         None => None,
@@ -345,6 +313,52 @@ pub(super) fn purged_all(
         return Err(Error::precondition(format!("bench: {what} left {left} of {n} messages in the queue")));
     }
     Ok(())
+}
+
+/// Consumes the N messages with one consumer on `conn`, acking each: the time it took.
+fn consume_one(conn: &crate::Connection, args: &BenchArgs, ents: &Entities) -> Result<Duration, Error> {
+    let n = args.count;
+    let got = Arc::new(AtomicU64::new(0));
+    let ack_error: Arc<Mutex<Option<Error>>> = Arc::default();
+    let (seen, failed) = (got.clone(), ack_error.clone());
+    let mut consumer = Consumer::new(conn, ents.queues.clone()).accept(Accept::new(["json"])?);
+    if let Some(window) = prefetch(args) {
+        consumer = consumer.prefetch(window);
+    }
+    let deferred = args.ack_deferred;
+    let consumer = consumer.callback(move |_: Received, message| {
+        match if deferred { message.ack_deferred() } else { message.ack() } {
+            Ok(()) => {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
+        }
+    });
+    let bar = progress_bar(args, n, "consume");
+    let started = Instant::now();
+    let subscription = consumer.consume()?;
+    while got.load(Ordering::Relaxed) < n {
+        if let Err(e) = conn.drain_events(Some(args.idle_timeout)) {
+            if e.kind() == ErrorKind::Timeout {
+                return Err(Error::timeout(format!(
+                    "bench: only {} of {n} messages came back (none for {:?})",
+                    got.load(Ordering::Relaxed),
+                    args.idle_timeout
+                )));
+            }
+            return Err(e);
+        }
+        if let Some(e) = ack_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        bar.set_position(got.load(Ordering::Relaxed));
+    }
+    let consume = started.elapsed();
+    bar.finish_and_clear();
+    subscription.cancel()?;
+    Ok(consume)
 }
 
 /// Passes of the batched publish; the median is reported. A batched publish of N messages is over in

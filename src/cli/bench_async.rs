@@ -58,6 +58,33 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
     let publish = started.elapsed();
     bar.finish_and_clear();
 
+    let consume = match args.consumers {
+        1 => consume_one(conn, args, &ents).await?,
+        k => super::bench_consumers::tasks(args, &ents, k).await?,
+    };
+    let confirmed = match args.in_flight {
+        Some(k) => Some(in_flight(conn, &ents, &payload, n, usize::from(k), &channel).await?),
+        None => None,
+    };
+    let producers = match args.producers {
+        Some(k) => Some(Producers {
+            count: k,
+            shared: from_tasks(conn, args, &ents, &payload, k, &channel, false).await?,
+            own: from_tasks(conn, args, &ents, &payload, k, &channel, true).await?,
+        }),
+        None => None,
+    };
+    if ents.own_queues() {
+        for queue in &ents.queues {
+            channel.delete_queue(&queue.name, false, false).await?;
+        }
+    }
+    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers })
+}
+
+/// Consumes the N messages with one consumer stream on `conn`, acking each: the time it took.
+async fn consume_one(conn: &Connection, args: &BenchArgs, ents: &Entities) -> Result<Duration, Error> {
+    let n = args.count;
     let mut consumer = Consumer::builder(conn, ents.queues.clone()).accept(Accept::new(["json"])?);
     consumer = consumer.prefetch(prefetch(args).unwrap_or(0));
     let bar = progress_bar(args, n, "consume");
@@ -88,24 +115,7 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
     let consume = started.elapsed();
     bar.finish_and_clear();
     stream.cancel().await?;
-    let confirmed = match args.in_flight {
-        Some(k) => Some(in_flight(conn, &ents, &payload, n, usize::from(k), &channel).await?),
-        None => None,
-    };
-    let producers = match args.producers {
-        Some(k) => Some(Producers {
-            count: k,
-            shared: from_tasks(conn, args, &ents, &payload, k, &channel, false).await?,
-            own: from_tasks(conn, args, &ents, &payload, k, &channel, true).await?,
-        }),
-        None => None,
-    };
-    if ents.own_queues() {
-        for queue in &ents.queues {
-            channel.delete_queue(&queue.name, false, false).await?;
-        }
-    }
-    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers })
+    Ok(consume)
 }
 
 /// Publishes the N messages again with confirms (the producer's default), `depth` sends of one producer

@@ -9,6 +9,7 @@ mod args;
 mod bench;
 #[cfg(feature = "tokio")]
 mod bench_async;
+mod bench_consumers;
 #[cfg(feature = "celery")]
 mod celery;
 mod consume;

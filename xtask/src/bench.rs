@@ -34,7 +34,7 @@ pub(crate) struct Args {
     /// size grow (`scale.rs`; JSON under target/bench/).
     #[arg(long, conflicts_with = "json")]
     scale: bool,
-    /// With --scale, only these dimensions (queues, size, producers; all by default).
+    /// With --scale, only these dimensions (queues, size, producers, consumers; all by default).
     #[arg(long, value_delimiter = ',', requires = "scale")]
     pub(crate) dimensions: Vec<String>,
 }

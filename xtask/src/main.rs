@@ -4,6 +4,7 @@ mod bench;
 mod cluster;
 mod fuzz;
 mod lint;
+mod plot;
 mod scale;
 mod services;
 mod soak;

@@ -5,11 +5,13 @@
 //!   (`kombu bench --queues N`);
 //! - `size`: bodies of 100 B, 10 KB and 1 MB (`--size`), as many messages as fit [`BYTES_PER_POINT`];
 //! - `producers`: confirmed publishes from 1, 4, 16 and 64 threads (tasks with the async API), each
-//!   awaiting its own sends, all on one connection and then with a connection each (`--producers N`).
+//!   awaiting its own sends, all on one connection and then with a connection each (`--producers N`);
+//! - `consumers`: 1, 4 and 16 consumers of the one queue, a connection and a thread (task) each
+//!   (`--consumers N`).
 //!
-//! Each dimension is written to `target/bench/scale-<dimension>.json` and printed as a table with the
-//! change from its first point. Still to come (issue 18): consumers on one queue, latency at a fixed
-//! rate, Python Kombu beside, plots.
+//! Each dimension is written to `target/bench/scale-<dimension>.json` and drawn in
+//! `target/bench/scale-<dimension>.png` (`plot.rs`), and printed as a table with the change from its
+//! first point. Still to come (issue 18): latency at a fixed rate, Python Kombu beside.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,10 +30,15 @@ const BYTES_PER_POINT: u64 = 128 << 20;
 /// The producer threads (or tasks) measured.
 const PRODUCERS: [u64; 4] = [1, 4, 16, 64];
 
+/// The consumers of one queue measured.
+const CONSUMERS: [u64; 3] = [1, 4, 16];
+
 /// One dimension: its name, the `kombu bench` flag it sets, its points, and the two rates of
 /// `kombu bench --json` it reports, with the names they have in the table and the JSON file.
 struct Dimension {
     name: &'static str,
+    /// What its values are, for the plot.
+    across: &'static str,
     flag: &'static str,
     points: &'static [u64],
     rates: [(&'static str, &'static str); 2],
@@ -40,14 +47,22 @@ struct Dimension {
 /// The rates of the BENCH.md workload.
 const WORKLOAD: [(&str, &str); 2] = [("publish_per_sec", "publish"), ("consume_per_sec", "consume")];
 
-const DIMENSIONS: [Dimension; 3] = [
-    Dimension { name: "queues", flag: "--queues", points: &QUEUES, rates: WORKLOAD },
-    Dimension { name: "size", flag: "--size", points: &SIZES, rates: WORKLOAD },
+const DIMENSIONS: [Dimension; 4] = [
+    Dimension { name: "queues", across: "queues per consumer", flag: "--queues", points: &QUEUES, rates: WORKLOAD },
+    Dimension { name: "size", across: "body bytes", flag: "--size", points: &SIZES, rates: WORKLOAD },
     Dimension {
         name: "producers",
+        across: "producer threads (tasks), each awaiting its confirms",
         flag: "--producers",
         points: &PRODUCERS,
         rates: [("producers_shared_per_sec", "one_connection"), ("producers_own_per_sec", "a_connection_each")],
+    },
+    Dimension {
+        name: "consumers",
+        across: "consumers of one queue, a connection each",
+        flag: "--consumers",
+        points: &CONSUMERS,
+        rates: WORKLOAD,
     },
 ];
 
@@ -134,8 +149,10 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
             a.rounds
         );
         let mut json = Vec::new();
+        let mut panels = Vec::new();
         for backend in &a.backends {
             let url = url(backend)?;
+            let mut lines = Vec::new();
             for (api, asynchronous) in [("blocking", false), ("async", true)] {
                 let mut points = Vec::new();
                 for &value in dim.points {
@@ -156,6 +173,14 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
                     })
                     .collect();
                 println!("{backend:<7} {api:<8} {}", cells.join(" | "));
+                for (rate, (_, name)) in dim.rates.iter().enumerate() {
+                    lines.push(crate::plot::Line {
+                        label: format!("{api} {}", name.replace('_', " ")),
+                        asynchronous,
+                        rate,
+                        points: points.iter().map(|p| (p.value as f64, p.rates[rate])).collect(),
+                    });
+                }
                 json.push(serde_json::json!({
                     "backend": backend,
                     "api": api,
@@ -168,6 +193,7 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
                     }).collect::<Vec<_>>(),
                 }));
             }
+            panels.push((backend.clone(), lines));
         }
         let path = json_path(dim);
         if let Some(dir) = path.parent() {
@@ -175,7 +201,14 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
         }
         let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("written: {}", path.display());
+        let png = path.with_extension("png");
+        let rounds = match a.rounds.max(1) {
+            1 => "one round".to_owned(),
+            n => format!("medians of {n} rounds"),
+        };
+        let title = format!("kombu-rs: {} ({rounds})", dim.across);
+        crate::plot::draw(&crate::plot::Picture { title, across: dim.across, panels }, &png)?;
+        println!("written: {} and {}", path.display(), png.display());
     }
     Ok(())
 }
@@ -207,7 +240,7 @@ mod tests {
 
     #[test]
     fn dimensions_are_chosen_by_name() {
-        assert_eq!(chosen(&[]).map(|d| d.len()), Ok(3));
+        assert_eq!(chosen(&[]).map(|d| d.len()), Ok(4));
         let one = chosen(&["producers".to_owned()]).expect("a known dimension");
         assert_eq!(one.iter().map(|d| d.name).collect::<Vec<_>>(), ["producers"]);
         assert!(chosen(&["threads".to_owned()]).is_err_and(|e| e.contains("'threads'") && e.contains("queues")));
@@ -224,6 +257,7 @@ mod tests {
         assert_eq!(DIMENSIONS[0].points[0], 1, "one queue");
         assert_eq!(DIMENSIONS[1].points[0], 100, "100-byte bodies");
         assert_eq!(DIMENSIONS[2].points[0], 1, "one producer");
+        assert_eq!(DIMENSIONS[3].points[0], 1, "one consumer");
         assert!(json_path(&DIMENSIONS[0]).ends_with("bench/scale-queues.json"));
     }
 }
