@@ -369,6 +369,10 @@ fn bad_input_is_refused_without_a_panic() {
         &["bench", "memory://", "--in-flight", "8"],
         &["bench", "memory://", "--async", "--in-flight", "0"],
         &["bench", "memory://", "--async", "--batch", "10"],
+        &["bench", "memory://", "--rate", "0"],
+        &["bench", "memory://", "--rate", "100001"],
+        &["bench", "memory://", "--consumers", "65"],
+        &["bench", "memory://", "--producers", "0"],
         &["frobnicate"],
     ] {
         let run = kombu(args);
@@ -471,6 +475,23 @@ fn bench_with_several_producers_and_consumers_prints_their_rates() {
     assert_eq!((&j["producers"], &j["consumers"]), (&serde_json::json!(2), &serde_json::json!(1)), "{j}");
     assert!(j["producers_shared_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
     assert!(j["producers_own_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
+}
+
+/// `kombu bench --rate R`: latency at a fixed rate, p50 <= p99 <= max, in both APIs.
+#[test]
+fn bench_with_a_rate_prints_latencies() {
+    let apis: &[&[&str]] = if cfg!(feature = "tokio") { &[&[], &["--async"]] } else { &[&[]] };
+    for api in apis {
+        let run =
+            kombu(&[&["bench", "memory://cli-bench-rate", "-n", "200", "--rate", "1000", "--json"][..], api].concat());
+        let j = &run.ok().json_lines()[0];
+        let us = |key: &str| j[key].as_f64().unwrap_or_else(|| panic!("no {key} in {j}"));
+        assert_eq!(j["latency_rate"], 1000, "{j}");
+        assert!(0.0 < us("latency_p50_us") && us("latency_p50_us") <= us("latency_p99_us"), "{j}");
+        assert!(us("latency_p99_us") <= us("latency_max_us"), "{j}");
+    }
+    let run = kombu(&["bench", "memory://cli-bench-rate", "-n", "100", "--rate", "1000"]).ok();
+    assert!(run.stdout.contains(" latency@1000/s p50="), "{}", run.stdout);
 }
 
 /// `kombu bench --async`: the workload through `kombu::aio`, then confirmed publishes 8 in flight.

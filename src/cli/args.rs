@@ -520,6 +520,9 @@ pub struct BenchArgs {
     /// Consume with this many consumers, a connection each, in a thread (task with --async) each.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub consumers: u16,
+    /// Also measure latency (p50, p99, max) with messages published at this rate a second for 2 s.
+    #[arg(long, value_name = "PER_SEC", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: Option<u32>,
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -48,6 +48,8 @@ pub struct BenchResult {
     pub confirmed: Option<Duration>,
     /// Time taken to publish them all with confirms from `--producers` threads or tasks, when asked.
     pub producers: Option<Producers>,
+    /// Latencies at the `--rate`, when asked.
+    pub latency: Option<super::bench_latency::Latency>,
 }
 
 /// Confirmed publishes from several threads (or tasks), each awaiting its own sends.
@@ -83,6 +85,10 @@ impl BenchResult {
     pub fn producer_rates(&self) -> Option<(f64, f64)> {
         self.producers.as_ref().map(|p| (rate(self.count, p.shared), rate(self.count, p.own)))
     }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -127,6 +133,10 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             "producers": args.producers,
             "producers_shared_per_sec": result.producer_rates().map(|r| r.0),
             "producers_own_per_sec": result.producer_rates().map(|r| r.1),
+            "latency_rate": args.rate,
+            "latency_p50_us": result.latency.as_ref().map(|l| micros(l.p50)),
+            "latency_p99_us": result.latency.as_ref().map(|l| micros(l.p99)),
+            "latency_max_us": result.latency.as_ref().map(|l| micros(l.max)),
         });
         writeln!(io.stdout, "{line}")
     } else {
@@ -145,9 +155,19 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             }
             _ => String::new(),
         };
+        let latency = match &result.latency {
+            Some(l) => format!(
+                " latency@{}/s p50={:.0}us p99={:.0}us max={:.0}us",
+                l.rate,
+                micros(l.p50),
+                micros(l.p99),
+                micros(l.max)
+            ),
+            None => String::new(),
+        };
         writeln!(
             io.stdout,
-            "kombu-rs {transport}{mode} n={} size={}{queues} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}{producers}",
+            "kombu-rs {transport}{mode} n={} size={}{queues} publish={:.0} msg/s consume={:.0} msg/s{batch}{confirmed}{producers}{latency}",
             result.count,
             args.size,
             result.publish_rate(),
@@ -241,12 +261,16 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
         }),
         None => None,
     };
+    let latency = match args.rate {
+        Some(rate) => Some(super::bench_latency::blocking(conn, args, &ents, rate)?),
+        None => None,
+    };
     if ents.own_queues() {
         for queue in &ents.queues {
             channel.delete_queue(&queue.name, false, false)?;
         }
     }
-    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None, producers })
+    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None, producers, latency })
 }
 
 /// Publishes the N messages again with confirms from `k` threads, message `i` from thread `i % k`, each
@@ -436,6 +460,7 @@ mod tests {
             batch: Some(Duration::from_millis(100)),
             confirmed: Some(Duration::from_millis(250)),
             producers: Some(Producers { count: 16, shared: Duration::from_millis(125), own: Duration::from_secs(1) }),
+            latency: None,
         };
         assert_eq!(r.producer_rates(), Some((8000.0, 1000.0)));
         assert_eq!(r.batch_rate(), Some(10_000.0));

@@ -74,12 +74,16 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
         }),
         None => None,
     };
+    let latency = match args.rate {
+        Some(rate) => Some(super::bench_latency::tasks(conn, args, &ents, rate).await?),
+        None => None,
+    };
     if ents.own_queues() {
         for queue in &ents.queues {
             channel.delete_queue(&queue.name, false, false).await?;
         }
     }
-    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers })
+    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers, latency })
 }
 
 /// Consumes the N messages with one consumer stream on `conn`, acking each: the time it took.

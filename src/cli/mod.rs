@@ -10,6 +10,7 @@ mod bench;
 #[cfg(feature = "tokio")]
 mod bench_async;
 mod bench_consumers;
+mod bench_latency;
 #[cfg(feature = "celery")]
 mod celery;
 mod consume;

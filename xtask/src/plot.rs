@@ -1,5 +1,6 @@
 //! The PNG picture of one `--scale` dimension (plotters): a panel per backend, the dimension's values
-//! across (log scale), msg/s up (log scale), a line per API and rate: blocking solid, async dashed.
+//! across (log scale), msg/s (or µs) up (log scale), a line per API and figure: blocking solid, async
+//! dashed.
 //!
 //! The text is drawn with a TrueType font found on the machine (DejaVu Sans, Debian's
 //! `fonts-dejavu-core`, or what `fc-match` names), read at run time; plotters draws no text without one.
@@ -19,10 +20,12 @@ pub(crate) struct Line {
     pub(crate) points: Vec<(f64, f64)>,
 }
 
-/// One picture: a title, what the values across are, and a panel per backend with its lines.
+/// One picture: a title, what the values across are, the unit up, and a panel per backend with its
+/// lines.
 pub(crate) struct Picture<'a> {
     pub(crate) title: String,
     pub(crate) across: &'a str,
+    pub(crate) unit: &'a str,
     pub(crate) panels: Vec<(String, Vec<Line>)>,
 }
 
@@ -90,7 +93,7 @@ pub(crate) fn draw(picture: &Picture<'_>, path: &Path) -> Result<(), String> {
         chart
             .configure_mesh()
             .x_desc(picture.across)
-            .y_desc("msg/s")
+            .y_desc(picture.unit)
             .x_label_formatter(&|v| short(*v))
             .y_label_formatter(&|v| short(*v))
             .draw()
@@ -168,12 +171,13 @@ mod tests {
             points: vec![(1.0, 1000.0 * k), (10.0, 800.0 * k), (100.0, 300.0 * k)],
         };
         let lines = vec![line("blocking publish", false, 0, 2.0), line("async consume", true, 1, 1.0)];
-        let picture =
-            Picture { title: "test".to_owned(), across: "queues", panels: vec![("memory".to_owned(), lines)] };
+        let panels = vec![("memory".to_owned(), lines)];
+        let picture = Picture { title: "test".to_owned(), across: "queues", unit: "msg/s", panels };
         draw(&picture, &path).expect("drawn");
         let bytes = std::fs::read(&path).expect("written");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
-        let empty = Picture { title: "t".to_owned(), across: "x", panels: vec![("m".to_owned(), Vec::new())] };
+        let empty =
+            Picture { title: "t".to_owned(), across: "x", unit: "µs", panels: vec![("m".to_owned(), Vec::new())] };
         assert!(draw(&empty, &dir.path().join("none.png")).is_err_and(|e| e.contains("no points")));
     }
 }

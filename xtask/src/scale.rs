@@ -37,6 +37,8 @@ const CONSUMERS: [u64; 3] = [1, 4, 16];
 /// `kombu bench --json` it reports, with the names they have in the table and the JSON file.
 struct Dimension {
     name: &'static str,
+    /// Whether each point also measures latency at [`RATE`] (`kombu bench --rate`).
+    latency: bool,
     /// What its values are, for the plot.
     across: &'static str,
     flag: &'static str,
@@ -44,14 +46,28 @@ struct Dimension {
     rates: [(&'static str, &'static str); 2],
 }
 
+/// The rate of the latency runs, msg/s.
+const RATE: u32 = 500;
+
+/// The latency figures of `kombu bench --json --rate`, µs.
+const LATENCY: [(&str, &str); 3] = [("latency_p50_us", "p50"), ("latency_p99_us", "p99"), ("latency_max_us", "max")];
+
 /// The rates of the BENCH.md workload.
 const WORKLOAD: [(&str, &str); 2] = [("publish_per_sec", "publish"), ("consume_per_sec", "consume")];
 
 const DIMENSIONS: [Dimension; 4] = [
-    Dimension { name: "queues", across: "queues per consumer", flag: "--queues", points: &QUEUES, rates: WORKLOAD },
-    Dimension { name: "size", across: "body bytes", flag: "--size", points: &SIZES, rates: WORKLOAD },
+    Dimension {
+        name: "queues",
+        latency: true,
+        across: "queues per consumer",
+        flag: "--queues",
+        points: &QUEUES,
+        rates: WORKLOAD,
+    },
+    Dimension { name: "size", latency: true, across: "body bytes", flag: "--size", points: &SIZES, rates: WORKLOAD },
     Dimension {
         name: "producers",
+        latency: false,
         across: "producer threads (tasks), each awaiting its confirms",
         flag: "--producers",
         points: &PRODUCERS,
@@ -59,6 +75,7 @@ const DIMENSIONS: [Dimension; 4] = [
     },
     Dimension {
         name: "consumers",
+        latency: false,
         across: "consumers of one queue, a connection each",
         flag: "--consumers",
         points: &CONSUMERS,
@@ -66,12 +83,14 @@ const DIMENSIONS: [Dimension; 4] = [
     },
 ];
 
-/// The two rates of one point (msg/s, medians), in the order of its dimension's `rates`.
+/// The two rates of one point (msg/s, medians), in the order of its dimension's `rates`, and its
+/// latencies (µs, medians of each figure) where the dimension measures them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Point {
     value: u64,
     count: u64,
     rates: [f64; 2],
+    latency: Option<[f64; 3]>,
 }
 
 /// Messages for one point: `--n`, fewer where the bodies would pass [`BYTES_PER_POINT`] (at least 64).
@@ -79,12 +98,11 @@ fn count_for(n: u64, size: u64) -> u64 {
     n.min((BYTES_PER_POINT / size.max(1)).max(64))
 }
 
-/// Two rates of one line of `kombu bench --json`, by their keys.
-fn json_rates(line: &str, keys: [&str; 2]) -> Result<[f64; 2], String> {
+/// Figures of one line of `kombu bench --json`, by their keys.
+fn json_rates(line: &str, keys: &[&str]) -> Result<Vec<f64>, String> {
     let v: serde_json::Value =
         serde_json::from_str(line.trim()).map_err(|e| format!("kombu bench --json printed no JSON ({e}): {line}"))?;
-    let rate = |key: &str| v[key].as_f64().ok_or_else(|| format!("no {key} in kombu bench --json: {line}"));
-    Ok([rate(keys[0])?, rate(keys[1])?])
+    keys.iter().map(|key| v[key].as_f64().ok_or_else(|| format!("no {key} in kombu bench --json: {line}"))).collect()
 }
 
 /// The change from the first point's rate to `rate`, as "1.00x" ("-" without a first rate).
@@ -106,7 +124,11 @@ fn measure(
 ) -> Result<Point, String> {
     let size = if dim.name == "size" { value } else { a.size };
     let count = count_for(a.n, size);
-    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let mut keys: Vec<&str> = dim.rates.iter().map(|(key, _)| *key).collect();
+    if dim.latency {
+        keys.extend(LATENCY.map(|(key, _)| key));
+    }
+    let mut figures: Vec<Vec<f64>> = vec![Vec::new(); keys.len()];
     for _ in 0..a.rounds.max(1) {
         let mut cmd = Command::new(kombu);
         cmd.args(["bench", url, "--json", "--no-progress", "--count", &count.to_string()]);
@@ -114,14 +136,19 @@ fn measure(
         if dim.name != "size" {
             cmd.args([dim.flag, &value.to_string()]);
         }
+        if dim.latency {
+            cmd.args(["--rate", &RATE.to_string()]);
+        }
         if asynchronous {
             cmd.arg("--async");
         }
-        let [x, y] = json_rates(&output(&mut cmd)?, dim.rates.map(|(key, _)| key))?;
-        first.push(x);
-        second.push(y);
+        for (all, x) in figures.iter_mut().zip(json_rates(&output(&mut cmd)?, &keys)?) {
+            all.push(x);
+        }
     }
-    Ok(Point { value, count, rates: [median(first), median(second)] })
+    let medians: Vec<f64> = figures.into_iter().map(median).collect();
+    let latency = dim.latency.then(|| [medians[2], medians[3], medians[4]]);
+    Ok(Point { value, count, rates: [medians[0], medians[1]], latency })
 }
 
 /// The dimensions named (all when none is).
@@ -149,51 +176,43 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
             a.rounds
         );
         let mut json = Vec::new();
-        let mut panels = Vec::new();
+        let (mut panels, mut latency_panels) = (Vec::new(), Vec::new());
         for backend in &a.backends {
             let url = url(backend)?;
-            let mut lines = Vec::new();
+            let (mut lines, mut latency_lines) = (Vec::new(), Vec::new());
             for (api, asynchronous) in [("blocking", false), ("async", true)] {
                 let mut points = Vec::new();
                 for &value in dim.points {
                     points.push(measure(kombu, url, dim, value, asynchronous, a)?);
                 }
-                let first = points.first().copied().ok_or("a dimension without points")?;
-                let cells: Vec<String> = points
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}: {:.0} / {:.0} ({} / {})",
-                            p.value,
-                            p.rates[0],
-                            p.rates[1],
-                            versus_first(first.rates[0], p.rates[0]),
-                            versus_first(first.rates[1], p.rates[1])
-                        )
-                    })
-                    .collect();
-                println!("{backend:<7} {api:<8} {}", cells.join(" | "));
+                print_points(backend, api, &points)?;
                 for (rate, (_, name)) in dim.rates.iter().enumerate() {
-                    lines.push(crate::plot::Line {
-                        label: format!("{api} {}", name.replace('_', " ")),
-                        asynchronous,
-                        rate,
-                        points: points.iter().map(|p| (p.value as f64, p.rates[rate])).collect(),
-                    });
+                    let points = points.iter().map(|p| (p.value as f64, p.rates[rate])).collect();
+                    let label = format!("{api} {}", name.replace('_', " "));
+                    lines.push(crate::plot::Line { label, asynchronous, rate, points });
+                }
+                for (rate, (_, name)) in LATENCY.iter().enumerate().take(2) {
+                    let points: Vec<(f64, f64)> =
+                        points.iter().filter_map(|p| Some((p.value as f64, p.latency?[rate]))).collect();
+                    if !points.is_empty() {
+                        latency_lines.push(crate::plot::Line {
+                            label: format!("{api} {name}"),
+                            asynchronous,
+                            rate,
+                            points,
+                        });
+                    }
                 }
                 json.push(serde_json::json!({
                     "backend": backend,
                     "api": api,
                     "dimension": dim.name,
-                    "points": points.iter().map(|p| {
-                        let mut point = serde_json::json!({ "value": p.value, "count": p.count });
-                        point[x] = p.rates[0].into();
-                        point[y] = p.rates[1].into();
-                        point
-                    }).collect::<Vec<_>>(),
+                    "latency_rate": dim.latency.then_some(RATE),
+                    "points": points.iter().map(|p| point_json(dim, p)).collect::<Vec<_>>(),
                 }));
             }
             panels.push((backend.clone(), lines));
+            latency_panels.push((backend.clone(), latency_lines));
         }
         let path = json_path(dim);
         if let Some(dir) = path.parent() {
@@ -201,16 +220,60 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
         }
         let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let png = path.with_extension("png");
         let rounds = match a.rounds.max(1) {
             1 => "one round".to_owned(),
             n => format!("medians of {n} rounds"),
         };
+        let png = path.with_extension("png");
         let title = format!("kombu-rs: {} ({rounds})", dim.across);
-        crate::plot::draw(&crate::plot::Picture { title, across: dim.across, panels }, &png)?;
+        crate::plot::draw(&crate::plot::Picture { title, across: dim.across, unit: "msg/s", panels }, &png)?;
         println!("written: {} and {}", path.display(), png.display());
+        if dim.latency {
+            let png = path.with_file_name(format!("scale-{}-latency.png", dim.name));
+            let title = format!("kombu-rs: latency at {RATE} msg/s by {} ({rounds})", dim.across);
+            let picture = crate::plot::Picture { title, across: dim.across, unit: "µs", panels: latency_panels };
+            crate::plot::draw(&picture, &png)?;
+            println!("written: {}", png.display());
+        }
     }
     Ok(())
+}
+
+/// Prints one API's points of a backend: the rates and their change from the first point, then the
+/// latencies where measured.
+fn print_points(backend: &str, api: &str, points: &[Point]) -> Result<(), String> {
+    let first = points.first().copied().ok_or("a dimension without points")?;
+    let cells: Vec<String> = points
+        .iter()
+        .map(|p| {
+            let [x, y] = p.rates;
+            let change = [versus_first(first.rates[0], x), versus_first(first.rates[1], y)];
+            format!("{}: {x:.0} / {y:.0} ({} / {})", p.value, change[0], change[1])
+        })
+        .collect();
+    println!("{backend:<7} {api:<8} {}", cells.join(" | "));
+    let latencies: Vec<String> = points
+        .iter()
+        .filter_map(|p| p.latency.map(|[p50, p99, max]| format!("{}: {p50:.0} / {p99:.0} / {max:.0}", p.value)))
+        .collect();
+    if !latencies.is_empty() {
+        println!("{backend:<7} {api:<8} latency at {RATE} msg/s, p50 / p99 / max µs: {}", latencies.join(" | "));
+    }
+    Ok(())
+}
+
+/// One point in the JSON file: its value and count, its two rates by name, and its latencies.
+fn point_json(dim: &Dimension, p: &Point) -> serde_json::Value {
+    let mut point = serde_json::json!({ "value": p.value, "count": p.count });
+    for ((_, name), rate) in dim.rates.iter().zip(p.rates) {
+        point[*name] = rate.into();
+    }
+    if let Some(latency) = p.latency {
+        for ((_, name), us) in LATENCY.iter().zip(latency) {
+            point[format!("{name}_us")] = us.into();
+        }
+    }
+    point
 }
 
 #[cfg(test)]
@@ -230,12 +293,29 @@ mod tests {
     fn reads_the_rates_of_kombu_bench_json() {
         let keys = WORKLOAD.map(|(key, _)| key);
         let line = r#"{"transport":"memory","publish_per_sec":1000.5,"consume_per_sec":250.0,"queues":10}"#;
-        assert_eq!(json_rates(line, keys), Ok([1000.5, 250.0]));
-        assert!(json_rates("kombu-rs memory n=1 publish=1 msg/s", keys).is_err());
-        assert!(json_rates(r#"{"publish_per_sec":1}"#, keys).is_err_and(|e| e.contains("consume_per_sec")));
+        assert_eq!(json_rates(line, &keys), Ok(vec![1000.5, 250.0]));
+        assert!(json_rates("kombu-rs memory n=1 publish=1 msg/s", &keys).is_err());
+        assert!(json_rates(r#"{"publish_per_sec":1}"#, &keys).is_err_and(|e| e.contains("consume_per_sec")));
         let producers = DIMENSIONS[2].rates.map(|(key, _)| key);
         let line = r#"{"producers":16,"producers_shared_per_sec":30.0,"producers_own_per_sec":null}"#;
-        assert!(json_rates(line, producers).is_err_and(|e| e.contains("producers_own_per_sec")));
+        assert!(json_rates(line, &producers).is_err_and(|e| e.contains("producers_own_per_sec")));
+        let latency = LATENCY.map(|(key, _)| key);
+        let line = r#"{"latency_p50_us":40.0,"latency_p99_us":99.5,"latency_max_us":300.0}"#;
+        assert_eq!(json_rates(line, &latency), Ok(vec![40.0, 99.5, 300.0]));
+    }
+
+    #[test]
+    fn a_point_is_written_with_its_rates_and_latencies_by_name() {
+        let p = Point { value: 10, count: 500, rates: [1.0, 2.0], latency: Some([40.0, 99.0, 300.0]) };
+        let j = point_json(&DIMENSIONS[0], &p);
+        assert_eq!(
+            j,
+            serde_json::json!({"value": 10, "count": 500, "publish": 1.0, "consume": 2.0,
+            "p50_us": 40.0, "p99_us": 99.0, "max_us": 300.0})
+        );
+        let p = Point { latency: None, ..p };
+        let j = point_json(&DIMENSIONS[2], &p);
+        assert_eq!(j, serde_json::json!({"value": 10, "count": 500, "one_connection": 1.0, "a_connection_each": 2.0}));
     }
 
     #[test]
