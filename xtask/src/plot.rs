@@ -11,11 +11,19 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-/// One line: its legend, whether it is the async API's, which of the dimension's two rates it is, and
-/// its points (value, msg/s).
+/// How a line is drawn: the blocking API's solid, the async API's dashed, Python Kombu's faint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Style {
+    Solid,
+    Dashed,
+    Faint,
+}
+
+/// One line: its legend, its style, which of the dimension's figures it is (its colour), and its
+/// points (value, figure).
 pub(crate) struct Line {
     pub(crate) label: String,
-    pub(crate) asynchronous: bool,
+    pub(crate) style: Style,
     pub(crate) rate: usize,
     pub(crate) points: Vec<(f64, f64)>,
 }
@@ -99,17 +107,20 @@ pub(crate) fn draw(picture: &Picture<'_>, path: &Path) -> Result<(), String> {
             .draw()
             .map_err(|e| err(&e))?;
         for line in lines {
-            let style = COLOURS[line.rate % COLOURS.len()].stroke_width(2);
-            let points = line.points.iter().copied();
-            let drawn = if line.asynchronous {
-                chart.draw_series(DashedLineSeries::new(points, 6, 4, style))
-            } else {
-                chart.draw_series(LineSeries::new(points, style))
+            let colour = COLOURS[line.rate % COLOURS.len()];
+            let style = match line.style {
+                Style::Faint => colour.mix(0.45).stroke_width(1),
+                Style::Solid | Style::Dashed => colour.stroke_width(2),
             };
-            let asynchronous = line.asynchronous;
+            let points = line.points.iter().copied();
+            let drawn = match line.style {
+                Style::Dashed => chart.draw_series(DashedLineSeries::new(points, 6, 4, style)),
+                Style::Solid | Style::Faint => chart.draw_series(LineSeries::new(points, style)),
+            };
+            let dashed = line.style == Style::Dashed;
             drawn.map_err(|e| err(&e))?.label(line.label.as_str()).legend(move |(x, y)| {
                 let ends = vec![(x, y), (x + 24, y)];
-                if asynchronous {
+                if dashed {
                     DashedPathElement::new(ends, 6, 4, style).into_dyn()
                 } else {
                     PathElement::new(ends, style).into_dyn()
@@ -164,13 +175,17 @@ mod tests {
     fn a_picture_is_drawn_to_a_png() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("scale-test.png");
-        let line = |label: &str, asynchronous, rate, k: f64| Line {
+        let line = |label: &str, style, rate, k: f64| Line {
             label: label.to_owned(),
-            asynchronous,
+            style,
             rate,
             points: vec![(1.0, 1000.0 * k), (10.0, 800.0 * k), (100.0, 300.0 * k)],
         };
-        let lines = vec![line("blocking publish", false, 0, 2.0), line("async consume", true, 1, 1.0)];
+        let lines = vec![
+            line("blocking publish", Style::Solid, 0, 2.0),
+            line("async consume", Style::Dashed, 1, 1.0),
+            line("python consume", Style::Faint, 1, 0.1),
+        ];
         let panels = vec![("memory".to_owned(), lines)];
         let picture = Picture { title: "test".to_owned(), across: "queues", unit: "msg/s", panels };
         draw(&picture, &path).expect("drawn");

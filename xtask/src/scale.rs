@@ -9,9 +9,11 @@
 //! - `consumers`: 1, 4 and 16 consumers of the one queue, a connection and a thread (task) each
 //!   (`--consumers N`).
 //!
-//! Each dimension is written to `target/bench/scale-<dimension>.json` and drawn in
-//! `target/bench/scale-<dimension>.png` (`plot.rs`), and printed as a table with the change from its
-//! first point. Still to come (issue 18): latency at a fixed rate, Python Kombu beside.
+//! The queues and size dimensions also measure latency (p50, p99, max) at [`RATE`] msg/s. Python Kombu
+//! runs every point beside (`xtask/python/kombu_scale.py`, at most [`PYTHON_COUNT`] messages) where it
+//! can do the same. Each dimension is written to `target/bench/scale-<dimension>.json`, drawn in
+//! `target/bench/scale-<dimension>.png` (and `-latency.png`; `plot.rs`), and printed as a table with
+//! the change from its first point.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,52 +100,98 @@ fn count_for(n: u64, size: u64) -> u64 {
     n.min((BYTES_PER_POINT / size.max(1)).max(64))
 }
 
-/// Figures of one line of `kombu bench --json`, by their keys.
-fn json_rates(line: &str, keys: &[&str]) -> Result<Vec<f64>, String> {
+/// Figures of one line of `kombu bench --json` (or of the Python side), by their keys: `None` where
+/// the key is missing or null.
+fn json_rates(line: &str, keys: &[&str]) -> Result<Vec<Option<f64>>, String> {
     let v: serde_json::Value =
         serde_json::from_str(line.trim()).map_err(|e| format!("kombu bench --json printed no JSON ({e}): {line}"))?;
-    keys.iter().map(|key| v[key].as_f64().ok_or_else(|| format!("no {key} in kombu bench --json: {line}"))).collect()
+    Ok(keys.iter().map(|key| v[key].as_f64()).collect())
 }
 
-/// The change from the first point's rate to `rate`, as "1.00x" ("-" without a first rate).
+/// Who runs a point: kombu-rs through one of its APIs, or Python Kombu (`python/kombu_scale.py`, the
+/// same workload and options where it can do the same).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Blocking,
+    Async,
+    Python,
+}
+
+impl Side {
+    const ALL: [Side; 3] = [Side::Blocking, Side::Async, Side::Python];
+
+    fn name(self) -> &'static str {
+        match self {
+            Side::Blocking => "blocking",
+            Side::Async => "async",
+            Side::Python => "python",
+        }
+    }
+}
+
+/// Most messages of a Python Kombu point: it publishes to 1,000 Redis queues at some hundred a second.
+const PYTHON_COUNT: u64 = 5_000;
+
+/// A figure for the table: "-" for one not measured.
+fn figure(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.0}")
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// The change from the first point's rate to `rate`, as "1.00x" ("-" without both).
 fn versus_first(first: f64, rate: f64) -> String {
-    if first > 0.0 {
+    if first > 0.0 && rate.is_finite() {
         format!("{:.2}x", rate / first)
     } else {
         "-".to_owned()
     }
 }
 
-fn measure(
-    kombu: &Path,
-    url: &str,
-    dim: &Dimension,
-    value: u64,
-    asynchronous: bool,
-    a: &Args,
-) -> Result<Point, String> {
+fn measure(kombu: &Path, url: &str, dim: &Dimension, value: u64, side: Side, a: &Args) -> Result<Point, String> {
     let size = if dim.name == "size" { value } else { a.size };
-    let count = count_for(a.n, size);
+    let mut count = count_for(a.n, size);
+    if side == Side::Python {
+        count = count.min(PYTHON_COUNT);
+    }
     let mut keys: Vec<&str> = dim.rates.iter().map(|(key, _)| *key).collect();
     if dim.latency {
         keys.extend(LATENCY.map(|(key, _)| key));
     }
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); keys.len()];
     for _ in 0..a.rounds.max(1) {
-        let mut cmd = Command::new(kombu);
-        cmd.args(["bench", url, "--json", "--no-progress", "--count", &count.to_string()]);
-        cmd.args(["--size", &size.to_string()]);
+        let mut cmd = match side {
+            Side::Python => {
+                let mut cmd = Command::new("python3");
+                cmd.arg(super::root().join("xtask/python/kombu_scale.py")).arg(url);
+                cmd
+            }
+            Side::Blocking | Side::Async => {
+                let mut cmd = Command::new(kombu);
+                cmd.args(["bench", url, "--json", "--no-progress"]);
+                cmd
+            }
+        };
+        cmd.args(["--count", &count.to_string(), "--size", &size.to_string()]);
         if dim.name != "size" {
             cmd.args([dim.flag, &value.to_string()]);
         }
         if dim.latency {
             cmd.args(["--rate", &RATE.to_string()]);
         }
-        if asynchronous {
+        if side == Side::Async {
             cmd.arg("--async");
         }
-        for (all, x) in figures.iter_mut().zip(json_rates(&output(&mut cmd)?, &keys)?) {
-            all.push(x);
+        let line = output(&mut cmd)?;
+        for ((all, x), key) in figures.iter_mut().zip(json_rates(&line, &keys)?).zip(&keys) {
+            match (x, side) {
+                (Some(x), _) => all.push(x),
+                // Python Kombu cannot do this one (memory:// across processes, producers sharing a connection).
+                (None, Side::Python) => all.push(f64::NAN),
+                (None, _) => return Err(format!("no {key} in kombu bench --json: {line}")),
+            }
         }
     }
     let medians: Vec<f64> = figures.into_iter().map(median).collect();
@@ -180,27 +228,30 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
         for backend in &a.backends {
             let url = url(backend)?;
             let (mut lines, mut latency_lines) = (Vec::new(), Vec::new());
-            for (api, asynchronous) in [("blocking", false), ("async", true)] {
+            for side in Side::ALL {
+                let api = side.name();
                 let mut points = Vec::new();
                 for &value in dim.points {
-                    points.push(measure(kombu, url, dim, value, asynchronous, a)?);
+                    points.push(measure(kombu, url, dim, value, side, a)?);
                 }
                 print_points(backend, api, &points)?;
                 for (rate, (_, name)) in dim.rates.iter().enumerate() {
-                    let points = points.iter().map(|p| (p.value as f64, p.rates[rate])).collect();
+                    let points: Vec<(f64, f64)> =
+                        points.iter().map(|p| (p.value as f64, p.rates[rate])).filter(|p| p.1.is_finite()).collect();
                     let label = format!("{api} {}", name.replace('_', " "));
-                    lines.push(crate::plot::Line { label, asynchronous, rate, points });
+                    if !points.is_empty() {
+                        lines.push(crate::plot::Line { label, style: style(side), rate, points });
+                    }
                 }
                 for (rate, (_, name)) in LATENCY.iter().enumerate().take(2) {
-                    let points: Vec<(f64, f64)> =
-                        points.iter().filter_map(|p| Some((p.value as f64, p.latency?[rate]))).collect();
+                    let points: Vec<(f64, f64)> = points
+                        .iter()
+                        .filter_map(|p| Some((p.value as f64, p.latency?[rate])))
+                        .filter(|p| p.1.is_finite())
+                        .collect();
                     if !points.is_empty() {
-                        latency_lines.push(crate::plot::Line {
-                            label: format!("{api} {name}"),
-                            asynchronous,
-                            rate,
-                            points,
-                        });
+                        let label = format!("{api} {name}");
+                        latency_lines.push(crate::plot::Line { label, style: style(side), rate, points });
                     }
                 }
                 json.push(serde_json::json!({
@@ -239,6 +290,15 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// How a side's lines are drawn.
+fn style(side: Side) -> crate::plot::Style {
+    match side {
+        Side::Blocking => crate::plot::Style::Solid,
+        Side::Async => crate::plot::Style::Dashed,
+        Side::Python => crate::plot::Style::Faint,
+    }
+}
+
 /// Prints one API's points of a backend: the rates and their change from the first point, then the
 /// latencies where measured.
 fn print_points(backend: &str, api: &str, points: &[Point]) -> Result<(), String> {
@@ -248,13 +308,13 @@ fn print_points(backend: &str, api: &str, points: &[Point]) -> Result<(), String
         .map(|p| {
             let [x, y] = p.rates;
             let change = [versus_first(first.rates[0], x), versus_first(first.rates[1], y)];
-            format!("{}: {x:.0} / {y:.0} ({} / {})", p.value, change[0], change[1])
+            format!("{}: {} / {} ({} / {})", p.value, figure(x), figure(y), change[0], change[1])
         })
         .collect();
     println!("{backend:<7} {api:<8} {}", cells.join(" | "));
     let latencies: Vec<String> = points
         .iter()
-        .filter_map(|p| p.latency.map(|[p50, p99, max]| format!("{}: {p50:.0} / {p99:.0} / {max:.0}", p.value)))
+        .filter_map(|p| p.latency.map(|l| format!("{}: {}", p.value, l.map(figure).join(" / "))))
         .collect();
     if !latencies.is_empty() {
         println!("{backend:<7} {api:<8} latency at {RATE} msg/s, p50 / p99 / max µs: {}", latencies.join(" | "));
@@ -293,15 +353,15 @@ mod tests {
     fn reads_the_rates_of_kombu_bench_json() {
         let keys = WORKLOAD.map(|(key, _)| key);
         let line = r#"{"transport":"memory","publish_per_sec":1000.5,"consume_per_sec":250.0,"queues":10}"#;
-        assert_eq!(json_rates(line, &keys), Ok(vec![1000.5, 250.0]));
+        assert_eq!(json_rates(line, &keys), Ok(vec![Some(1000.5), Some(250.0)]));
         assert!(json_rates("kombu-rs memory n=1 publish=1 msg/s", &keys).is_err());
-        assert!(json_rates(r#"{"publish_per_sec":1}"#, &keys).is_err_and(|e| e.contains("consume_per_sec")));
+        assert_eq!(json_rates(r#"{"publish_per_sec":1}"#, &keys), Ok(vec![Some(1.0), None]));
         let producers = DIMENSIONS[2].rates.map(|(key, _)| key);
         let line = r#"{"producers":16,"producers_shared_per_sec":30.0,"producers_own_per_sec":null}"#;
-        assert!(json_rates(line, &producers).is_err_and(|e| e.contains("producers_own_per_sec")));
+        assert_eq!(json_rates(line, &producers), Ok(vec![Some(30.0), None]));
         let latency = LATENCY.map(|(key, _)| key);
         let line = r#"{"latency_p50_us":40.0,"latency_p99_us":99.5,"latency_max_us":300.0}"#;
-        assert_eq!(json_rates(line, &latency), Ok(vec![40.0, 99.5, 300.0]));
+        assert_eq!(json_rates(line, &latency), Ok(vec![Some(40.0), Some(99.5), Some(300.0)]));
     }
 
     #[test]
@@ -330,6 +390,9 @@ mod tests {
     fn changes_are_against_the_first_point() {
         assert_eq!(versus_first(100.0, 50.0), "0.50x");
         assert_eq!(versus_first(0.0, 1.0), "-");
+        assert_eq!(versus_first(f64::NAN, 1.0), "-");
+        assert_eq!(versus_first(1.0, f64::NAN), "-");
+        assert_eq!((figure(1234.4), figure(f64::NAN)), ("1234".to_owned(), "-".to_owned()));
     }
 
     #[test]
