@@ -84,6 +84,46 @@ fn topic_routes_by_amqp_rules_with_kombu_patterns() {
     assert_eq!(bodies(&qs), vec!["a.b"]);
 }
 
+/// A direct exchange's ROUTE reads only its key's members (`SSCAN MATCH`): keys with glob characters
+/// match themselves only, a key that is another's prefix only itself, and a set large enough to be a hash
+/// table on the server (more than 128 members, scanned in several steps) loses none.
+#[test]
+fn direct_routing_takes_exactly_the_keys_members_among_many() {
+    let conn = open(URL);
+    let ch = conn.channel().unwrap();
+    let ex = Exchange::direct(unique("dex"));
+    let keys = ["a", "ab", "a*", "a?", "[a]", "a\\", "*", "a.b"];
+    let queues: Vec<String> = keys.iter().map(|_| unique("dq")).collect();
+    for (k, q) in keys.iter().zip(&queues) {
+        ch.declare(&Queue::with_exchange(q, ex.clone(), *k)).unwrap();
+    }
+    // A second binding of the first queue, and one more queue on the key "a".
+    ch.declare(&Queue::with_exchange(&queues[0], ex.clone(), "a")).unwrap();
+    let also_a = unique("dq");
+    ch.declare(&Queue::with_exchange(&also_a, ex.clone(), "a")).unwrap();
+    let mut r = raw();
+    let binding = format!("_kombu.binding.{}", ex.name);
+    let fillers: Vec<String> = (0..300).map(|i| format!("k{i}\x06\x16\x06\x16filler-{i}")).collect();
+    let _: () = r.sadd(&binding, &fillers).unwrap();
+    for k in keys.iter().chain(&["b", "a\x06\x16"]) {
+        publish(&ch, &ex.name, k, k);
+    }
+    let bodies = |q: &str| {
+        let mut v = Vec::new();
+        while let Some(m) = ch.get(q, true).unwrap() {
+            v.push(text(&m));
+        }
+        v
+    };
+    for (k, q) in keys.iter().zip(&queues) {
+        assert_eq!(bodies(q), vec![k.to_string()], "queue bound with {k:?}");
+    }
+    assert_eq!(bodies(&also_a), vec!["a"]);
+    let pushed: Vec<String> = r.keys("filler-*").unwrap();
+    assert!(pushed.is_empty(), "a message went to another key's queue: {pushed:?}");
+    let _: () = r.del(&binding).unwrap();
+}
+
 #[test]
 fn priorities_come_out_in_kombus_order() {
     let conn = open(URL);
