@@ -475,6 +475,9 @@ fn bench_with_several_producers_and_consumers_prints_their_rates() {
     assert_eq!((&j["producers"], &j["consumers"]), (&serde_json::json!(2), &serde_json::json!(1)), "{j}");
     assert!(j["producers_shared_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
     assert!(j["producers_own_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{j}");
+    // Counted only in a binary built with `count-allocations` (as `cargo xtask bench --scale` builds it).
+    let counted = j["publish_allocations_per_msg"].as_f64().is_some();
+    assert_eq!(counted, cfg!(feature = "count-allocations"), "{j}");
 }
 
 /// `kombu bench --rate R`: latency at a fixed rate, p50 <= p99 <= max, in both APIs.

@@ -164,6 +164,9 @@ struct DeliveryInfoOut<'a> {
 }
 
 /// Appends `bytes` in base64, with no intermediate string.
+/// About what an envelope's members but the body and headers take (content type, properties, tag).
+const ENVELOPE_MEMBERS: usize = 384;
+
 fn write_base64(bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let too_big = || Error::serialization(format!("a body of {} bytes is too big to encode", bytes.len()));
     let start = out.len();
@@ -220,6 +223,10 @@ impl Envelope {
         // characters to escape all the same (the biggest cost of publishing a large body). The other
         // members follow as a serialized object whose opening brace becomes the comma after the body.
         let start = out.len();
+        // Room for the body and the usual members at once: growing by doubling past a large body would
+        // allocate (and copy) it once more.
+        let encoded = base64::encoded_len(message.body.len(), true).unwrap_or(0);
+        out.reserve(encoded + ENVELOPE_MEMBERS + message.headers.len() * 64);
         out.extend_from_slice(br#"{"body":""#);
         if let Err(e) = write_base64(&message.body, out) {
             out.truncate(start);

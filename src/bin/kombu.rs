@@ -4,6 +4,11 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+/// With `count-allocations`, the allocator counts, for `kombu bench`'s allocations per message.
+#[cfg(feature = "count-allocations")]
+#[global_allocator]
+static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 fn main() -> ExitCode {
     // The handles, not their locks: a lock held for the whole run would hang every other thread that
     // writes there (a panic's message on a runtime's worker, a progress bar).

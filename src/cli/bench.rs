@@ -11,6 +11,7 @@ use kombu_core::{Accept, Consumer, Error, ErrorKind, Exchange, Producer, Queue};
 use serde::{Deserialize, Serialize};
 
 use super::args::BenchArgs;
+use super::bench_allocations::Phase;
 use super::{connect, Io, Outcome, EXIT_OK};
 
 /// Unacknowledged messages in flight while consuming, as the Python Kombu anchor sets it (for every
@@ -50,6 +51,8 @@ pub struct BenchResult {
     pub producers: Option<Producers>,
     /// Latencies at the `--rate`, when asked.
     pub latency: Option<super::bench_latency::Latency>,
+    /// Allocations per message of the publish and the consume phases, when counted.
+    pub allocations: [Option<super::bench_allocations::PerMessage>; 2],
 }
 
 /// Confirmed publishes from several threads (or tasks), each awaiting its own sends.
@@ -137,6 +140,10 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
             "latency_p50_us": result.latency.as_ref().map(|l| micros(l.p50)),
             "latency_p99_us": result.latency.as_ref().map(|l| micros(l.p99)),
             "latency_max_us": result.latency.as_ref().map(|l| micros(l.max)),
+            "publish_allocations_per_msg": result.allocations[0].map(|a| a.allocations),
+            "publish_alloc_bytes_per_msg": result.allocations[0].map(|a| a.bytes),
+            "consume_allocations_per_msg": result.allocations[1].map(|a| a.allocations),
+            "consume_alloc_bytes_per_msg": result.allocations[1].map(|a| a.bytes),
         });
         writeln!(io.stdout, "{line}")
     } else {
@@ -164,6 +171,13 @@ pub(super) fn report(args: &BenchArgs, url: &str, result: &BenchResult, io: &mut
                 micros(l.max)
             ),
             None => String::new(),
+        };
+        let latency = match result.allocations {
+            [Some(p), Some(c)] => format!(
+                "{latency} allocations/msg publish={:.1} ({:.0} B) consume={:.1} ({:.0} B)",
+                p.allocations, p.bytes, c.allocations, c.bytes
+            ),
+            _ => latency,
         };
         writeln!(
             io.stdout,
@@ -233,6 +247,7 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     let producer = Producer::new(conn)?.exchange(ents.exchange.clone()).routing_key("bench").confirm_timeout(None);
     let payload = "x".repeat(args.size);
     let bar = progress_bar(args, n, "publish");
+    let counted = Phase::start();
     let started = Instant::now();
     for i in 0..n {
         producer.publish(&BenchBody { i, p: &payload }).routing_key(ents.key(i)).send()?;
@@ -243,12 +258,15 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
     // One answered round trip on the same channel: every publish before it has reached the broker.
     channel.declare_queue(&ents.queues[0], true)?;
     let publish = started.elapsed();
+    let publish_allocations = counted.per_message(n);
     bar.finish_and_clear();
 
+    let counted = Phase::start();
     let consume = match args.consumers {
         1 => consume_one(conn, args, &ents)?,
         k => super::bench_consumers::blocking(args, &ents, k)?,
     };
+    let allocations = [publish_allocations, counted.per_message(n)];
     let batch = match args.batch {
         Some(size) => Some(batched(&producer, &payload, n, size, &ents, &channel)?),
         None => None,
@@ -270,7 +288,7 @@ fn workload(conn: &crate::Connection, args: &BenchArgs) -> Result<BenchResult, E
             channel.delete_queue(&queue.name, false, false)?;
         }
     }
-    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None, producers, latency })
+    Ok(BenchResult { count: n, publish, consume, batch, confirmed: None, producers, latency, allocations })
 }
 
 /// Publishes the N messages again with confirms from `k` threads, message `i` from thread `i % k`, each
@@ -461,6 +479,7 @@ mod tests {
             confirmed: Some(Duration::from_millis(250)),
             producers: Some(Producers { count: 16, shared: Duration::from_millis(125), own: Duration::from_secs(1) }),
             latency: None,
+            allocations: [None, None],
         };
         assert_eq!(r.producer_rates(), Some((8000.0, 1000.0)));
         assert_eq!(r.batch_rate(), Some(10_000.0));

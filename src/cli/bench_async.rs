@@ -13,6 +13,7 @@ use kombu_core::{Accept, Error, ErrorKind};
 
 use super::args::BenchArgs;
 use super::bench::{prefetch, progress_bar, report, BenchBody, BenchResult, Entities, Producers, Received};
+use super::bench_allocations::Phase;
 use super::{Io, Outcome, EXIT_OK};
 
 /// Runs `kombu bench --async`.
@@ -46,6 +47,7 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
         Producer::new(conn).await?.exchange(ents.exchange.clone()).routing_key("bench").confirm_timeout(None);
     let payload = "x".repeat(args.size);
     let bar = progress_bar(args, n, "publish");
+    let counted = Phase::start();
     let started = Instant::now();
     for i in 0..n {
         producer.publish(&BenchBody { i, p: &payload }).routing_key(ents.key(i)).send().await?;
@@ -56,12 +58,15 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
     // One answered round trip on the same channel: every publish before it has reached the broker.
     channel.declare_queue(&ents.queues[0], true).await?;
     let publish = started.elapsed();
+    let publish_allocations = counted.per_message(n);
     bar.finish_and_clear();
 
+    let counted = Phase::start();
     let consume = match args.consumers {
         1 => consume_one(conn, args, &ents).await?,
         k => super::bench_consumers::tasks(args, &ents, k).await?,
     };
+    let allocations = [publish_allocations, counted.per_message(n)];
     let confirmed = match args.in_flight {
         Some(k) => Some(in_flight(conn, &ents, &payload, n, usize::from(k), &channel).await?),
         None => None,
@@ -83,7 +88,7 @@ async fn workload(conn: &Connection, args: &BenchArgs) -> Result<BenchResult, Er
             channel.delete_queue(&queue.name, false, false).await?;
         }
     }
-    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers, latency })
+    Ok(BenchResult { count: n, publish, consume, batch: None, confirmed, producers, latency, allocations })
 }
 
 /// Consumes the N messages with one consumer stream on `conn`, acking each: the time it took.

@@ -7,6 +7,7 @@
 
 mod args;
 mod bench;
+mod bench_allocations;
 #[cfg(feature = "tokio")]
 mod bench_async;
 mod bench_consumers;

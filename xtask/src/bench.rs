@@ -143,6 +143,10 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
     println!("{services}");
     let mut features = vec!["cli", "tokio"];
     features.extend(a.backends.iter().filter(|b| *b != "memory").map(String::as_str));
+    if a.scale {
+        // Allocations per message; not for the BENCH.md runs, whose rates the counting would slow.
+        features.push("count-allocations");
+    }
     run_checked(
         cargo()
             .current_dir(root())

@@ -9,7 +9,9 @@
 //! - `consumers`: 1, 4 and 16 consumers of the one queue, a connection and a thread (task) each
 //!   (`--consumers N`).
 //!
-//! The queues and size dimensions also measure latency (p50, p99, max) at [`RATE`] msg/s. Python Kombu
+//! The queues and size dimensions also measure latency (p50, p99, max) at [`RATE`] msg/s; every
+//! kombu-rs point reports its heap allocations per message ([`ALLOCATIONS`]; the size dimension prints
+//! them with the bytes allocated against the body's size, the copies a body costs). Python Kombu
 //! runs every point beside (`xtask/python/kombu_scale.py`, at most [`PYTHON_COUNT`] messages) where it
 //! can do the same. Each dimension is written to `target/bench/scale-<dimension>.json`, drawn in
 //! `target/bench/scale-<dimension>.png` (and `-latency.png`; `plot.rs`), and printed as a table with
@@ -54,6 +56,15 @@ const RATE: u32 = 500;
 /// The latency figures of `kombu bench --json --rate`, µs.
 const LATENCY: [(&str, &str); 3] = [("latency_p50_us", "p50"), ("latency_p99_us", "p99"), ("latency_max_us", "max")];
 
+/// Heap allocations per message of `kombu bench --json` (the binary is built with its
+/// `count-allocations` feature): allocations and bytes, of the publish and the consume phase.
+const ALLOCATIONS: [(&str, &str); 4] = [
+    ("publish_allocations_per_msg", "publish_allocations"),
+    ("publish_alloc_bytes_per_msg", "publish_alloc_bytes"),
+    ("consume_allocations_per_msg", "consume_allocations"),
+    ("consume_alloc_bytes_per_msg", "consume_alloc_bytes"),
+];
+
 /// The rates of the BENCH.md workload.
 const WORKLOAD: [(&str, &str); 2] = [("publish_per_sec", "publish"), ("consume_per_sec", "consume")];
 
@@ -93,6 +104,8 @@ struct Point {
     count: u64,
     rates: [f64; 2],
     latency: Option<[f64; 3]>,
+    /// Allocations per message (medians, in the order of [`ALLOCATIONS`]) where counted.
+    allocations: Option<[f64; 4]>,
 }
 
 /// Messages for one point: `--n`, fewer where the bodies would pass [`BYTES_PER_POINT`] (at least 64).
@@ -161,6 +174,7 @@ fn measure(kombu: &Path, url: &str, dim: &Dimension, value: u64, side: Side, a: 
         keys.extend(LATENCY.map(|(key, _)| key));
     }
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); keys.len()];
+    let (mut allocations, mut all_counted) = (Vec::new(), true);
     for _ in 0..a.rounds.max(1) {
         let mut cmd = match side {
             Side::Python => {
@@ -185,6 +199,11 @@ fn measure(kombu: &Path, url: &str, dim: &Dimension, value: u64, side: Side, a: 
             cmd.arg("--async");
         }
         let line = output(&mut cmd)?;
+        let counted: Option<Vec<f64>> = json_rates(&line, &ALLOCATIONS.map(|(key, _)| key))?.into_iter().collect();
+        match counted {
+            Some(counted) => allocations.push(counted),
+            None => all_counted = false,
+        }
         for ((all, x), key) in figures.iter_mut().zip(json_rates(&line, &keys)?).zip(&keys) {
             match (x, side) {
                 (Some(x), _) => all.push(x),
@@ -196,7 +215,8 @@ fn measure(kombu: &Path, url: &str, dim: &Dimension, value: u64, side: Side, a: 
     }
     let medians: Vec<f64> = figures.into_iter().map(median).collect();
     let latency = dim.latency.then(|| [medians[2], medians[3], medians[4]]);
-    Ok(Point { value, count, rates: [medians[0], medians[1]], latency })
+    let allocations = all_counted.then(|| std::array::from_fn(|k| median(allocations.iter().map(|a| a[k]).collect())));
+    Ok(Point { value, count, rates: [medians[0], medians[1]], latency, allocations })
 }
 
 /// The dimensions named (all when none is).
@@ -234,7 +254,7 @@ pub(crate) fn run(kombu: &Path, a: &Args) -> Result<(), String> {
                 for &value in dim.points {
                     points.push(measure(kombu, url, dim, value, side, a)?);
                 }
-                print_points(backend, api, &points)?;
+                print_points(backend, api, &points, dim.name == "size")?;
                 for (rate, (_, name)) in dim.rates.iter().enumerate() {
                     let points: Vec<(f64, f64)> =
                         points.iter().map(|p| (p.value as f64, p.rates[rate])).filter(|p| p.1.is_finite()).collect();
@@ -301,7 +321,8 @@ fn style(side: Side) -> crate::plot::Style {
 
 /// Prints one API's points of a backend: the rates and their change from the first point, then the
 /// latencies where measured.
-fn print_points(backend: &str, api: &str, points: &[Point]) -> Result<(), String> {
+/// With `copies` (the size dimension), also the allocations per message.
+fn print_points(backend: &str, api: &str, points: &[Point], copies: bool) -> Result<(), String> {
     let first = points.first().copied().ok_or("a dimension without points")?;
     let cells: Vec<String> = points
         .iter()
@@ -319,6 +340,20 @@ fn print_points(backend: &str, api: &str, points: &[Point]) -> Result<(), String
     if !latencies.is_empty() {
         println!("{backend:<7} {api:<8} latency at {RATE} msg/s, p50 / p99 / max µs: {}", latencies.join(" | "));
     }
+    if copies {
+        let allocations: Vec<String> = points
+            .iter()
+            .filter_map(|p| {
+                let [pa, pb, ca, cb] = p.allocations?;
+                let size = p.value as f64;
+                Some(format!("{}: {pa:.0} ({:.1}x) / {ca:.0} ({:.1}x)", p.value, pb / size, cb / size))
+            })
+            .collect();
+        if !allocations.is_empty() {
+            let what = "allocations per message (bytes allocated / body size), publish / consume";
+            println!("{backend:<7} {api:<8} {what}: {}", allocations.join(" | "));
+        }
+    }
     Ok(())
 }
 
@@ -331,6 +366,11 @@ fn point_json(dim: &Dimension, p: &Point) -> serde_json::Value {
     if let Some(latency) = p.latency {
         for ((_, name), us) in LATENCY.iter().zip(latency) {
             point[format!("{name}_us")] = us.into();
+        }
+    }
+    if let Some(allocations) = p.allocations {
+        for ((_, name), x) in ALLOCATIONS.iter().zip(allocations) {
+            point[*name] = x.into();
         }
     }
     point
@@ -366,13 +406,17 @@ mod tests {
 
     #[test]
     fn a_point_is_written_with_its_rates_and_latencies_by_name() {
-        let p = Point { value: 10, count: 500, rates: [1.0, 2.0], latency: Some([40.0, 99.0, 300.0]) };
+        let latency = Some([40.0, 99.0, 300.0]);
+        let p = Point { value: 10, count: 500, rates: [1.0, 2.0], latency, allocations: None };
         let j = point_json(&DIMENSIONS[0], &p);
         assert_eq!(
             j,
             serde_json::json!({"value": 10, "count": 500, "publish": 1.0, "consume": 2.0,
             "p50_us": 40.0, "p99_us": 99.0, "max_us": 300.0})
         );
+        let counted = Point { allocations: Some([5.0, 700.0, 2.0, 300.0]), latency: None, ..p };
+        let j = point_json(&DIMENSIONS[1], &counted);
+        assert_eq!((j["publish_alloc_bytes"].as_f64(), j["consume_allocations"].as_f64()), (Some(700.0), Some(2.0)));
         let p = Point { latency: None, ..p };
         let j = point_json(&DIMENSIONS[2], &p);
         assert_eq!(j, serde_json::json!({"value": 10, "count": 500, "one_connection": 1.0, "a_connection_each": 2.0}));
