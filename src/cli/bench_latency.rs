@@ -67,6 +67,11 @@ pub(super) fn percentiles(rate: u32, mut nanos: Vec<u64>) -> Result<Latency, Err
     Ok(Latency { rate, count: nanos.len() as u64, p50: at(50), p99: at(99), max: Duration::from_nanos(nanos[last]) })
 }
 
+/// How many messages a run at `rate` publishes, and the time between two of them.
+fn schedule(args: &BenchArgs, rate: u32) -> (u64, Duration) {
+    (count_for(rate, args.count, args.size), Duration::from_secs(1) / rate.max(1))
+}
+
 fn nanos_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
@@ -78,8 +83,7 @@ pub(super) fn blocking(
     ents: &Entities,
     rate: u32,
 ) -> Result<Latency, Error> {
-    let n = count_for(rate, args.count, args.size);
-    let period = Duration::from_secs(1) / rate.max(1);
+    let (n, period) = schedule(args, rate);
     let epoch = Instant::now();
     let samples: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::with_capacity(usize::try_from(n).unwrap_or(0))));
     let progress = Progress::new(n, args.idle_timeout);
@@ -141,8 +145,7 @@ pub(super) async fn tasks(
 ) -> Result<Latency, Error> {
     use kombu_core::aio;
 
-    let n = count_for(rate, args.count, args.size);
-    let period = Duration::from_secs(1) / rate.max(1);
+    let (n, period) = schedule(args, rate);
     let epoch = Instant::now();
     let ready = Arc::new(tokio::sync::Barrier::new(2));
     let progress = Progress::new(n, args.idle_timeout);
