@@ -56,7 +56,9 @@ local function glob(s) return (string.gsub(s, '[%*%?%[%]\\]', '\\%0')) end
 local members
 if kind == 'direct' and not string.find(rkey, sep, 1, true) and redis.call('SCARD', KEYS[1]) > 32 then
   -- Only the members of this key: the server matches them in C, not a Lua loop over every binding
-  -- (for a few bindings, reading them all costs less).
+  -- (for a few bindings, reading them all costs less). Before Redis 5 a script may write after SSCAN only
+  -- when it replicates its effects, not itself.
+  if redis.replicate_commands then redis.replicate_commands() end
   members = {}
   local cursor = '0'
   repeat
