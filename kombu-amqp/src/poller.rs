@@ -17,7 +17,7 @@
 //! runs on lapin's threads.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -178,15 +178,16 @@ impl Deliveries {
         let mut first_err = None;
         let mut entries = self.entries();
         let mut channels: Vec<Merge> = Vec::new();
+        let mut merge_of: HashMap<u16, usize> = HashMap::new();
         for (i, e) in entries.iter_mut().enumerate() {
-            let id = e.lapin_channel.id();
-            if !channels.iter().any(|m| m.channel == id) {
-                channels.push(Merge { channel: id, heads: BinaryHeap::new(), last: None });
-            }
+            let at = *merge_of.entry(e.lapin_channel.id()).or_insert_with(|| {
+                channels.push(Merge { members: Vec::new(), heads: BinaryHeap::new(), last: None });
+                channels.len() - 1
+            });
+            let m = &mut channels[at];
+            m.members.push(i);
             if let Some(tag) = e.peek(&mut cx, &mut first_err) {
-                if let Some(m) = channels.iter_mut().find(|m| m.channel == id) {
-                    m.heads.push(Reverse((tag, i)));
-                }
+                m.heads.push(Reverse((tag, i)));
             }
         }
         let mut taken = 0;
@@ -229,7 +230,8 @@ impl Deliveries {
 
 /// The merge of one channel's consumers by delivery tag, for one [`Deliveries::poll`].
 struct Merge {
-    channel: u16,
+    /// The indices of the channel's entries.
+    members: Vec<usize>,
     /// The held next deliveries' tags, lowest first, with their entries' indices.
     heads: BinaryHeap<Reverse<(u64, usize)>>,
     /// The tag handed out last.
@@ -251,8 +253,9 @@ impl Merge {
     ) -> Option<usize> {
         let Reverse((tag, _)) = *self.heads.peek()?;
         if self.last.map(|last| last + 1) != Some(tag) {
-            for (i, e) in entries.iter_mut().enumerate() {
-                if e.head.is_none() && e.lapin_channel.id() == self.channel {
+            for &i in &self.members {
+                let e = &mut entries[i];
+                if e.head.is_none() {
                     if let Some(tag) = e.peek(cx, err) {
                         self.heads.push(Reverse((tag, i)));
                     }

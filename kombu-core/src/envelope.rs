@@ -163,10 +163,10 @@ struct DeliveryInfoOut<'a> {
     routing_key: &'a str,
 }
 
-/// Appends `bytes` in base64, with no intermediate string.
 /// About what an envelope's members but the body and headers take (content type, properties, tag).
 const ENVELOPE_MEMBERS: usize = 384;
 
+/// Appends `bytes` in base64, with no intermediate string.
 fn write_base64(bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let too_big = || Error::serialization(format!("a body of {} bytes is too big to encode", bytes.len()));
     let start = out.len();

@@ -62,7 +62,8 @@ impl<C> Gather<C> {
             waiting.sending = true;
             let group = std::mem::take(&mut waiting.queue);
             drop(waiting);
-            let mut sent = Sent { gather: self, tickets: group.iter().map(|(t, _)| *t).collect(), outcome: None };
+            let tickets = group.iter().map(|(t, _)| *t).collect();
+            let mut sent = Sent { gather: self, tickets, own: ticket, outcome: None };
             let commands: Vec<C> = group.into_iter().flat_map(|(_, c)| c).collect();
             sent.outcome = Some(send_group(&commands));
             drop(sent);
@@ -80,6 +81,8 @@ impl<C> Gather<C> {
 struct Sent<'a, C> {
     gather: &'a Gather<C>,
     tickets: Vec<u64>,
+    /// The sending thread's own ticket (its outcome is not kept when the thread panicked: none takes it).
+    own: u64,
     outcome: Option<Result<()>>,
 }
 
@@ -87,10 +90,14 @@ impl<C> Drop for Sent<'_, C> {
     fn drop(&mut self) {
         let outcome =
             self.outcome.take().unwrap_or_else(|| Err(Error::state("the thread sending this publish panicked")));
+        let alone = self.tickets.len() == 1;
+        if std::thread::panicking() {
+            self.tickets.retain(|t| *t != self.own);
+        }
         let mut waiting = self.gather.waiting();
         match outcome {
             Ok(()) => waiting.outcomes.extend(self.tickets.iter().map(|t| (*t, Ok(())))),
-            Err(e) if self.tickets.len() == 1 => waiting.outcomes.extend(self.tickets.first().map(|t| (*t, Err(e)))),
+            Err(e) if alone => waiting.outcomes.extend(self.tickets.first().map(|t| (*t, Err(e)))),
             Err(e) => {
                 let kind = e.kind();
                 let mut text = e.message().to_owned();
@@ -220,5 +227,6 @@ mod tests {
         assert_eq!(failed.len(), 1, "{outcomes:?}");
         assert!(failed[0].contains("panicked"), "{failed:?}");
         assert!(matches!(bench.send(vec![5], false), Ok(())));
+        assert!(bench.gather.waiting().outcomes.is_empty(), "an outcome no thread will take was kept");
     }
 }
