@@ -210,14 +210,14 @@ fn two_consumers_on_one_queue_never_get_the_same_message_and_several_queues_are_
 fn a_consumer_of_many_queues_hands_out_its_deliveries_in_the_order_the_broker_sent_them() {
     let conn = connect();
     let queues: Vec<Queue> = (0..5).map(|k| temp_queue(&unique(&format!("order{k}")))).collect();
-    let ch = conn.channel().unwrap();
+    let ch = conn.channel().expect("channel");
     for q in &queues {
-        ch.declare_queue(q, false).unwrap();
+        ch.declare_queue(q, false).expect("declare");
         for i in 0..60 {
-            ch.publish(Message::new(format!("{i}")), "", &q.name, &PublishOptions::default()).unwrap();
+            ch.publish(Message::new(format!("{i}")), "", &q.name, &PublishOptions::default()).expect("publish");
         }
     }
-    ch.declare_queue(&queues[0], true).unwrap();
+    ch.declare_queue(&queues[0], true).expect("flush");
     let tags: Arc<Mutex<Vec<u64>>> = Arc::default();
     let seen = tags.clone();
     let consumer = Consumer::new(&conn, queues.clone()).prefetch(100).on_message(move |m| {
@@ -227,7 +227,7 @@ fn a_consumer_of_many_queues_hands_out_its_deliveries_in_the_order_the_broker_se
             ref other => panic!("not an AMQP delivery tag: {other}"),
         }
     });
-    let subscription = consumer.consume().unwrap();
+    let subscription = consumer.consume().expect("consume");
     let count = || tags.lock().expect("tags").len();
     common::drain_until(
         &conn,
@@ -235,12 +235,12 @@ fn a_consumer_of_many_queues_hands_out_its_deliveries_in_the_order_the_broker_se
         || format!("only {} of 300 arrived", count()),
         || count() >= 300,
     );
-    let tags = tags.lock().unwrap().clone();
+    let tags = tags.lock().expect("tags").clone();
     let out_of_order: Vec<(u64, u64)> = tags.windows(2).filter(|w| w[1] <= w[0]).map(|w| (w[0], w[1])).collect();
     assert!(out_of_order.is_empty(), "handed out after a later tag: {out_of_order:?} in {tags:?}");
-    subscription.cancel().unwrap();
+    subscription.cancel().expect("cancel");
     for q in &queues {
-        ch.delete_queue(&q.name, false, false).unwrap();
+        ch.delete_queue(&q.name, false, false).expect("delete");
     }
 }
 
